@@ -1,0 +1,199 @@
+package transport
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// ZMTP 3.x frame flags (https://rfc.zeromq.org/spec/23/).
+const (
+	flagMore     = 0x01
+	flagLong     = 0x02
+	flagCommand  = 0x04
+	flagReserved = ^byte(flagMore | flagLong | flagCommand)
+
+	shortHeaderLen = 2 // flags + 1-byte size
+	longHeaderLen  = 9 // flags + 8-byte big-endian size
+	maxHeaderLen   = longHeaderLen
+	maxShortSize   = 255
+
+	// readBufferSize is the per-connection read buffer. Small on purpose:
+	// a server may hold ten thousand peers.
+	readBufferSize = 4 << 10
+
+	// eagerBodyAlloc is the largest frame body allocated up front. Larger
+	// bodies grow as their bytes actually arrive, so a peer that claims a
+	// big (but allowed) frame and then stalls costs little memory.
+	eagerBodyAlloc = 64 << 10
+)
+
+// frameReader reads whole ZMTP messages and commands from one connection,
+// enforcing a per-message size budget before allocating anything.
+// It is used by one goroutine only (the peer's reader).
+type frameReader struct {
+	r   *bufio.Reader
+	max int64 // budget per message: sum of header+body bytes
+	hdr [8]byte
+}
+
+func newFrameReader(r io.Reader, maxMessage int64) *frameReader {
+	return &frameReader{r: bufio.NewReaderSize(r, readBufferSize), max: maxMessage}
+}
+
+// next reads one message (frames != nil) or one command (command != nil,
+// the raw command frame body). At a message boundary a clean end of stream
+// yields io.EOF; in the middle of one, io.ErrUnexpectedEOF. Errors wrapping
+// ErrMessageTooLarge or ErrProtocol mean the peer misbehaved.
+func (fr *frameReader) next() (frames [][]byte, command []byte, err error) {
+	budget := fr.max
+	for {
+		flags, err := fr.r.ReadByte()
+		if err != nil {
+			if len(frames) > 0 && errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, nil, fmt.Errorf("read frame header: %w", err)
+		}
+		if flags&flagReserved != 0 {
+			return nil, nil, fmt.Errorf("%w: reserved flag bits set (flags 0x%02x)", ErrProtocol, flags)
+		}
+
+		var size uint64
+		headerLen := int64(shortHeaderLen)
+		if flags&flagLong != 0 {
+			headerLen = longHeaderLen
+			if _, err := io.ReadFull(fr.r, fr.hdr[:]); err != nil {
+				return nil, nil, fmt.Errorf("read long frame size: %w", unexpectedEOF(err))
+			}
+			size = binary.BigEndian.Uint64(fr.hdr[:])
+		} else {
+			b, err := fr.r.ReadByte()
+			if err != nil {
+				return nil, nil, fmt.Errorf("read frame size: %w", unexpectedEOF(err))
+			}
+			size = uint64(b)
+		}
+
+		// Check the claim against what is left of the budget before
+		// allocating. Comparing in uint64 also rejects sizes >= 2^63.
+		if budget < headerLen || size > uint64(budget-headerLen) {
+			return nil, nil, fmt.Errorf("%w: frame of %d bytes (+%d header) exceeds the %d bytes left of the %d-byte message limit",
+				ErrMessageTooLarge, size, headerLen, max(budget, 0), fr.max)
+		}
+		budget -= headerLen + int64(size)
+
+		if flags&flagCommand != 0 {
+			if flags&flagMore != 0 {
+				return nil, nil, fmt.Errorf("%w: command frame with MORE flag", ErrProtocol)
+			}
+			if len(frames) > 0 {
+				return nil, nil, fmt.Errorf("%w: command frame inside a multipart message", ErrProtocol)
+			}
+			body, err := readBody(fr.r, int(size))
+			if err != nil {
+				return nil, nil, fmt.Errorf("read command body: %w", err)
+			}
+			return nil, body, nil
+		}
+
+		body, err := readBody(fr.r, int(size))
+		if err != nil {
+			return nil, nil, fmt.Errorf("read frame body: %w", err)
+		}
+		frames = append(frames, body)
+		if flags&flagMore == 0 {
+			return frames, nil, nil
+		}
+	}
+}
+
+// readBody reads exactly size bytes. Bodies up to eagerBodyAlloc are
+// allocated at once; larger ones grow (doubling) as bytes arrive, so memory
+// follows what the peer really sent, not what it claimed.
+func readBody(r io.Reader, size int) ([]byte, error) {
+	if size <= eagerBodyAlloc {
+		b := make([]byte, size)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return nil, unexpectedEOF(err)
+		}
+		return b, nil
+	}
+	b := make([]byte, 0, eagerBodyAlloc)
+	for len(b) < size {
+		if len(b) == cap(b) {
+			grown := make([]byte, len(b), min(2*cap(b), size))
+			copy(grown, b)
+			b = grown
+		}
+		n, err := io.ReadFull(r, b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			return nil, unexpectedEOF(err)
+		}
+	}
+	return b, nil
+}
+
+// unexpectedEOF turns io.EOF into io.ErrUnexpectedEOF: inside a frame the
+// stream must not end.
+func unexpectedEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// putHeader writes a frame header for a body of size bytes into dst (which
+// must have room for maxHeaderLen bytes) and returns the written part.
+func putHeader(dst []byte, flags byte, size int) []byte {
+	if size > maxShortSize {
+		dst[0] = flags | flagLong
+		binary.BigEndian.PutUint64(dst[1:longHeaderLen], uint64(size))
+		return dst[:longHeaderLen]
+	}
+	dst[0] = flags
+	dst[1] = byte(size)
+	return dst[:shortHeaderLen]
+}
+
+// ZMTP command names this package speaks after the handshake.
+const (
+	cmdPing = "PING"
+	cmdPong = "PONG"
+
+	// maxPingContext is the longest PING context ZMTP 3.1 allows.
+	maxPingContext = 16
+)
+
+// parseCommand splits a command frame body into name and data:
+// name-length byte, name, data.
+func parseCommand(body []byte) (name string, data []byte, err error) {
+	if len(body) == 0 {
+		return "", nil, fmt.Errorf("%w: empty command frame", ErrProtocol)
+	}
+	n := int(body[0])
+	if n == 0 || n > len(body)-1 {
+		return "", nil, fmt.Errorf("%w: command name length %d in a %d-byte command frame", ErrProtocol, n, len(body))
+	}
+	return string(body[1 : 1+n]), body[1+n:], nil
+}
+
+// pongFor builds the PONG command body answering a PING's data: 2-byte TTL
+// then up to 16 bytes of context, which the PONG echoes. A PING too short
+// to carry a TTL gets a PONG with an empty context.
+func pongFor(pingData []byte) []byte {
+	var context []byte
+	if len(pingData) > 2 {
+		context = pingData[2:]
+		if len(context) > maxPingContext {
+			context = context[:maxPingContext]
+		}
+	}
+	body := make([]byte, 0, 1+len(cmdPong)+len(context))
+	body = append(body, byte(len(cmdPong)))
+	body = append(body, cmdPong...)
+	return append(body, context...)
+}

@@ -1,0 +1,145 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// FuzzHandshakeAndFrames feeds arbitrary bytes, as the remote side of a
+// connection, through the real handshake and frame reader (Server.startConn
+// over a net.Pipe). It asserts: no panic (including none swallowed by the
+// recover around zmq4.Open, which would log an error), nothing allocated
+// beyond what the limits allow, and every connection fully reaped.
+//
+// Seeds live in testdata/fuzz/FuzzHandshakeAndFrames and are replayed by a
+// plain `go test`.
+func FuzzHandshakeAndFrames(f *testing.F) {
+	const maxMessage = 64 << 10
+	f.Fuzz(func(t *testing.T, data []byte) {
+		errs := &errorCounter{}
+		h := &fuzzHandler{}
+		s := newServer(Config{
+			MaxMessageSize:   maxMessage,
+			HandshakeTimeout: 2 * time.Second,
+			WriteTimeout:     2 * time.Second,
+			SendQueue:        16,
+			Logger:           slog.New(errs),
+		}, h)
+		h.srv = s
+
+		before := totalAlloc()
+		client, server := net.Pipe()
+		drained := make(chan struct{})
+		go func() { // the server's greeting, READY, PONGs and echoes
+			_, _ = io.Copy(io.Discard, client)
+			close(drained)
+		}()
+		s.startConn(server, "pipe")
+		_, _ = client.Write(data) // returns once the server has read it all, or closed
+		_ = client.Close()
+		<-drained
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+
+		// Legitimate allocations: one message of up to maxMessage (twice,
+		// for incremental growth), the 64 KiB handshake cap, per-frame
+		// slice headers, and fixed per-connection overhead.
+		if grew, limit := totalAlloc()-before, uint64(8<<20+64*len(data)); grew > limit {
+			t.Fatalf("allocated %d bytes for a %d-byte input (limit %d)", grew, len(data), limit)
+		}
+		if n := errs.n.Load(); n > 0 {
+			t.Fatalf("%d error logs (a recovered panic?)", n)
+		}
+		if st := s.Stats(); st.Conns != 0 || st.Peers != 0 {
+			t.Fatalf("after Close: %+v", st)
+		}
+		if c, d := h.connected.Load(), h.disconnected.Load(); c != d {
+			t.Fatalf("Connected %d, Disconnected %d", c, d)
+		}
+	})
+}
+
+func totalAlloc() uint64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.TotalAlloc
+}
+
+// fuzzHandler echoes every message, to drive the writer too.
+type fuzzHandler struct {
+	srv                     *Server
+	connected, disconnected atomic.Int64
+}
+
+func (h *fuzzHandler) Connected(Peer)                  { h.connected.Add(1) }
+func (h *fuzzHandler) Disconnected(Peer, error)        { h.disconnected.Add(1) }
+func (h *fuzzHandler) Message(p Peer, frames [][]byte) { _ = h.srv.Send(p.ID, frames...) }
+
+// errorCounter is a slog.Handler that counts records at Error level.
+type errorCounter struct{ n atomic.Int64 }
+
+func (e *errorCounter) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelError }
+func (e *errorCounter) Handle(context.Context, slog.Record) error    { e.n.Add(1); return nil }
+func (e *errorCounter) WithAttrs([]slog.Attr) slog.Handler           { return e }
+func (e *errorCounter) WithGroup(string) slog.Handler                { return e }
+
+// TestHandshakeGuardWithholdsTheOffendingByte checks the property zmq4's
+// io.ReadFull relies on: an oversized header is reported together with
+// fewer bytes than asked for.
+func TestHandshakeGuardWithholdsTheOffendingByte(t *testing.T) {
+	client, server := net.Pipe()
+	defer client.Close()
+	defer server.Close()
+	g := newHandshakeGuard(server, handshakeMaxBytes)
+	go func() {
+		msg := append(make([]byte, greetingLen), 0x06, 0, 0, 0, 0, 0, 1, 0, 0) // long command, 65536 bytes
+		_, _ = client.Write(msg)
+	}()
+	if _, err := io.ReadFull(g, make([]byte, greetingLen)); err != nil {
+		t.Fatalf("greeting: %v", err)
+	}
+	hdr := make([]byte, 2)
+	if _, err := io.ReadFull(g, hdr); err != nil {
+		t.Fatalf("short header part: %v", err)
+	}
+	n, err := io.ReadFull(g, make([]byte, 7))
+	if err == nil || n != 6 {
+		t.Fatalf("ReadFull of the size = %d, %v; want 6 bytes and an error", n, err)
+	}
+}
+
+// TestFrameReaderBudget checks message-size accounting at the boundary.
+func TestFrameReaderBudget(t *testing.T) {
+	cases := []struct {
+		name    string
+		max     int64
+		data    []byte
+		wantErr error
+	}{
+		{"two frames exactly at the limit", 2 + 3 + 2 + 3, []byte{1, 3, 'a', 'b', 'c', 0, 3, 'd', 'e', 'f'}, nil},
+		{"two frames one over", 2 + 3 + 2 + 2, []byte{1, 3, 'a', 'b', 'c', 0, 3, 'd', 'e', 'f'}, ErrMessageTooLarge},
+		{"long header counts 9 bytes", 9 + 1, []byte{2, 0, 0, 0, 0, 0, 0, 0, 2, 'a', 'b'}, ErrMessageTooLarge},
+		{"max uint64 size", 1 << 20, []byte{2, 255, 255, 255, 255, 255, 255, 255, 255}, ErrMessageTooLarge},
+		{"reserved bit", 1 << 20, []byte{0x08, 0}, ErrProtocol},
+		{"truncated", 1 << 20, []byte{0, 5, 'a'}, io.ErrUnexpectedEOF},
+		{"clean end", 1 << 20, nil, io.EOF},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			fr := newFrameReader(bytes.NewReader(tc.data), tc.max)
+			_, _, err := fr.next()
+			if tc.wantErr == nil && err != nil || tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tc.wantErr)
+			}
+		})
+	}
+}

@@ -1,0 +1,129 @@
+package transport
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"unicode"
+	"unicode/utf8"
+)
+
+// register gives p its identity and enters it in the registry. A peer
+// without an Identity gets a generated one. If the identity is taken, the
+// newcomer is refused (errDuplicate) or, with Handover, takes it: the
+// previous owner is returned for the caller to close and await. Reader
+// goroutine of p only.
+func (s *Server) register(p *peer, h hello) (old *peer, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrServerClosed
+	}
+	id := h.identity
+	if id == "" {
+		id = s.generateID()
+	}
+	old = s.peers[id]
+	if old != nil && !s.cfg.Handover {
+		return nil, fmt.Errorf("%w: %s", errDuplicate, logID(id))
+	}
+	// p.id and p.log are set before p becomes reachable through the
+	// registry (under s.mu), so other goroutines see them.
+	p.id = id
+	p.log = p.log.With("peer", logID(id))
+	s.peers[id] = p
+	return old, nil
+}
+
+// generateID returns an unused libzmq-style identity: 0x00 followed by a
+// big-endian uint32 counter. Caller holds s.mu.
+func (s *Server) generateID() string {
+	var b [5]byte
+	for {
+		s.nextAnon++
+		binary.BigEndian.PutUint32(b[1:], s.nextAnon)
+		if _, taken := s.peers[string(b[:])]; !taken {
+			return string(b[:])
+		}
+	}
+}
+
+// lookup returns the registered peer with identity id, or nil.
+func (s *Server) lookup(id string) *peer {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.peers[id]
+}
+
+// Send queues a message of frames for the peer with identity id and
+// returns without waiting for the network. If the peer's last message came
+// with an empty delimiter (REQ), an empty frame is written first. Send
+// takes ownership of frames: callers must not modify them afterwards, and
+// the same frame may be passed to many Sends (broadcast); transport never
+// modifies a frame.
+//
+// Errors: ErrNoFrames; ErrUnknownPeer when no connected peer has that id
+// (or it is disconnecting); ErrPeerDropped when the peer already had
+// SendQueue messages waiting: it is then disconnected (errors.Is(err,
+// ErrUnknownPeer) holds for both). Any goroutine, including Handler
+// callbacks.
+func (s *Server) Send(id string, frames ...[]byte) error {
+	if len(frames) == 0 {
+		return fmt.Errorf("transport: send to %s: %w", logID(id), ErrNoFrames)
+	}
+	p := s.lookup(id)
+	if p == nil {
+		return fmt.Errorf("transport: send to %s: %w", logID(id), ErrUnknownPeer)
+	}
+	if err := s.push(p, outMsg{frames: frames, envelope: p.enveloped.Load()}); err != nil {
+		return fmt.Errorf("transport: send to %s: %w", logID(id), err)
+	}
+	return nil
+}
+
+// push queues m for p. On overflow it drops p (once: counted and logged).
+// Any goroutine.
+func (s *Server) push(p *peer, m outMsg) error {
+	switch err := p.enqueue(m, s.cfg.SendQueue); err {
+	case nil:
+		return nil
+	case errQueueFull:
+		if p.shutdownCounting(ErrPeerDropped, &s.stats.slowDropped) {
+			p.log.Warn("dropping slow peer: send queue full", "queue", s.cfg.SendQueue)
+		}
+		return ErrPeerDropped
+	default: // errQueueClosed: the peer is on its way out
+		return ErrUnknownPeer
+	}
+}
+
+// Disconnect closes the connection of the peer with identity id and
+// reports whether there was one; its Disconnected follows (with reason
+// ErrDisconnected) on the peer's reader goroutine. Any goroutine,
+// including Handler callbacks.
+func (s *Server) Disconnect(id string) bool {
+	p := s.lookup(id)
+	if p == nil {
+		return false
+	}
+	p.shutdown(ErrDisconnected)
+	return true
+}
+
+// logID renders an identity for logs and errors: as a quoted string when
+// it is printable UTF-8, else as 0x-prefixed hex (generated identities).
+func logID(id string) string {
+	if utf8.ValidString(id) {
+		printable := true
+		for _, r := range id {
+			if !unicode.IsPrint(r) {
+				printable = false
+				break
+			}
+		}
+		if printable {
+			return fmt.Sprintf("%q", id)
+		}
+	}
+	return "0x" + hex.EncodeToString([]byte(id))
+}

@@ -1,0 +1,393 @@
+package transport_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/go-zeromq/zmq4"
+
+	"github.com/moebius-js/moebius-js/transport"
+)
+
+func TestDealerRoundTripUsesItsIdentity(t *testing.T) {
+	srv, rec := startServer(t, transport.Config{})
+	echo(srv, rec, "reply")
+
+	dealer := dialZMQ(t, zmq4.Dealer, tcpAddr(t, srv), "client-1")
+	peer := rec.waitConnected(t, "client-1")
+	if peer.Conn == 0 {
+		t.Errorf("Peer.Conn = 0, want a serial")
+	}
+
+	sendZMQ(t, dealer, []byte("hello"))
+	got := recvZMQ(t, dealer)
+	if want := [][]byte{[]byte("reply"), []byte("hello")}; !eqFrames(got, want) {
+		t.Fatalf("dealer received %q, want %q", got, want)
+	}
+	evs := rec.snapshot()
+	if msgs := messages(evs); len(msgs) != 1 || !eqFrames(msgs[0], [][]byte{[]byte("hello")}) {
+		t.Fatalf("handler messages %q, want [[hello]]", msgs)
+	}
+	// MsgsOut counts after the write returns, which can lag the client's read.
+	eventually(t, "MsgsOut 1", func() bool { return srv.Stats().MsgsOut == 1 })
+	if s := srv.Stats(); s.MsgsIn != 1 || s.Peers != 1 || s.Conns != 1 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+func TestAnonymousPeersGetGeneratedIdentities(t *testing.T) {
+	srv, rec := startServer(t, transport.Config{})
+	echo(srv, rec, "reply")
+
+	for _, identity := range []*string{nil, strp("")} { // no property, and an empty one
+		rc := dialRaw(t, tcpAddr(t, srv))
+		rc.handshake("DEALER", identity)
+		rc.send([]byte("hi"))
+		if got := rc.recv(); !eqFrames(got, [][]byte{[]byte("reply"), []byte("hi")}) {
+			t.Fatalf("anonymous peer received %q", got)
+		}
+	}
+	evs := rec.snapshot()
+	var ids []string
+	for _, e := range evs {
+		if e.kind == evConnected {
+			ids = append(ids, e.peer.ID)
+		}
+	}
+	if len(ids) != 2 || ids[0] == ids[1] {
+		t.Fatalf("generated ids %q: want two distinct", ids)
+	}
+	for _, id := range ids {
+		if len(id) != 5 || id[0] != 0 {
+			t.Errorf("generated id % x: want 5 bytes starting with 0x00", id)
+		}
+	}
+}
+
+func TestReqRoundTripStripsAndRestoresTheDelimiter(t *testing.T) {
+	srv, rec := startServer(t, transport.Config{})
+	rec.setOnMessage(func(p transport.Peer, frames [][]byte) {
+		_ = srv.Send(p.ID, append([]byte("re:"), frames[0]...))
+	})
+
+	t.Run("zmq4 REQ", func(t *testing.T) {
+		req := dialZMQ(t, zmq4.Req, tcpAddr(t, srv), "req-1")
+		rec.waitConnected(t, "req-1")
+		sendZMQ(t, req, []byte("ping"))
+		if got := recvZMQ(t, req); !eqFrames(got, [][]byte{[]byte("re:ping")}) {
+			t.Fatalf("REQ received %q", got)
+		}
+		evs := rec.waitFor(t, "message from req-1", func(evs []event) bool { return count(evs, evMessage, "req-1") == 1 })
+		for _, e := range evs {
+			if e.kind == evMessage && e.peer.ID == "req-1" && !eqFrames(e.frames, [][]byte{[]byte("ping")}) {
+				t.Fatalf("handler got %q, want the payload without delimiter", e.frames)
+			}
+		}
+	})
+
+	t.Run("raw REQ sees the delimiter on the wire", func(t *testing.T) {
+		rc := dialRaw(t, tcpAddr(t, srv))
+		rc.handshake("REQ", strp("req-2"))
+		rc.send(nil, []byte("a"))
+		if got := rc.recv(); !eqFrames(got, [][]byte{{}, []byte("re:a")}) {
+			t.Fatalf("raw REQ received %q, want [\"\" re:a]", got)
+		}
+		// A later unenveloped message switches replies back to no delimiter.
+		rc.send([]byte("b"))
+		if got := rc.recv(); !eqFrames(got, [][]byte{[]byte("re:b")}) {
+			t.Fatalf("after an unenveloped message received %q, want [re:b]", got)
+		}
+	})
+}
+
+func TestProbeMessageIsNotDelivered(t *testing.T) {
+	srv, rec := startServer(t, transport.Config{})
+	rc := dialRaw(t, tcpAddr(t, srv))
+	rc.handshake("REQ", strp("prober"))
+
+	rc.send(nil, []byte("req")) // enveloped
+	rc.send(nil)                // probe: a single empty frame
+	rc.send([]byte("after"))
+	evs := rec.waitFor(t, "two messages", func(evs []event) bool { return count(evs, evMessage, "prober") >= 2 })
+	want := [][][]byte{{[]byte("req")}, {[]byte("after")}}
+	if got := messages(evs); len(got) != 2 || !eqFrames(got[0], want[0]) || !eqFrames(got[1], want[1]) {
+		t.Fatalf("delivered %q, want %q", got, want)
+	}
+	if s := srv.Stats(); s.MsgsIn != 2 {
+		t.Errorf("MsgsIn = %d, want 2", s.MsgsIn)
+	}
+}
+
+func TestMultipartBinaryFramesAreByteExact(t *testing.T) {
+	srv, rec := startServer(t, transport.Config{})
+	long := make([]byte, 300) // > 255: long frame header
+	for i := range long {
+		long[i] = byte(i)
+	}
+	frames := [][]byte{{0, 0, 0}, {}, long, {0xff}, []byte("\x00tail\x00")}
+
+	t.Run("incoming", func(t *testing.T) {
+		rc := dialRaw(t, tcpAddr(t, srv))
+		rc.handshake("DEALER", strp("bin"))
+		rc.send(frames...)
+		evs := rec.waitFor(t, "the message", func(evs []event) bool { return count(evs, evMessage, "bin") == 1 })
+		if got := messages(evs)[0]; !eqFrames(got, frames) {
+			t.Fatalf("delivered %q\nwant %q", got, frames)
+		}
+		if err := srv.Send("bin", frames...); err != nil {
+			t.Fatal(err)
+		}
+		if got := rc.recv(); !eqFrames(got, frames) {
+			t.Fatalf("raw client received %q\nwant %q", got, frames)
+		}
+	})
+
+	t.Run("outgoing to zmq4 DEALER", func(t *testing.T) {
+		dealer := dialZMQ(t, zmq4.Dealer, tcpAddr(t, srv), "bin-dealer")
+		rec.waitConnected(t, "bin-dealer")
+		if err := srv.Send("bin-dealer", frames...); err != nil {
+			t.Fatal(err)
+		}
+		if got := recvZMQ(t, dealer); !eqFrames(got, frames) {
+			t.Fatalf("dealer received %q\nwant %q", got, frames)
+		}
+	})
+}
+
+func TestIPCEndpoint(t *testing.T) {
+	dir, err := os.MkdirTemp("", "mjs") // short: unix socket paths are limited to ~108 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	path := filepath.Join(dir, "s.sock")
+
+	// A stale socket file, as left by a crashed server, is removed first.
+	stale, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.(*net.UnixListener).SetUnlinkOnClose(false)
+	_ = stale.Close()
+
+	rec := newRecorder()
+	srv, err := transport.Listen(transport.Config{Endpoints: []string{"ipc://" + path}, Logger: testLogger()}, rec)
+	if err != nil {
+		t.Fatalf("Listen over a stale socket file: %v", err)
+	}
+	if got := srv.Addrs(); len(got) != 1 || got[0] != "ipc://"+path {
+		t.Errorf("Addrs = %q", got)
+	}
+	echo(srv, rec, "ipc")
+
+	dealer := dialZMQ(t, zmq4.Dealer, "ipc://"+path, "ipc-client")
+	sendZMQ(t, dealer, []byte("x"))
+	if got := recvZMQ(t, dealer); !eqFrames(got, [][]byte{[]byte("ipc"), []byte("x")}) {
+		t.Fatalf("received %q", got)
+	}
+
+	// A live server's socket is not stolen.
+	if _, err := transport.Listen(transport.Config{Endpoints: []string{"ipc://" + path}, Logger: testLogger()}, newRecorder()); err == nil {
+		t.Errorf("second Listen on a live ipc endpoint succeeded")
+	}
+
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket file still there after Close: %v", err)
+	}
+}
+
+func TestListenFailsWithoutLeavingEndpointsBound(t *testing.T) {
+	rec := newRecorder()
+	_, err := transport.Listen(transport.Config{Endpoints: []string{"tcp://127.0.0.1:0", "bogus://x"}, Logger: testLogger()}, rec)
+	if err == nil {
+		t.Fatal("Listen with a bad endpoint succeeded")
+	}
+	for _, ep := range []string{"tcp://127.0.0.1", "udp://127.0.0.1:1", "ipc://"} {
+		if _, err := transport.Listen(transport.Config{Endpoints: []string{ep}, Logger: testLogger()}, rec); err == nil {
+			t.Errorf("Listen(%q) succeeded", ep)
+		}
+	}
+}
+
+func TestDuplicateIdentity(t *testing.T) {
+	t.Run("refused by default", func(t *testing.T) {
+		srv, rec := startServer(t, transport.Config{})
+		first := dialRaw(t, tcpAddr(t, srv))
+		first.handshake("DEALER", strp("dup"))
+		rec.waitConnected(t, "dup")
+
+		second := dialRaw(t, tcpAddr(t, srv))
+		second.handshake("DEALER", strp("dup"))
+		if rest := second.expectClosed(waitTimeout); len(rest) != 0 {
+			t.Fatalf("refused newcomer received %q", rest)
+		}
+		if s := srv.Stats(); s.DuplicateRefused != 1 || s.Peers != 1 {
+			t.Fatalf("stats %+v: want DuplicateRefused 1, Peers 1", s)
+		}
+		if err := srv.Send("dup", []byte("for-first")); err != nil {
+			t.Fatal(err)
+		}
+		if got := first.recv(); !eqFrames(got, [][]byte{[]byte("for-first")}) {
+			t.Fatalf("first client received %q", got)
+		}
+		if n := count(rec.snapshot(), evConnected, "dup"); n != 1 {
+			t.Errorf("%d Connected events for dup, want 1", n)
+		}
+	})
+
+	t.Run("handover closes the old connection", func(t *testing.T) {
+		srv, rec := startServer(t, transport.Config{Handover: true})
+		old := dialRaw(t, tcpAddr(t, srv))
+		old.handshake("DEALER", strp("dup"))
+		oldPeer := rec.waitConnected(t, "dup")
+
+		newcomer := dialRaw(t, tcpAddr(t, srv))
+		newcomer.handshake("DEALER", strp("dup"))
+		old.expectClosed(waitTimeout)
+
+		evs := rec.waitFor(t, "second Connected", func(evs []event) bool { return count(evs, evConnected, "dup") == 2 })
+		var disconnectedAt, connectedAt = -1, -1
+		for i, e := range evs {
+			switch {
+			case e.kind == evDisconnected && e.peer == oldPeer:
+				disconnectedAt = i
+				if !errors.Is(e.reason, transport.ErrReplaced) {
+					t.Errorf("old peer's reason %v, want ErrReplaced", e.reason)
+				}
+			case e.kind == evConnected && e.peer.ID == "dup" && e.peer != oldPeer:
+				connectedAt = i
+			}
+		}
+		if disconnectedAt < 0 || disconnectedAt > connectedAt {
+			t.Fatalf("want Disconnected(old) before Connected(new); events %v", evs)
+		}
+		if err := srv.Send("dup", []byte("for-newcomer")); err != nil {
+			t.Fatal(err)
+		}
+		if got := newcomer.recv(); !eqFrames(got, [][]byte{[]byte("for-newcomer")}) {
+			t.Fatalf("newcomer received %q", got)
+		}
+	})
+}
+
+func TestSendErrors(t *testing.T) {
+	srv, rec := startServer(t, transport.Config{})
+	if err := srv.Send("nobody", []byte("x")); !errors.Is(err, transport.ErrUnknownPeer) {
+		t.Errorf("Send to unknown id: %v, want ErrUnknownPeer", err)
+	}
+	if !errors.Is(transport.ErrPeerDropped, transport.ErrUnknownPeer) {
+		t.Errorf("ErrPeerDropped does not match ErrUnknownPeer")
+	}
+
+	rc := dialRaw(t, tcpAddr(t, srv))
+	rc.handshake("DEALER", strp("someone"))
+	rec.waitConnected(t, "someone")
+	if err := srv.Send("someone"); !errors.Is(err, transport.ErrNoFrames) {
+		t.Errorf("Send without frames: %v, want ErrNoFrames", err)
+	}
+
+	if srv.Disconnect("nobody") {
+		t.Errorf("Disconnect(unknown) = true")
+	}
+	if !srv.Disconnect("someone") {
+		t.Fatalf("Disconnect(someone) = false")
+	}
+	evs := rec.waitFor(t, "Disconnected", func(evs []event) bool { return count(evs, evDisconnected, "someone") == 1 })
+	if r := evs[len(evs)-1].reason; !errors.Is(r, transport.ErrDisconnected) {
+		t.Errorf("reason %v, want ErrDisconnected", r)
+	}
+	rc.expectClosed(waitTimeout)
+	if err := srv.Send("someone", []byte("x")); !errors.Is(err, transport.ErrUnknownPeer) {
+		t.Errorf("Send after Disconnected: %v, want ErrUnknownPeer", err)
+	}
+}
+
+func TestCloseWaitsForEverything(t *testing.T) {
+	baseline := runtime.NumGoroutine()
+	rec := newRecorder()
+	srv, err := transport.Listen(transport.Config{Endpoints: []string{"tcp://127.0.0.1:0", "tcp://127.0.0.1:0"}, Logger: testLogger()}, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 5
+	var clients []*rawClient
+	for i := range n {
+		rc := dialRaw(t, srv.Addrs()[i%2])
+		rc.handshake("DEALER", nil)
+		clients = append(clients, rc)
+	}
+	silent := dialRaw(t, srv.Addrs()[0]) // still handshaking
+	rec.waitFor(t, "all connected", func(evs []event) bool { return count(evs, evConnected, "") == n })
+	eventually(t, "the silent conn to be accepted", func() bool { return srv.Stats().Conns == n+1 })
+
+	if err := srv.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	// No waiting: Close has delivered every Disconnected and reaped every peer.
+	evs := rec.snapshot()
+	if got := count(evs, evDisconnected, ""); got != n {
+		t.Fatalf("%d Disconnected after Close, want %d", got, n)
+	}
+	for _, e := range evs {
+		if e.kind == evDisconnected && !errors.Is(e.reason, transport.ErrServerClosed) {
+			t.Errorf("reason %v, want ErrServerClosed", e.reason)
+		}
+	}
+	if s := srv.Stats(); s.Peers != 0 || s.Conns != 0 {
+		t.Errorf("after Close: %+v", s)
+	}
+	for _, rc := range append(clients, silent) {
+		rc.expectClosed(waitTimeout)
+	}
+	if err := srv.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if err := srv.Send(evs[0].peer.ID, []byte("x")); !errors.Is(err, transport.ErrUnknownPeer) {
+		t.Errorf("Send after Close: %v", err)
+	}
+	waitGoroutines(t, baseline) // only the exits of just-finished goroutines can lag
+}
+
+func TestShutdownFlushesQueuedMessages(t *testing.T) {
+	rec := newRecorder()
+	srv, err := transport.Listen(transport.Config{Endpoints: []string{"tcp://127.0.0.1:0"}, Logger: testLogger()}, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := dialRaw(t, srv.Addrs()[0])
+	rc.handshake("DEALER", strp("last-words"))
+	rec.waitConnected(t, "last-words")
+	payload := bytes.Repeat([]byte("z"), 64<<10)
+	const n = 50
+	for range n {
+		if err := srv.Send("last-words", payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(context.Background()) }()
+	for i := range n {
+		if got := rc.recv(); len(got) != 1 || !bytes.Equal(got[0], payload) {
+			t.Fatalf("message %d: %d frames", i, len(got))
+		}
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("Shutdown did not return")
+	}
+	rc.expectClosed(waitTimeout)
+}
