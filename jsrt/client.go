@@ -1,0 +1,102 @@
+package jsrt
+
+import (
+	"github.com/dop251/goja"
+)
+
+// client is one connected peer as its worker knows it. A reconnect with the
+// same identity is a new client.
+type client struct {
+	id   string // routing identity bytes
+	text string // IDText(id), what JavaScript sees as client.id
+	conn uint64 // the transport's connection serial
+	gone bool   // disconnected: sends throw ClientGoneError
+}
+
+// object returns this runtime's JavaScript object for c, creating it on
+// first use: {id, state, send, broadcast, close}.
+func (rt *runtime) object(c *client) *goja.Object {
+	if o := rt.clients[c]; o != nil {
+		return o
+	}
+	vm := rt.vm
+	o := vm.NewObject()
+	_ = o.DefineDataProperty("id", vm.ToValue(c.text), goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_TRUE)
+	_ = o.Set("state", vm.NewObject())
+	_ = o.Set("send", func(call goja.FunctionCall) goja.Value {
+		frames, err := rt.frames(call.Arguments)
+		if err != nil {
+			rt.throw(err)
+		}
+		if err := rt.w.send(c, frames); err != nil {
+			rt.throw(err)
+		}
+		return goja.Undefined()
+	})
+	_ = o.Set("broadcast", func(call goja.FunctionCall) goja.Value {
+		rt.broadcast(call.Argument(0), call.Argument(1))
+		return goja.Undefined()
+	})
+	_ = o.Set("close", func(goja.FunctionCall) goja.Value {
+		rt.w.disconnect(c)
+		return goja.Undefined()
+	})
+	if !c.gone {
+		rt.clients[c] = o
+	}
+	return o
+}
+
+// forget drops this runtime's object for a client that went away.
+func (rt *runtime) forget(c *client) { delete(rt.clients, c) }
+
+// broadcast sends x to every connected client that filter (when it is a
+// function) accepts. Without a filter it reaches the clients of every
+// worker; a filter runs here, on this worker's clients. A filter that throws
+// skips that client and the error is logged.
+func (rt *runtime) broadcast(x, filter goja.Value) {
+	rt.mustBeLoaded("broadcast")
+	f, err := rt.frame(x)
+	if err != nil {
+		rt.throw(err)
+	}
+	accept, hasFilter := goja.AssertFunction(filter)
+	if !hasFilter {
+		rt.w.host.broadcast(rt.w, f)
+		return
+	}
+	for _, c := range rt.w.clients {
+		ok, err := accept(goja.Undefined(), rt.object(c))
+		if err != nil {
+			if uncatchable(err) {
+				panic(err) // the watchdog stopped this step: let it end
+			}
+			rt.w.log.Error("broadcast filter threw", "client", c.text, "error", describe(err))
+			continue
+		}
+		if ok.ToBoolean() {
+			rt.w.sendQuietly(c, f)
+		}
+	}
+}
+
+// adoptStates gives each client of old that has a JSON-serialisable state a
+// copy of it in rt. Called when rt replaces old.
+func (rt *runtime) adoptStates(old *runtime) {
+	for c, o := range old.clients {
+		if c.gone {
+			continue
+		}
+		s, err := old.jsonStringify(goja.Undefined(), o.Get("state"))
+		if err != nil || goja.IsUndefined(s) {
+			rt.w.log.Warn("client.state could not be carried over to the new code (not JSON-serialisable)",
+				"client", c.text, "error", err)
+			continue
+		}
+		v, err := rt.jsonParse(goja.Undefined(), rt.vm.ToValue(s.String()))
+		if err != nil {
+			continue
+		}
+		_ = rt.object(c).Set("state", v)
+	}
+}

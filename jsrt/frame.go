@@ -1,0 +1,93 @@
+package jsrt
+
+import (
+	"errors"
+	"time"
+
+	"github.com/dop251/goja"
+
+	"github.com/moebius-js/moebius-js/core"
+)
+
+// genFrame adapts a JavaScript generator object to core.Frame.
+type genFrame struct {
+	rt  *runtime
+	gen *goja.Object
+}
+
+// Resume runs the generator to its next yield: next(value), or throw(error)
+// when in carries an error.
+func (f *genFrame) Resume(in core.Input) core.Step {
+	rt := f.rt
+	var res goja.Value
+	var err error
+	if in.Err != nil {
+		res, err = rt.call(rt.genThrow, f.gen, rt.errorValue(in.Err))
+	} else {
+		res, err = rt.call(rt.genNext, f.gen, rt.value(in.Value))
+	}
+	if err != nil {
+		if uncatchable(err) {
+			return core.Step{Kind: core.Abort, In: core.Input{Err: err}}
+		}
+		return core.Step{Kind: core.Done, In: core.Input{Err: err}}
+	}
+	it := res.(*goja.Object)
+	if it.Get("done").ToBoolean() {
+		return core.Step{Kind: core.Done, In: core.Input{Value: it.Get("value")}}
+	}
+	return rt.yielded(it.Get("value"))
+}
+
+// Cancel calls the generator's return(), so its finally blocks run. A
+// finally block that yields is cut short there.
+func (f *genFrame) Cancel() {
+	if _, err := f.rt.call(f.rt.genReturn, f.gen, goja.Undefined()); err != nil {
+		f.rt.w.log.Error("a finally block threw while its generator was cancelled", "error", describe(err))
+	}
+}
+
+// uncatchable reports whether err ended a call in a way JavaScript could not
+// catch (the watchdog's interrupt, a blown call stack): the generator that
+// ran is dead.
+func uncatchable(err error) bool {
+	var intr *goja.InterruptedError
+	var so *goja.StackOverflowError
+	return errors.As(err, &intr) || errors.As(err, &so)
+}
+
+// sleepOp is what sleep(ms) returns; yielding it parks the task.
+type sleepOp struct{ d time.Duration }
+
+// yielded decides what a yielded value asks of the scheduler (DESIGN §2).
+func (rt *runtime) yielded(v goja.Value) core.Step {
+	o, ok := v.(*goja.Object)
+	if !ok {
+		return core.Step{Kind: core.Yield}
+	}
+	if p := o.Prototype(); p != nil {
+		if p.Prototype() == rt.genProto {
+			return core.Step{Kind: core.Call, Child: &genFrame{rt: rt, gen: o}}
+		}
+		if p == rt.genFuncProto {
+			return core.Step{Kind: core.Yield, In: core.Input{Err: badArgument(
+				"yielded a generator function: call it (yield fn(...)) to run it")}}
+		}
+	}
+	switch o.ExportType() {
+	case typeSleepOp:
+		op := o.Export().(*sleepOp)
+		return core.Step{Kind: core.Park, Until: rt.w.sched.Now().Add(op.d)}
+	}
+	return core.Step{Kind: core.Yield}
+}
+
+// generator returns v as a generator object, or nil when it is not one.
+func (rt *runtime) generator(v goja.Value) *goja.Object {
+	if o, ok := v.(*goja.Object); ok {
+		if p := o.Prototype(); p != nil && p.Prototype() == rt.genProto {
+			return o
+		}
+	}
+	return nil
+}

@@ -1,0 +1,229 @@
+package jsrt_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moebius-js/moebius-js/jsrt"
+)
+
+// fakeSender stands in for the transport: it records every message sent to
+// each peer and lets tests wait for them.
+type fakeSender struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	peers  map[string]bool
+	sent   map[string][][][]byte
+	closed []string
+}
+
+func newFakeSender() *fakeSender {
+	s := &fakeSender{peers: map[string]bool{}, sent: map[string][][][]byte{}}
+	s.cond = sync.NewCond(&s.mu)
+	return s
+}
+
+func (s *fakeSender) Send(id string, frames ...[]byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.peers[id] {
+		return errors.New("unknown peer")
+	}
+	s.sent[id] = append(s.sent[id], frames)
+	s.cond.Broadcast()
+	return nil
+}
+
+func (s *fakeSender) Disconnect(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = append(s.closed, id)
+	s.cond.Broadcast()
+	return s.peers[id]
+}
+
+// waitFor blocks until cond (checked under the lock) holds, or fails the
+// test after the timeout.
+func (s *fakeSender) waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	timer := time.AfterFunc(timeout, func() {
+		s.mu.Lock()
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	})
+	defer timer.Stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s; sent so far: %s", timeout, what, s.dumpLocked())
+		}
+		s.cond.Wait()
+	}
+}
+
+func (s *fakeSender) dumpLocked() string {
+	var b strings.Builder
+	for id, msgs := range s.sent {
+		fmt.Fprintf(&b, "\n  %q:", id)
+		for _, m := range msgs {
+			fmt.Fprintf(&b, " %q", m)
+		}
+	}
+	return b.String()
+}
+
+// messages returns a copy of what id has received.
+func (s *fakeSender) messages(id string) [][][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([][][]byte(nil), s.sent[id]...)
+}
+
+// env is a Host on a handlers file written by the test, with a fake sender
+// and the log captured.
+type env struct {
+	t    *testing.T
+	dir  string
+	file string
+	host *jsrt.Host
+	out  *fakeSender
+	logs *syncBuffer
+	conn map[string]uint64
+}
+
+// syncBuffer is a log destination tests can wait on.
+type syncBuffer struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	b    bytes.Buffer
+}
+
+func newSyncBuffer() *syncBuffer {
+	s := &syncBuffer{}
+	s.cond = sync.NewCond(&s.mu)
+	return s
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer s.cond.Broadcast()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// files maps a file name to its source; "handlers.js" is the main one.
+func start(t *testing.T, cfg jsrt.Config, files map[string]string) *env {
+	t.Helper()
+	e := &env{t: t, dir: t.TempDir(), out: newFakeSender(), logs: newSyncBuffer(), conn: map[string]uint64{}}
+	for name, src := range files {
+		e.write(name, src)
+	}
+	e.file = filepath.Join(e.dir, "handlers.js")
+	cfg.Handlers = e.file
+	cfg.Logger = slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h, err := jsrt.New(cfg)
+	if err != nil {
+		t.Fatalf("load handlers: %v", err)
+	}
+	e.host = h
+	h.Start(e.out)
+	t.Cleanup(func() { h.Shutdown(0) })
+	return e
+}
+
+func (e *env) write(name, src string) {
+	e.t.Helper()
+	path := filepath.Join(e.dir, name)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+var connSerial uint64
+
+// connect makes a client with identity id known to the host and sender.
+func (e *env) connect(id string) {
+	e.out.mu.Lock()
+	e.out.peers[id] = true
+	e.out.mu.Unlock()
+	connSerial++
+	e.conn[id] = connSerial
+	e.host.Connected(id, connSerial)
+}
+
+func (e *env) disconnect(id string) {
+	e.out.mu.Lock()
+	delete(e.out.peers, id)
+	e.out.mu.Unlock()
+	e.host.Disconnected(id, e.conn[id])
+}
+
+// send delivers a one-frame (or multi-frame) message from id.
+func (e *env) send(id string, frames ...string) {
+	raw := make([][]byte, len(frames))
+	for i, f := range frames {
+		raw[i] = []byte(f)
+	}
+	e.host.Message(id, e.conn[id], raw)
+}
+
+// replies waits until id has received n messages and returns their first
+// frames as text.
+func (e *env) replies(id string, n int) []string {
+	e.t.Helper()
+	e.out.waitFor(e.t, 5*time.Second, fmt.Sprintf("%d replies to %q", n, id), func() bool {
+		return len(e.out.sent[id]) >= n
+	})
+	var out []string
+	for _, m := range e.out.messages(id) {
+		out = append(out, string(m[0]))
+	}
+	return out
+}
+
+// reply waits for id's n-th message (1-based) and returns its first frame.
+func (e *env) reply(id string, n int) string {
+	e.t.Helper()
+	return e.replies(id, n)[n-1]
+}
+
+// waitLog waits until the log contains s.
+func (e *env) waitLog(s string) {
+	e.t.Helper()
+	l := e.logs
+	expired := false
+	timer := time.AfterFunc(5*time.Second, func() {
+		l.mu.Lock()
+		expired = true
+		l.cond.Broadcast()
+		l.mu.Unlock()
+	})
+	defer timer.Stop()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for !strings.Contains(l.b.String(), s) {
+		if expired {
+			e.t.Fatalf("log never contained %q; log:\n%s", s, l.b.String())
+		}
+		l.cond.Wait()
+	}
+}

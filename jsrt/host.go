@@ -1,0 +1,258 @@
+package jsrt
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/moebius-js/moebius-js/core"
+)
+
+// Sender delivers messages to connected peers; the transport implements it.
+type Sender interface {
+	// Send queues one message for the peer with routing identity id. It
+	// fails when no such peer is connected. Any goroutine; never blocks.
+	Send(id string, frames ...[]byte) error
+	// Disconnect closes that peer's connection. Any goroutine.
+	Disconnect(id string) bool
+}
+
+// Config sets up a Host. Zero values take the defaults.
+type Config struct {
+	Handlers   string        // path to handlers.js (default "handlers.js")
+	Workers    int           // scheduler goroutines, each with its own runtime (default 1)
+	StepBudget time.Duration // longest a step may run before it is interrupted (default 1s)
+	QueueLimit int           // requests a client may queue behind its running one (default 100)
+	Logger     *slog.Logger  // default slog.Default()
+}
+
+// Defaults for Config's zero values.
+const (
+	DefaultHandlers   = "handlers.js"
+	DefaultStepBudget = time.Second
+)
+
+// Host runs handlers.js on one or more workers and routes each client's
+// events to the worker its identity is pinned to.
+type Host struct {
+	cfg     Config
+	log     *slog.Logger
+	workers []*worker
+
+	mu      sync.Mutex // guards gen, files, started, stopped; serialises reloads
+	gen     int
+	files   []string
+	started bool
+	stopped bool
+}
+
+// New loads handlers.js into every worker and returns a Host ready to
+// Start. The error names the file, line and column of what is wrong. Any
+// goroutine.
+func New(cfg Config) (*Host, error) {
+	if cfg.Handlers == "" {
+		cfg.Handlers = DefaultHandlers
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 1
+	}
+	if cfg.StepBudget <= 0 {
+		cfg.StepBudget = DefaultStepBudget
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	h := &Host{cfg: cfg, log: cfg.Logger, gen: 1}
+	for i := 0; i < cfg.Workers; i++ {
+		log := cfg.Logger
+		if cfg.Workers > 1 {
+			log = log.With("worker", i)
+		}
+		w := &worker{
+			idx:     i,
+			host:    h,
+			budget:  cfg.StepBudget,
+			log:     log,
+			old:     make(map[*runtime]struct{}),
+			clients: make(map[string]*client),
+			drained: make(chan struct{}),
+			done:    make(chan struct{}),
+		}
+		w.sched = core.New(core.Config{
+			QueueLimit: cfg.QueueLimit,
+			OnPanic: func(where string, v any) {
+				w.log.Error("bug: panic in scheduler callback", "where", where, "panic", fmt.Sprint(v))
+			},
+		})
+		rt, err := load(cfg.Handlers, w, h.gen)
+		if err != nil {
+			return nil, err
+		}
+		w.rt = rt
+		h.files = rt.files
+		h.workers = append(h.workers, w)
+	}
+	return h, nil
+}
+
+// Start starts the workers' scheduler goroutines and the background
+// generators, sending through out. Any goroutine, once.
+func (h *Host) Start(out Sender) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.started {
+		return
+	}
+	h.started = true
+	for _, w := range h.workers {
+		w.out = out
+		w.dog = newWatchdog(w.budget)
+		go w.run()
+	}
+	h.log.Info("handlers loaded", "file", h.cfg.Handlers, "gen", h.gen, "workers", len(h.workers))
+}
+
+// pick returns the worker a client identity is pinned to.
+func (h *Host) pick(id string) *worker {
+	if len(h.workers) == 1 {
+		return h.workers[0]
+	}
+	f := fnv.New32a()
+	_, _ = f.Write([]byte(id))
+	return h.workers[f.Sum32()%uint32(len(h.workers))]
+}
+
+// broadcast sends frame to every client of every worker: from's own at
+// once, the others' on their scheduler goroutines. Scheduler goroutine of
+// from.
+func (h *Host) broadcast(from *worker, frame []byte) {
+	for _, w := range h.workers {
+		if w == from {
+			for _, c := range w.clients {
+				w.sendQuietly(c, frame)
+			}
+			continue
+		}
+		w.sched.Post(func() {
+			for _, c := range w.clients {
+				w.sendQuietly(c, frame)
+			}
+		})
+	}
+}
+
+// Connected reports a new client connection. Any goroutine; calls for one
+// identity must come in order (Connected, Message*, Disconnected).
+func (h *Host) Connected(id string, conn uint64) {
+	w := h.pick(id)
+	w.sched.Post(func() { w.connected(id, conn) })
+}
+
+// Message hands over one message from a client; the Host owns frames. Any
+// goroutine, in order per identity.
+func (h *Host) Message(id string, conn uint64, frames [][]byte) {
+	w := h.pick(id)
+	w.sched.Post(func() { w.message(id, conn, frames) })
+}
+
+// Disconnected reports that a client connection ended: its task is
+// cancelled and its queue freed. Any goroutine, in order per identity.
+func (h *Host) Disconnected(id string, conn uint64) {
+	w := h.pick(id)
+	w.sched.Post(func() { w.disconnected(id, conn) })
+}
+
+// Files lists the files the live generation loaded. Any goroutine.
+func (h *Host) Files() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.files...)
+}
+
+// Generation returns the live generation's number (1 for the first load).
+// Any goroutine.
+func (h *Host) Generation() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.gen
+}
+
+// Reload evaluates handlers.js afresh for every worker. If that fails, the
+// error (with file:line:col) is logged and returned, and the old code keeps
+// serving. Otherwise new requests, and queued ones when they start, go to the
+// new code, work in flight finishes on the code it started on, and the
+// background generator restarts. Any goroutine.
+func (h *Host) Reload() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stopped {
+		return errors.New("reload: the server is shutting down")
+	}
+	gen := h.gen + 1
+	rts := make([]*runtime, len(h.workers))
+	for i, w := range h.workers {
+		rt, err := load(h.cfg.Handlers, w, gen)
+		if err != nil {
+			h.log.Error("reload failed; still serving the previous code", "gen", h.gen, "error", err.Error())
+			return err
+		}
+		rts[i] = rt
+	}
+	h.gen, h.files = gen, rts[0].files
+	for i, w := range h.workers {
+		rt := rts[i]
+		w.sched.Post(func() { w.swap(rt) })
+	}
+	h.log.Info("handlers reloaded", "file", h.cfg.Handlers, "gen", gen)
+	return nil
+}
+
+// Shutdown stops taking requests, lets the work in flight finish for up to
+// grace, cancels what is left and stops the workers. It returns once every
+// scheduler goroutine has ended. Any goroutine, once Start has run.
+func (h *Host) Shutdown(grace time.Duration) {
+	h.mu.Lock()
+	if h.stopped || !h.started {
+		h.stopped = true
+		h.mu.Unlock()
+		return
+	}
+	h.stopped = true
+	h.mu.Unlock()
+
+	for _, w := range h.workers {
+		w.sched.Post(w.beginDrain)
+	}
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+waiting:
+	for _, w := range h.workers {
+		select {
+		case <-w.drained:
+		case <-timer.C:
+			break waiting
+		}
+	}
+	for _, w := range h.workers {
+		w.sched.Post(func() {
+			w.sched.CancelAll(nil)
+			w.sched.Stop()
+		})
+	}
+	for _, w := range h.workers {
+		<-w.done
+		w.dog.stop()
+	}
+}
+
+// Stats returns each worker's scheduler counters. Any goroutine.
+func (h *Host) Stats() []*core.Stats {
+	out := make([]*core.Stats, len(h.workers))
+	for i, w := range h.workers {
+		out[i] = w.sched.Stats()
+	}
+	return out
+}

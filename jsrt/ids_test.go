@@ -1,0 +1,27 @@
+package jsrt
+
+import "testing"
+
+func TestIDTextRoundTrips(t *testing.T) {
+	for _, tc := range []struct{ id, text string }{
+		{"Client1", "Client1"},
+		{"héllo", "héllo"},
+		{"\x00\x00\x00\x00\x2a", "0x000000002a"},
+		{"\xff\xfe", "0xfffe"},
+		{"a\nb", "0x610a62"},
+		{"0xabc", "0x3078616263"}, // text that looks like hex is hex-encoded too
+	} {
+		if got := IDText(tc.id); got != tc.text {
+			t.Errorf("IDText(%q) = %q, want %q", tc.id, got, tc.text)
+		}
+		back, ok := IDBytes(tc.text)
+		if !ok || back != tc.id {
+			t.Errorf("IDBytes(%q) = %q, %v; want %q", tc.text, back, ok, tc.id)
+		}
+	}
+	for _, bad := range []string{"", "0x", "0xzz", "tab\there"} {
+		if _, ok := IDBytes(bad); ok {
+			t.Errorf("IDBytes(%q) accepted an id no identity maps to", bad)
+		}
+	}
+}

@@ -1,0 +1,131 @@
+package jsrt_test
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moebius-js/moebius-js/jsrt"
+)
+
+func TestLoadErrorsNameFileLineAndColumn(t *testing.T) {
+	for _, tc := range []struct {
+		name, src string
+		want      string // regexp
+	}{
+		{"syntax error", "module.exports = {\n  rules: [\n    { command: 'x' handler: 1 },\n]};\n", `handlers\.js:3:\d+: SyntaxError`},
+		{"top-level throw", "const a = 1;\nnull.boom;\nmodule.exports = {};\n", `handlers\.js:2:\d+: TypeError`},
+		{"missing require", "require('./nope.js');\n", `nope`},
+		{"no rules nor route", "module.exports = {};\n", `handlers\.js: module\.exports has neither rules nor route`},
+		{"bad strategy", "module.exports = { rules: [{ command: 'a', handler() {}, strategy: 'drop' }] };", `rules\[0\]\.strategy: unknown strategy "drop"`},
+		{"handler not a function", "module.exports = { rules: [{ command: 'a', handler: 3 }] };", `rules\[0\]\.handler must be a function`},
+		{"duplicate command", "module.exports = { rules: [{ command: 'a', handler() {} }, { command: 'a', handler() {} }] };", `command "a" appears twice`},
+		{"export syntax", "export default {};\n", `handlers\.js:1:\d+: SyntaxError`},
+		{"runaway top level", "for (;;) {}\n", `took longer than`},
+		{"worker state at load", "require('moebius').server.clients();\n", `not available while handlers\.js is loading`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "handlers.js")
+			if err := os.WriteFile(path, []byte(tc.src), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := jsrt.New(jsrt.Config{Handlers: path, StepBudget: 100 * time.Millisecond})
+			if err == nil {
+				t.Fatal("loaded without error")
+			}
+			if !regexp.MustCompile(tc.want).MatchString(err.Error()) {
+				t.Fatalf("error %q does not match %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoadFailsForAMissingFile(t *testing.T) {
+	_, err := jsrt.New(jsrt.Config{Handlers: filepath.Join(t.TempDir(), "absent.js")})
+	if err == nil || !strings.Contains(err.Error(), "absent.js") {
+		t.Fatalf("error %v", err)
+	}
+}
+
+const genV1 = `
+const { sleep } = require('moebius');
+function* slow(client) { client.send('started'); yield sleep(300); client.send('slow v1'); }
+function count(client) { client.state.n = (client.state.n || 0) + 1; client.send('v1 n=' + client.state.n); }
+module.exports = { rules: [{ command: 'slow', handler: slow }, { command: 'count', handler: count }] };
+`
+
+const genV2 = `
+function count(client) { client.state.n = (client.state.n || 0) + 1; client.send('v2 n=' + client.state.n); }
+function fresh(client) { client.send('fresh'); }
+module.exports = { rules: [{ command: 'count', handler: count }, { command: 'fresh', handler: fresh }] };
+`
+
+func TestReloadSwapsCodeKeepsInflightWorkAndState(t *testing.T) {
+	e := start(t, jsrt.Config{}, map[string]string{"handlers.js": genV1})
+	e.connect("a")
+	e.connect("b")
+	e.send("a", `{"command":"count"}`)
+	if got := e.reply("a", 1); got != "v1 n=1" {
+		t.Fatalf("got %q", got)
+	}
+	e.send("b", `{"command":"slow"}`) // in flight across the reload
+	e.reply("b", 1)
+	e.write("handlers.js", genV2)
+	if err := e.host.Reload(); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	if e.host.Generation() != 2 {
+		t.Fatalf("generation %d after one reload", e.host.Generation())
+	}
+	e.send("a", `{"command":"count"}`)
+	e.send("a", `{"command":"fresh"}`)
+	got := e.replies("a", 3)
+	if got[1] != "v2 n=2" || got[2] != "fresh" {
+		t.Fatalf("after reload a got %v; want new code with carried-over state", got)
+	}
+	if got := e.reply("b", 2); got != "slow v1" {
+		t.Fatalf("in-flight generator finished as %q, want it to end on the old code", got)
+	}
+}
+
+func TestBrokenReloadKeepsServingTheOldCode(t *testing.T) {
+	e := start(t, jsrt.Config{}, map[string]string{"handlers.js": genV1})
+	e.connect("a")
+	e.write("handlers.js", "module.exports = { rules: [ oops ] ;\n")
+	err := e.host.Reload()
+	if err == nil || !strings.Contains(err.Error(), "handlers.js:1:") {
+		t.Fatalf("reload error %v, want file:line:col", err)
+	}
+	e.waitLog("reload failed")
+	e.send("a", `{"command":"count"}`)
+	if got := e.reply("a", 1); got != "v1 n=1" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestWatcherReloadsWhenTheFileIsReplacedByRename(t *testing.T) {
+	e := start(t, jsrt.Config{}, map[string]string{"handlers.js": genV1})
+	stop, err := e.host.Watch(50 * time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	// Save the way editors do: write a temporary file, rename it over.
+	tmp := filepath.Join(e.dir, ".handlers.js.swp")
+	if err := os.WriteFile(tmp, []byte(genV2), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, e.file); err != nil {
+		t.Fatal(err)
+	}
+	e.waitLog("gen=2")
+	e.connect("a")
+	e.send("a", `{"command":"fresh"}`)
+	if got := e.reply("a", 1); got != "fresh" {
+		t.Fatalf("got %q", got)
+	}
+}

@@ -1,0 +1,319 @@
+package jsrt
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/dop251/goja"
+	"github.com/dop251/goja/file"
+	"github.com/dop251/goja/parser"
+	"github.com/dop251/goja_nodejs/console"
+	"github.com/dop251/goja_nodejs/require"
+
+	"github.com/moebius-js/moebius-js/core"
+)
+
+// rule is one entry of module.exports.rules.
+type rule struct {
+	call     goja.Callable
+	strategy core.Strategy
+}
+
+// runtime is one generation of handlers.js in one worker: a goja runtime
+// with the file evaluated and its exports checked. It is built on any
+// goroutine, then used only on its worker's scheduler goroutine.
+type runtime struct {
+	w     *worker
+	gen   int
+	vm    *goja.Runtime
+	files []string // every file the load read, for the watcher
+
+	rules          map[string]rule
+	route          goja.Callable
+	background     goja.Callable
+	onMessageError goja.Callable
+	onStepError    goja.Callable
+
+	// Cached JavaScript values.
+	jsonParse       goja.Callable
+	jsonStringify   goja.Callable
+	genProto        *goja.Object // %GeneratorPrototype%
+	genFuncProto    *goja.Object // %GeneratorFunction.prototype%
+	genNext         goja.Callable
+	genThrow        goja.Callable
+	genReturn       goja.Callable
+	uint8Array      goja.Value
+	timeoutError    *goja.Object
+	clientGoneError *goja.Object
+
+	server  *goja.Object             // the moebius server object, made on first use
+	loaded  bool                     // evaluation is over: the worker's state may be used
+	clients map[*client]*goja.Object // this runtime's object for each client
+	refs    int                      // jobs and frames still running here
+	retired bool                     // a newer generation is live
+}
+
+// loadBudgetSteps bounds the evaluation of handlers.js, which may loop
+// forever: it may take this many step budgets.
+const loadBudgetSteps = 5
+
+// maxCallStack bounds JavaScript call depth, so that unbounded recursion
+// ends in a RangeError-like abort instead of exhausting memory.
+const maxCallStack = 10_000
+
+// load evaluates the handlers file at path into a new runtime for w. The
+// error names the file, line and column. Any goroutine.
+func load(path string, w *worker, gen int) (*runtime, error) {
+	rt := &runtime{w: w, gen: gen, vm: goja.New(), clients: make(map[*client]*goja.Object)}
+	vm := rt.vm
+	vm.SetMaxCallStackSize(maxCallStack)
+	vm.SetFieldNameMapper(goja.UncapFieldNameMapper())
+	if err := rt.cacheIntrinsics(); err != nil {
+		return nil, err
+	}
+
+	reg := require.NewRegistry(require.WithLoader(func(p string) ([]byte, error) {
+		b, err := require.DefaultSourceLoader(p)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkSyntax(p, b); err != nil {
+			return nil, err
+		}
+		rt.files = append(rt.files, p)
+		return b, nil
+	}))
+	reg.RegisterNativeModule("moebius", rt.moebiusModule)
+	reg.RegisterNativeModule("console", console.RequireWithPrinter(consolePrinter{w.log}))
+	mods := reg.Enable(vm)
+	if err := rt.explainMissingModules(); err != nil {
+		return nil, err
+	}
+	if err := vm.Set("console", require.Require(vm, "console")); err != nil {
+		return nil, fmt.Errorf("install console: %w", err)
+	}
+
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	spec := path
+	if !filepath.IsAbs(spec) && !strings.HasPrefix(spec, "./") && !strings.HasPrefix(spec, "../") {
+		spec = "./" + spec
+	}
+	budget := loadBudgetSteps * w.budget
+	timer := time.AfterFunc(budget, func() {
+		vm.Interrupt(fmt.Errorf("evaluating %s took longer than %v", path, budget))
+	})
+	exports, err := mods.Require(spec)
+	timer.Stop()
+	vm.ClearInterrupt()
+	if err != nil {
+		return nil, errors.New(describeLoadError(err))
+	}
+	if err := rt.readExports(path, exports); err != nil {
+		return nil, err
+	}
+	rt.loaded = true
+	return rt, nil
+}
+
+// moduleWrapper is how goja_nodejs wraps a CommonJS file before compiling
+// it; positions on a file's first line are off by its length.
+const moduleWrapper = "(function(exports,require,module,__filename,__dirname){"
+
+// syntaxError is a file that does not parse, at file:line:col.
+type syntaxError struct {
+	pos file.Position
+	msg string
+}
+
+func (e *syntaxError) Error() string {
+	return fmt.Sprintf("%s:%d:%d: SyntaxError: %s", e.pos.Filename, e.pos.Line, e.pos.Column, e.msg)
+}
+
+// checkSyntax parses src the way require will compile it, so that a syntax
+// error reports where it is (goja_nodejs flattens it to text).
+func checkSyntax(path string, src []byte) error {
+	_, err := parser.ParseFile(nil, path, moduleWrapper+string(src)+"\n})", 0)
+	var list parser.ErrorList
+	if !errors.As(err, &list) || len(list) == 0 {
+		return nil
+	}
+	pos := list[0].Position
+	if pos.Line == 1 {
+		pos.Column -= len(moduleWrapper)
+	}
+	msg := list[0].Message
+	if strings.Contains(msg, "reserved word") && strings.Contains(string(src), "export") {
+		msg += " (ES modules are not supported: use module.exports and require)"
+	}
+	return &syntaxError{pos: pos, msg: msg}
+}
+
+// explainMissingModules wraps require so that a module that does not exist
+// fails with its name rather than goja_nodejs's bare "Invalid module".
+func (rt *runtime) explainMissingModules() error {
+	orig, ok := goja.AssertFunction(rt.vm.Get("require"))
+	if !ok {
+		return errors.New("require is not installed")
+	}
+	return rt.vm.Set("require", func(call goja.FunctionCall) goja.Value {
+		v, err := orig(goja.Undefined(), call.Arguments...)
+		if err != nil {
+			if errors.Is(err, require.InvalidModuleError) {
+				rt.throw(fmt.Errorf("cannot find module '%s'", call.Argument(0).String()))
+			}
+			panic(err)
+		}
+		return v
+	})
+}
+
+// cacheIntrinsics looks up the JavaScript built-ins the runtime uses on hot
+// paths and defines the moebius error classes.
+func (rt *runtime) cacheIntrinsics() error {
+	vm := rt.vm
+	v, err := vm.RunString(`(function () {
+  class TimeoutError extends Error {
+    constructor(message) { super(message); this.name = 'TimeoutError'; }
+  }
+  class ClientGoneError extends Error {
+    constructor(message) { super(message); this.name = 'ClientGoneError'; }
+  }
+  const genFuncProto = Object.getPrototypeOf(function* () {});
+  return [JSON.parse, JSON.stringify, genFuncProto.prototype,
+          Uint8Array, TimeoutError, ClientGoneError, genFuncProto];
+})()`)
+	if err != nil {
+		return fmt.Errorf("set up runtime: %w", err)
+	}
+	parts := v.(*goja.Object)
+	get := func(i int) goja.Value { return parts.Get(fmt.Sprint(i)) }
+	rt.jsonParse, _ = goja.AssertFunction(get(0))
+	rt.jsonStringify, _ = goja.AssertFunction(get(1))
+	rt.genProto = get(2).(*goja.Object)
+	rt.genNext, _ = goja.AssertFunction(rt.genProto.Get("next"))
+	rt.genThrow, _ = goja.AssertFunction(rt.genProto.Get("throw"))
+	rt.genReturn, _ = goja.AssertFunction(rt.genProto.Get("return"))
+	rt.uint8Array = get(3)
+	rt.timeoutError = get(4).(*goja.Object)
+	rt.clientGoneError = get(5).(*goja.Object)
+	rt.genFuncProto = get(6).(*goja.Object)
+	return nil
+}
+
+// readExports checks module.exports and keeps what the server uses.
+func (rt *runtime) readExports(path string, exports goja.Value) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%s: module.exports.%s", path, fmt.Sprintf(format, args...))
+	}
+	obj, ok := exports.(*goja.Object)
+	if !ok || goja.IsUndefined(exports) || goja.IsNull(exports) {
+		return fmt.Errorf("%s: module.exports must be an object with rules or route", path)
+	}
+	fn := func(name string) (goja.Callable, goja.Value, error) {
+		v := obj.Get(name)
+		if v == nil || goja.IsUndefined(v) || goja.IsNull(v) {
+			return nil, nil, nil
+		}
+		f, ok := goja.AssertFunction(v)
+		if !ok {
+			return nil, nil, bad("%s must be a function", name)
+		}
+		return f, v, nil
+	}
+	var err error
+	if rt.route, _, err = fn("route"); err != nil {
+		return err
+	}
+	if rt.background, _, err = fn("background"); err != nil {
+		return err
+	}
+	if rt.onMessageError, _, err = fn("onMessageError"); err != nil {
+		return err
+	}
+	if rt.onStepError, _, err = fn("onStepError"); err != nil {
+		return err
+	}
+
+	rules := obj.Get("rules")
+	if rules == nil || goja.IsUndefined(rules) || goja.IsNull(rules) {
+		if rt.route == nil {
+			return fmt.Errorf("%s: module.exports has neither rules nor route", path)
+		}
+		return nil
+	}
+	list, ok := rules.(*goja.Object)
+	if !ok || list.ClassName() != "Array" {
+		return bad("rules must be an array")
+	}
+	n := int(list.Get("length").ToInteger())
+	rt.rules = make(map[string]rule, n)
+	for i := 0; i < n; i++ {
+		r, ok := list.Get(fmt.Sprint(i)).(*goja.Object)
+		if !ok {
+			return bad("rules[%d] must be an object {command, handler, strategy?}", i)
+		}
+		cmd := r.Get("command")
+		if cmd == nil || !goja.IsString(cmd) || cmd.String() == "" {
+			return bad("rules[%d].command must be a non-empty string", i)
+		}
+		h, ok := goja.AssertFunction(r.Get("handler"))
+		if !ok {
+			return bad("rules[%d].handler must be a function (command %q)", i, cmd.String())
+		}
+		strategy := core.Queue
+		if s := r.Get("strategy"); s != nil && !goja.IsUndefined(s) {
+			if strategy, err = core.ParseStrategy(s.String()); err != nil {
+				return bad("rules[%d].strategy: %v", i, err)
+			}
+		}
+		if _, dup := rt.rules[cmd.String()]; dup {
+			return bad("rules[%d]: command %q appears twice", i, cmd.String())
+		}
+		rt.rules[cmd.String()] = rule{call: h, strategy: strategy}
+	}
+	return nil
+}
+
+// call runs fn under the step watchdog. Scheduler goroutine.
+func (rt *runtime) call(fn goja.Callable, this goja.Value, args ...goja.Value) (goja.Value, error) {
+	rt.w.dog.begin(rt.vm)
+	defer rt.w.dog.end()
+	return fn(this, args...)
+}
+
+func (rt *runtime) acquire() { rt.refs++ }
+
+// release drops a reference; a retired runtime with none left is disposed.
+func (rt *runtime) release() {
+	rt.refs--
+	if rt.refs == 0 && rt.retired {
+		rt.dispose()
+	}
+}
+
+// retire marks a runtime that a newer generation replaced.
+func (rt *runtime) retire() {
+	rt.retired = true
+	if rt.refs == 0 {
+		rt.dispose()
+	}
+}
+
+func (rt *runtime) dispose() {
+	rt.w.log.Debug("runtime generation released", "gen", rt.gen)
+	clear(rt.clients)
+}
+
+// consolePrinter sends console output to the server's log.
+type consolePrinter struct{ log *slog.Logger }
+
+func (p consolePrinter) Log(s string)   { p.log.Info(s, "source", "console") }
+func (p consolePrinter) Warn(s string)  { p.log.Warn(s, "source", "console") }
+func (p consolePrinter) Error(s string) { p.log.Error(s, "source", "console") }

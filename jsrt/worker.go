@@ -1,0 +1,168 @@
+package jsrt
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/dop251/goja"
+
+	"github.com/moebius-js/moebius-js/core"
+)
+
+// worker is one scheduler goroutine with its runtime(s) and the clients
+// pinned to it. Every field belongs to the scheduler goroutine except those
+// set before it starts.
+type worker struct {
+	idx    int
+	host   *Host
+	log    *slog.Logger
+	sched  *core.Scheduler
+	dog    *watchdog
+	budget time.Duration // the step budget
+	out    Sender        // set by Host.Start before the goroutine starts
+
+	rt       *runtime              // the live generation
+	old      map[*runtime]struct{} // retired generations with work still running
+	clients  map[string]*client    // connected clients, by identity
+	bg       core.SpawnID          // the live generation's background task
+	draining bool                  // shutting down: no new requests
+	drained  chan struct{}         // closed once draining and no client task is left
+	done     chan struct{}         // closed when the scheduler goroutine ends
+}
+
+// run is the scheduler goroutine.
+func (w *worker) run() {
+	defer close(w.done)
+	w.startBackground()
+	w.sched.Run()
+}
+
+func (w *worker) connected(id string, conn uint64) {
+	if c := w.clients[id]; c != nil {
+		// The transport reports a connection's end before the next one with
+		// the same identity; this is a stale duplicate.
+		w.log.Warn("client connected twice without a disconnect", "client", c.text)
+		w.disconnected(id, c.conn)
+	}
+	w.clients[id] = &client{id: id, text: IDText(id), conn: conn}
+}
+
+func (w *worker) disconnected(id string, conn uint64) {
+	c := w.clients[id]
+	if c == nil || c.conn != conn {
+		return
+	}
+	c.gone = true
+	delete(w.clients, id)
+	w.sched.Drop(id)
+	w.rt.forget(c)
+	for rt := range w.old {
+		rt.forget(c)
+	}
+	w.checkDrained()
+}
+
+// message routes one request and hands it to the scheduler.
+func (w *worker) message(id string, conn uint64, frames [][]byte) {
+	c := w.clients[id]
+	if c == nil || c.conn != conn {
+		return // from a connection already reported gone
+	}
+	if w.draining {
+		_ = w.send(c, [][]byte{errorReply(CodeShuttingDown, "the server is shutting down")})
+		return
+	}
+	r := &request{w: w, c: c, raw: frames}
+	var job core.Job = r
+	strategy, err := r.route(w.rt)
+	if err != nil {
+		// The error reply waits its turn, so a client's replies keep the
+		// order of its requests.
+		job, strategy = &refusal{r: r, err: err}, core.Queue
+	}
+	switch w.sched.Submit(id, job, strategy) {
+	case core.Refused:
+		w.failed(r.rt, c, r.msg, &requestError{CodeQueueFull,
+			"too many requests queued for this client; wait for replies before sending more"})
+	case core.Ignored:
+		w.log.Debug("request ignored: the client's previous request is still running", "client", c.text)
+	}
+}
+
+// send delivers one message to c, or fails with a ClientGoneError.
+func (w *worker) send(c *client, frames [][]byte) error {
+	if c.gone {
+		return &clientGoneError{"client " + c.text + " has disconnected"}
+	}
+	if err := w.out.Send(c.id, frames...); err != nil {
+		return &clientGoneError{"client " + c.text + " is gone: " + err.Error()}
+	}
+	return nil
+}
+
+// sendQuietly sends one frame to c, as broadcasts do: a client that has
+// just gone is skipped.
+func (w *worker) sendQuietly(c *client, frame []byte) {
+	if err := w.send(c, [][]byte{frame}); err != nil {
+		w.log.Debug("broadcast skipped a client", "client", c.text, "error", err)
+	}
+}
+
+// disconnect closes c's connection; the transport reports the disconnect.
+func (w *worker) disconnect(c *client) {
+	if !c.gone {
+		w.out.Disconnect(c.id)
+	}
+}
+
+// startBackground starts the live generation's exported background(server).
+func (w *worker) startBackground() {
+	rt := w.rt
+	if rt.background == nil || w.draining {
+		return
+	}
+	w.bg = w.sched.Spawn(&spawnJob{rt: rt, fn: rt.background, args: []goja.Value{rt.serverObject()}, what: "background"})
+}
+
+// swap makes rt the live generation: new requests and queued ones run on
+// it, work in flight finishes where it started, the old background task is
+// cancelled and the new one started.
+func (w *worker) swap(rt *runtime) {
+	old := w.rt
+	rt.adoptStates(old)
+	w.rt = rt
+	if w.bg != 0 {
+		w.sched.Cancel(w.bg)
+		w.bg = 0
+	}
+	w.startBackground()
+	old.retire()
+	if old.refs > 0 {
+		w.old[old] = struct{}{}
+	}
+	for r := range w.old {
+		if r.refs == 0 {
+			delete(w.old, r)
+		}
+	}
+}
+
+// beginDrain stops taking requests and cancels background work.
+func (w *worker) beginDrain() {
+	w.draining = true
+	if w.bg != 0 {
+		w.sched.Cancel(w.bg)
+		w.bg = 0
+	}
+	w.checkDrained()
+}
+
+func (w *worker) checkDrained() {
+	if w.draining && w.sched.Clients() == 0 {
+		select {
+		case <-w.drained:
+		default:
+			close(w.drained)
+		}
+	}
+}
