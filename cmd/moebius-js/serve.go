@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/moebius-js/moebius-js/jsrt"
+	"github.com/moebius-js/moebius-js/transport"
+)
+
+// serve runs the server until SIGINT or SIGTERM: bind, load handlers.js,
+// serve, reload on change or SIGHUP, then drain and exit 0.
+func serve(args []string, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	serveFlags(fs)
+	if code, done := parseFlags(fs, args, stdout, stderr); done {
+		return code
+	}
+	cfg, warnings, err := loadServeConfig(fs, os.Environ)
+	if err != nil {
+		fmt.Fprintf(stderr, "moebius-js: bad configuration:\n%v\n", err)
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+	for _, w := range warnings {
+		log.Warn(w)
+	}
+	if err := runServer(cfg, log); err != nil {
+		log.Error("server failed", "error", err.Error())
+		return 1
+	}
+	return 0
+}
+
+func newLogger(cfg serveConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// events adapts the transport's Handler to the Host.
+type events struct{ h *jsrt.Host }
+
+func (e events) Connected(p transport.Peer) { e.h.Connected(p.ID, p.Conn) }
+func (e events) Message(p transport.Peer, frames [][]byte) {
+	e.h.Message(p.ID, p.Conn, frames)
+}
+func (e events) Disconnected(p transport.Peer, _ error) { e.h.Disconnected(p.ID, p.Conn) }
+
+func runServer(cfg serveConfig, log *slog.Logger) error {
+	host, err := jsrt.New(jsrt.Config{
+		Handlers:   cfg.Handlers,
+		Workers:    cfg.Workers,
+		StepBudget: cfg.StepBudget,
+		QueueLimit: cfg.QueueLimit,
+		Logger:     log,
+	})
+	if err != nil {
+		return fmt.Errorf("load handlers: %w", err)
+	}
+	srv, err := transport.Listen(transport.Config{
+		Endpoints:        cfg.Bind,
+		MaxMessageSize:   cfg.MaxMessageSize,
+		HandshakeTimeout: cfg.HandshakeTimeout,
+		SendQueue:        cfg.SendQueue,
+		Handover:         cfg.IdentityHandover,
+		Logger:           log,
+	}, events{host})
+	if err != nil {
+		return err
+	}
+	host.Start(srv)
+
+	if cfg.Watch {
+		stop, err := host.Watch(0)
+		if err != nil {
+			log.Warn("live reload is off", "error", err.Error())
+		} else {
+			defer stop()
+		}
+	}
+	if cfg.Metrics != "" {
+		stop, err := serveMetrics(cfg.Metrics, host, srv, log)
+		if err != nil {
+			host.Shutdown(0)
+			srv.Close()
+			return err
+		}
+		defer stop()
+	}
+
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(signals)
+	for sig := range signals {
+		if sig == syscall.SIGHUP {
+			_ = host.Reload() // logs its own failure
+			continue
+		}
+		log.Info("shutting down", "signal", sig.String(), "grace", cfg.ShutdownGrace)
+		break
+	}
+	host.Shutdown(cfg.ShutdownGrace)
+	// Let the last replies leave before the connections close.
+	ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn("closing the transport", "error", err.Error())
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// flushTimeout bounds how long shutdown waits for queued replies to be
+// written.
+const flushTimeout = 2 * time.Second
+
+// serveMetrics serves Prometheus /metrics on addr until the returned stop.
+func serveMetrics(addr string, host *jsrt.Host, srv *transport.Server, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", metricsHandler(host, srv))
+	hs := &http.Server{Handler: mux}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server", "error", err.Error())
+		}
+	}()
+	log.Info("metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	return func() { hs.Close(); <-done }, nil
+}

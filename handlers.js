@@ -1,0 +1,86 @@
+// handlers.js — what moebius-js serves out of the box, and a tour of its API.
+//
+// Each request is a JSON object; its "command" picks a rule below, and the
+// rule's handler gets (client, data, message). Try them with
+//
+//   moebius-js send '{"command":"echo","hello":"world"}'
+//   moebius-js send '{"command":"reply"}'
+//   moebius-js send --count 6 '{"command":"stream","count":5}'
+//   moebius-js send '{"command":"upper","key":"moebius"}'
+//
+// Save this file while the server runs and the new code is live for the
+// next request; a mistake is logged with file:line:col and the old code
+// keeps serving.
+
+const { sleep, server, log } = require('moebius');
+
+// A plain function runs at once and completes in the same step.
+// client.send(x): a string goes as UTF-8 text, a Uint8Array as bytes,
+// anything else as JSON text.
+function echo(client, data) {
+  client.send(data);
+}
+
+// A generator (function*) is cooperative: `yield sleep(ms)` waits without
+// blocking anyone else, and other clients are served meanwhile.
+function* reply(client, data) {
+  yield sleep(500);
+  client.send(`Reply to ${client.id}`);
+}
+
+// One request, many replies. A bare `yield` lets other clients run
+// between two replies.
+function* stream(client, data) {
+  const count = Math.min(Math.max(Number(data.count) || 10, 0), 100000);
+  for (let i = 0; i < count; i++) {
+    client.send({ i });
+    yield;
+  }
+  client.send({ done: count });
+}
+
+// A nested generator: `yield lookup(key)` runs it to the end and resumes
+// with its return value. An error thrown inside it is thrown at that
+// `yield`, so try/catch works across generators.
+function* lookup(key) {
+  yield sleep(10); // pretend to ask something slow
+  if (typeof key !== 'string' || key === '') throw new Error('key must be a non-empty string');
+  return key.toUpperCase();
+}
+
+function* upper(client, data) {
+  try {
+    client.send({ key: data.key, upper: yield lookup(data.key) });
+  } catch (e) {
+    client.send({ error: { code: 'bad_key', message: e.message } });
+  }
+}
+
+// client.state is a plain object kept for this client across its requests.
+function count(client) {
+  client.state.count = (client.state.count || 0) + 1;
+  client.send({ count: client.state.count });
+}
+
+// Broadcast to every connected client that the filter accepts.
+function say(client, data) {
+  client.broadcast({ from: client.id, text: String(data.text) }, (c) => c !== client);
+  client.send({ ok: true, listeners: server.clients().length - 1 });
+}
+
+module.exports = {
+  rules: [
+    { command: 'echo', handler: echo },
+    { command: 'reply', handler: reply },
+    // replace: a new stream request from the same client cancels the old one
+    { command: 'stream', handler: stream, strategy: 'replace' },
+    { command: 'upper', handler: upper },
+    { command: 'count', handler: count },
+    { command: 'say', handler: say },
+  ],
+
+  // Optional hooks (see README): onMessageError(client, message, error) for
+  // requests that cannot be routed, onStepError(client, error) for handlers
+  // that throw. Without them the client gets the JSON error reply
+  // {"error":{"code":…,"message":…}} and the log gets the JS stack.
+};
