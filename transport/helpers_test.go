@@ -1,16 +1,12 @@
 package transport_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
-	"net"
 	"os"
 	"runtime"
 	"strings"
@@ -289,180 +285,6 @@ func sendZMQ(t testing.TB, sck zmq4.Socket, frames ...[]byte) {
 	if err := sck.Send(zmq4.NewMsgFrom(frames...)); err != nil {
 		t.Fatalf("send: %v", err)
 	}
-}
-
-// ---- raw ZMTP by hand, for hostile peers ----
-
-// greeting returns a ZMTP greeting: signature, version, mechanism,
-// as-server 0, filler.
-func greeting(major byte, mechanism string) []byte {
-	g := make([]byte, 64)
-	g[0], g[9], g[10], g[11] = 0xff, 0x7f, major, 0
-	copy(g[12:32], mechanism)
-	return g
-}
-
-// property encodes one metadata property.
-func property(name, value string) []byte {
-	b := []byte{byte(len(name))}
-	b = append(b, name...)
-	b = binary.BigEndian.AppendUint32(b, uint32(len(value)))
-	return append(b, value...)
-}
-
-// command encodes a command frame: name-length, name, data.
-func command(name string, data []byte) []byte {
-	body := append([]byte{byte(len(name))}, name...)
-	return frame(0x04, append(body, data...))
-}
-
-// ready encodes a READY command for a socket type and optional identity.
-func ready(socketType string, identity *string) []byte {
-	md := property("Socket-Type", socketType)
-	if identity != nil {
-		md = append(md, property("Identity", *identity)...)
-	}
-	return command("READY", md)
-}
-
-// frame encodes one frame with the given flags (LONG added when needed).
-func frame(flags byte, body []byte) []byte {
-	if len(body) > 255 {
-		h := []byte{flags | 0x02}
-		h = binary.BigEndian.AppendUint64(h, uint64(len(body)))
-		return append(h, body...)
-	}
-	return append([]byte{flags, byte(len(body))}, body...)
-}
-
-// message encodes a multipart message.
-func message(frames ...[]byte) []byte {
-	var b []byte
-	for i, f := range frames {
-		var flags byte
-		if i < len(frames)-1 {
-			flags = 0x01
-		}
-		b = append(b, frame(flags, f)...)
-	}
-	return b
-}
-
-func strp(s string) *string { return &s }
-
-type rawClient struct {
-	t testing.TB
-	c net.Conn
-	r *bufio.Reader
-}
-
-func dialRaw(t testing.TB, endpoint string) *rawClient {
-	t.Helper()
-	c, err := net.Dial("tcp", strings.TrimPrefix(endpoint, "tcp://"))
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return &rawClient{t: t, c: c, r: bufio.NewReader(c)}
-}
-
-// handshake completes a valid handshake as socketType with identity (nil:
-// none sent), reading the server's greeting and READY.
-func (rc *rawClient) handshake(socketType string, identity *string) {
-	rc.t.Helper()
-	rc.write(append(greeting(3, "NULL"), ready(socketType, identity)...))
-	rc.readServerHello()
-}
-
-// readServerHello reads the server's greeting and READY command.
-func (rc *rawClient) readServerHello() {
-	rc.t.Helper()
-	g := make([]byte, 64)
-	rc.deadline()
-	if _, err := io.ReadFull(rc.r, g); err != nil {
-		rc.t.Fatalf("read server greeting: %v", err)
-	}
-	if g[0] != 0xff || g[9] != 0x7f || g[10] != 3 || string(bytes.TrimRight(g[12:32], "\x00")) != "NULL" {
-		rc.t.Fatalf("bad server greeting % x", g)
-	}
-	frames, isCmd, err := rc.readMessage()
-	if err != nil || !isCmd || !bytes.HasPrefix(frames[0], []byte("\x05READY")) {
-		rc.t.Fatalf("server READY: %q cmd=%v err=%v", frames, isCmd, err)
-	}
-	if !bytes.Contains(frames[0], property("Socket-Type", "ROUTER")) {
-		rc.t.Fatalf("server READY lacks Socket-Type=ROUTER: %q", frames[0])
-	}
-}
-
-func (rc *rawClient) deadline() { _ = rc.c.SetDeadline(time.Now().Add(waitTimeout)) }
-
-func (rc *rawClient) write(b []byte) {
-	rc.t.Helper()
-	rc.deadline()
-	if _, err := rc.c.Write(b); err != nil {
-		rc.t.Fatalf("write: %v", err)
-	}
-}
-
-func (rc *rawClient) send(frames ...[]byte) { rc.t.Helper(); rc.write(message(frames...)) }
-
-// readMessage reads one message (or command) from the server.
-func (rc *rawClient) readMessage() (frames [][]byte, isCmd bool, err error) {
-	rc.deadline()
-	for {
-		flags, err := rc.r.ReadByte()
-		if err != nil {
-			return nil, false, err
-		}
-		var size uint64
-		if flags&0x02 != 0 {
-			var b [8]byte
-			if _, err := io.ReadFull(rc.r, b[:]); err != nil {
-				return nil, false, err
-			}
-			size = binary.BigEndian.Uint64(b[:])
-		} else {
-			b, err := rc.r.ReadByte()
-			if err != nil {
-				return nil, false, err
-			}
-			size = uint64(b)
-		}
-		if size > 64<<20 {
-			return nil, false, fmt.Errorf("server sent a %d-byte frame", size)
-		}
-		body := make([]byte, size)
-		if _, err := io.ReadFull(rc.r, body); err != nil {
-			return nil, false, err
-		}
-		frames = append(frames, body)
-		isCmd = isCmd || flags&0x04 != 0
-		if flags&0x01 == 0 {
-			return frames, isCmd, nil
-		}
-	}
-}
-
-func (rc *rawClient) recv() [][]byte {
-	rc.t.Helper()
-	frames, isCmd, err := rc.readMessage()
-	if err != nil || isCmd {
-		rc.t.Fatalf("recv: %q cmd=%v err=%v", frames, isCmd, err)
-	}
-	return frames
-}
-
-// expectClosed reads until the server closes the connection, failing if
-// that takes longer than within, and returns every byte received first.
-func (rc *rawClient) expectClosed(within time.Duration) []byte {
-	rc.t.Helper()
-	_ = rc.c.SetReadDeadline(time.Now().Add(within))
-	data, err := io.ReadAll(rc.r)
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		rc.t.Fatalf("connection still open after %v (received %d bytes)", within, len(data))
-	}
-	return data // EOF (nil) or a reset: closed either way
 }
 
 // eqFrames reports whether two messages are byte-identical.

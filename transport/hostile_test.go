@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-zeromq/zmq4"
 
+	"github.com/moebius-js/moebius-js/internal/zmtptest"
 	"github.com/moebius-js/moebius-js/transport"
 )
 
@@ -45,7 +46,7 @@ func TestOversizeIsRefusedWithoutAllocating(t *testing.T) {
 
 	var manySmall []byte // 100 frames of 100 bytes > 4096
 	for range 100 {
-		manySmall = append(manySmall, frame(0x01, bytes.Repeat([]byte("s"), 100))...)
+		manySmall = append(manySmall, zmtptest.Frame(0x01, bytes.Repeat([]byte("s"), 100))...)
 	}
 
 	cases := []struct {
@@ -59,7 +60,7 @@ func TestOversizeIsRefusedWithoutAllocating(t *testing.T) {
 		{"command header claiming 2^50 bytes", true, hugeCmd, 1, 0},
 		{"size of 2^63 and more", true, append([]byte{0x02}, 0x80, 0, 0, 0, 0, 0, 0, 1), 1, 0},
 		{"many small frames over the limit", true, manySmall, 1, 0},
-		{"one byte over the limit", true, frame(0, make([]byte, maxMsg-9+1)), 1, 0},
+		{"one byte over the limit", true, zmtptest.Frame(0, make([]byte, maxMsg-9+1)), 1, 0},
 		{"READY claiming 2^50 bytes during the handshake", false, hugeCmd, 0, 1},
 		{"READY over the 64 KiB handshake cap", false, append([]byte{0x06}, 0, 0, 0, 0, 0, 1, 0, 1), 0, 1},
 	}
@@ -69,15 +70,15 @@ func TestOversizeIsRefusedWithoutAllocating(t *testing.T) {
 			echo(srv, rec, "echo")
 			before := totalAlloc()
 
-			rc := dialRaw(t, tcpAddr(t, srv))
+			rc := zmtptest.Dial(t, tcpAddr(t, srv))
 			if tc.afterHello {
-				rc.handshake("DEALER", strp("big"))
+				rc.Handshake("DEALER", zmtptest.Str("big"))
 				rec.waitConnected(t, "big")
 			} else {
-				rc.write(greeting(3, "NULL"))
+				rc.Write(zmtptest.Greeting(3, "NULL"))
 			}
-			rc.write(tc.data)
-			rc.expectClosed(waitTimeout)
+			rc.Write(tc.data)
+			rc.ExpectClosed(waitTimeout)
 			eventually(t, "the connection to be reaped", func() bool { return srv.Stats().Conns == 0 })
 
 			if grew := totalAlloc() - before; grew > 32<<20 {
@@ -99,10 +100,10 @@ func TestOversizeIsRefusedWithoutAllocating(t *testing.T) {
 
 	t.Run("a message of exactly the limit is delivered", func(t *testing.T) {
 		srv, rec := startServer(t, transport.Config{MaxMessageSize: maxMsg})
-		rc := dialRaw(t, tcpAddr(t, srv))
-		rc.handshake("DEALER", strp("exact"))
+		rc := zmtptest.Dial(t, tcpAddr(t, srv))
+		rc.Handshake("DEALER", zmtptest.Str("exact"))
 		body := bytes.Repeat([]byte("e"), maxMsg-9-2) // long header 9 + short frame 2 + body
-		rc.send(nil, body)                            // REQ-style: [empty][body]
+		rc.Send(nil, body)                            // REQ-style: [empty][body]
 		evs := rec.waitFor(t, "message", func(evs []event) bool { return count(evs, evMessage, "exact") == 1 })
 		if got := messages(evs)[0]; len(got) != 1 || !bytes.Equal(got[0], body) {
 			t.Fatalf("delivered %d frames", len(got))
@@ -115,10 +116,10 @@ func TestSilentPeerDelaysNobody(t *testing.T) {
 	srv, rec := startServer(t, transport.Config{HandshakeTimeout: timeout})
 	echo(srv, rec, "echo")
 
-	var silent []*rawClient
+	var silent []*zmtptest.Client
 	opened := time.Now()
 	for range 10 {
-		silent = append(silent, dialRaw(t, tcpAddr(t, srv)))
+		silent = append(silent, zmtptest.Dial(t, tcpAddr(t, srv)))
 	}
 	roundTrip(t, srv, "busy")
 	served := time.Since(opened)
@@ -128,7 +129,7 @@ func TestSilentPeerDelaysNobody(t *testing.T) {
 		t.Fatalf("while silent peers wait: %+v (round trip took %v)", s, served)
 	}
 	for _, rc := range silent {
-		if got := rc.expectClosed(waitTimeout); len(got) != 64 {
+		if got := rc.ExpectClosed(waitTimeout); len(got) != 64 {
 			t.Errorf("silent peer received %d bytes, want just the greeting (64)", len(got))
 		}
 	}
@@ -178,19 +179,19 @@ func TestSlowReaderIsDroppedAlone(t *testing.T) {
 		}
 	}()
 
-	slow := dialRaw(t, tcpAddr(t, srv))
-	slow.handshake("DEALER", strp("slow"))
+	slow := zmtptest.Dial(t, tcpAddr(t, srv))
+	slow.Handshake("DEALER", zmtptest.Str("slow"))
 	rec.waitConnected(t, "slow")
 	// One request at a time, each awaited: the queue only grows once the
 	// slow peer's socket buffers are full and its writer is stuck.
-	request := message([]byte("big"))
+	request := zmtptest.Message([]byte("big"))
 	sent := 0
 	for ; count(rec.snapshot(), evDisconnected, "slow") == 0; sent++ {
 		if sent > 5000 {
 			t.Fatal("slow peer never dropped")
 		}
-		_ = slow.c.SetWriteDeadline(time.Now().Add(waitTimeout))
-		if _, err := slow.c.Write(request); err != nil {
+		_ = slow.C.SetWriteDeadline(time.Now().Add(waitTimeout))
+		if _, err := slow.C.Write(request); err != nil {
 			break // the server closed it
 		}
 		rec.waitFor(t, "request delivered", func(evs []event) bool {
@@ -226,11 +227,11 @@ func TestHalfFrameChurnLeavesNothingBehind(t *testing.T) {
 	baseline := runtime.NumGoroutine()
 
 	endings := [][]byte{
-		{0x01},                        // half a header
-		{0x02, 0, 0, 0},               // half a long header
-		{0x00, 100, 'a', 'b'},         // header and part of the body
-		{0x01, 3, 'x', 'y', 'z'},      // a whole frame with MORE, then nothing
-		frame(0x04, []byte("\x04PI")), // a command whose name is cut short
+		{0x01},                                 // half a header
+		{0x02, 0, 0, 0},                        // half a long header
+		{0x00, 100, 'a', 'b'},                  // header and part of the body
+		{0x01, 3, 'x', 'y', 'z'},               // a whole frame with MORE, then nothing
+		zmtptest.Frame(0x04, []byte("\x04PI")), // a command whose name is cut short
 	}
 	addr := tcpAddr(t, srv)
 	var wg sync.WaitGroup
@@ -274,10 +275,10 @@ func churnOne(endpoint string, i int, ending []byte) error {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(waitTimeout))
 	if i%10 == 9 {
-		_, err := c.Write(greeting(3, "NULL")[:40])
+		_, err := c.Write(zmtptest.Greeting(3, "NULL")[:40])
 		return err
 	}
-	if _, err := c.Write(append(greeting(3, "NULL"), ready("DEALER", nil)...)); err != nil {
+	if _, err := c.Write(append(zmtptest.Greeting(3, "NULL"), zmtptest.Ready("DEALER", nil)...)); err != nil {
 		return err
 	}
 	// The server's greeting and READY (Socket-Type=ROUTER): 64 + 30 bytes.
@@ -301,20 +302,20 @@ func TestPingIsAnsweredWithPong(t *testing.T) {
 	srv, rec := startServer(t, transport.Config{})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			rc := dialRaw(t, tcpAddr(t, srv))
-			rc.handshake("DEALER", nil)
-			rc.write(command("PING", tc.data))
-			frames, isCmd, err := rc.readMessage()
+			rc := zmtptest.Dial(t, tcpAddr(t, srv))
+			rc.Handshake("DEALER", nil)
+			rc.Write(zmtptest.Command("PING", tc.data))
+			frames, isCmd, err := rc.ReadMessage()
 			if err != nil || !isCmd || len(frames) != 1 || string(frames[0]) != "\x04PONG"+tc.want {
 				t.Fatalf("got %q cmd=%v err=%v, want PONG %q", frames, isCmd, err, tc.want)
 			}
 		})
 	}
-	rc := dialRaw(t, tcpAddr(t, srv))
-	rc.handshake("DEALER", strp("commands"))
-	rc.write(command("SUBSCRIBE", []byte("x"))) // ignored
-	rc.write(command("PING", []byte("\x00\x01")))
-	if _, isCmd, err := rc.readMessage(); err != nil || !isCmd {
+	rc := zmtptest.Dial(t, tcpAddr(t, srv))
+	rc.Handshake("DEALER", zmtptest.Str("commands"))
+	rc.Write(zmtptest.Command("SUBSCRIBE", []byte("x"))) // ignored
+	rc.Write(zmtptest.Command("PING", []byte("\x00\x01")))
+	if _, isCmd, err := rc.ReadMessage(); err != nil || !isCmd {
 		t.Fatalf("no PONG: %v", err)
 	}
 	if n := count(rec.snapshot(), evMessage, ""); n != 0 || srv.Stats().MsgsIn != 0 {
@@ -323,7 +324,7 @@ func TestPingIsAnsweredWithPong(t *testing.T) {
 }
 
 func TestMalformedHandshakesOnlyCloseThatConnection(t *testing.T) {
-	hello := greeting(3, "NULL")
+	hello := zmtptest.Greeting(3, "NULL")
 	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 	cases := []struct {
 		name string
@@ -331,19 +332,19 @@ func TestMalformedHandshakesOnlyCloseThatConnection(t *testing.T) {
 	}{
 		{"bad signature", cat([]byte{0x00}, hello[1:])},
 		{"bad signature footer", cat(hello[:9], []byte{0x00}, hello[10:])},
-		{"ZMTP 2.0 version", greeting(2, "NULL")},
-		{"wrong mechanism", greeting(3, "PLAIN")},
-		{"truncated metadata value", cat(hello, command("READY", []byte("\x0bSocket-Type\x00\x00\x00\x64DEA")))},
-		{"truncated metadata name", cat(hello, command("READY", []byte("\x20Sock")))},
-		{"truncated value length", cat(hello, command("READY", []byte("\x0bSocket-Type\x00\x00")))},
-		{"empty property name", cat(hello, command("READY", []byte("\x00\x00\x00\x00\x00")))},
-		{"incompatible socket type PUB", cat(hello, ready("PUB", nil))},
-		{"missing socket type", cat(hello, command("READY", nil))},
-		{"identity over 255 bytes", cat(hello, ready("DEALER", strp(strings.Repeat("i", 256))))},
-		{"ERROR instead of READY", cat(hello, command("ERROR", []byte("\x04nope")))},
-		{"HELLO instead of READY", cat(hello, command("HELLO", nil))},
-		{"message frame instead of READY", cat(hello, frame(0, []byte("data")))},
-		{"READY with MORE flag", cat(hello, []byte{0x05}, ready("DEALER", nil)[1:])},
+		{"ZMTP 2.0 version", zmtptest.Greeting(2, "NULL")},
+		{"wrong mechanism", zmtptest.Greeting(3, "PLAIN")},
+		{"truncated metadata value", cat(hello, zmtptest.Command("READY", []byte("\x0bSocket-Type\x00\x00\x00\x64DEA")))},
+		{"truncated metadata name", cat(hello, zmtptest.Command("READY", []byte("\x20Sock")))},
+		{"truncated value length", cat(hello, zmtptest.Command("READY", []byte("\x0bSocket-Type\x00\x00")))},
+		{"empty property name", cat(hello, zmtptest.Command("READY", []byte("\x00\x00\x00\x00\x00")))},
+		{"incompatible socket type PUB", cat(hello, zmtptest.Ready("PUB", nil))},
+		{"missing socket type", cat(hello, zmtptest.Command("READY", nil))},
+		{"identity over 255 bytes", cat(hello, zmtptest.Ready("DEALER", zmtptest.Str(strings.Repeat("i", 256))))},
+		{"ERROR instead of READY", cat(hello, zmtptest.Command("ERROR", []byte("\x04nope")))},
+		{"HELLO instead of READY", cat(hello, zmtptest.Command("HELLO", nil))},
+		{"message frame instead of READY", cat(hello, zmtptest.Frame(0, []byte("data")))},
+		{"READY with MORE flag", cat(hello, []byte{0x05}, zmtptest.Ready("DEALER", nil)[1:])},
 		{"empty command frame", cat(hello, []byte{0x04, 0})},
 		{"command name longer than frame", cat(hello, []byte{0x04, 2, 0x09, 'R'})},
 		{"reserved flag bits", cat(hello, []byte{0x84, 0})},
@@ -352,10 +353,10 @@ func TestMalformedHandshakesOnlyCloseThatConnection(t *testing.T) {
 	echo(srv, rec, "echo")
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			rc := dialRaw(t, tcpAddr(t, srv))
-			rc.write(tc.data)
+			rc := zmtptest.Dial(t, tcpAddr(t, srv))
+			rc.Write(tc.data)
 			// Well before the handshake timeout: the error path closed it.
-			rc.expectClosed(waitTimeout)
+			rc.ExpectClosed(waitTimeout)
 			eventually(t, "failure counted", func() bool { return srv.Stats().HandshakeFailed == uint64(i+1) })
 		})
 	}
@@ -372,16 +373,16 @@ func TestProtocolErrorsAfterHandshakeCloseTheConnection(t *testing.T) {
 	}{
 		{"reserved flag bits", []byte{0x10, 0}},
 		{"command with MORE", []byte{0x05, 5, 4, 'P', 'I', 'N', 'G'}},
-		{"command inside a multipart message", append(frame(0x01, []byte("a")), command("PING", nil)...)},
+		{"command inside a multipart message", append(zmtptest.Frame(0x01, []byte("a")), zmtptest.Command("PING", nil)...)},
 		{"empty command", []byte{0x04, 0}},
 	}
 	srv, rec := startServer(t, transport.Config{})
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			rc := dialRaw(t, tcpAddr(t, srv))
-			rc.handshake("DEALER", nil)
-			rc.write(tc.data)
-			rc.expectClosed(waitTimeout)
+			rc := zmtptest.Dial(t, tcpAddr(t, srv))
+			rc.Handshake("DEALER", nil)
+			rc.Write(tc.data)
+			rc.ExpectClosed(waitTimeout)
 			eventually(t, "error counted", func() bool { return srv.Stats().ProtocolErrors == uint64(i+1) })
 		})
 	}

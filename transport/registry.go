@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -110,20 +111,11 @@ func (s *Server) Disconnect(id string) bool {
 	return true
 }
 
-// logID renders an identity for logs and errors: as a quoted string when
-// it is printable UTF-8, else as 0x-prefixed hex (generated identities).
+// logID renders an identity for logs and errors: as is when it is
+// printable UTF-8, else as 0x-prefixed hex (generated identities).
 func logID(id string) string {
-	if utf8.ValidString(id) {
-		printable := true
-		for _, r := range id {
-			if !unicode.IsPrint(r) {
-				printable = false
-				break
-			}
-		}
-		if printable {
-			return fmt.Sprintf("%q", id)
-		}
+	if id != "" && utf8.ValidString(id) && !strings.ContainsFunc(id, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return id
 	}
 	return "0x" + hex.EncodeToString([]byte(id))
 }

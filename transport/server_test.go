@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-zeromq/zmq4"
 
+	"github.com/moebius-js/moebius-js/internal/zmtptest"
 	"github.com/moebius-js/moebius-js/transport"
 )
 
@@ -46,11 +47,11 @@ func TestAnonymousPeersGetGeneratedIdentities(t *testing.T) {
 	srv, rec := startServer(t, transport.Config{})
 	echo(srv, rec, "reply")
 
-	for _, identity := range []*string{nil, strp("")} { // no property, and an empty one
-		rc := dialRaw(t, tcpAddr(t, srv))
-		rc.handshake("DEALER", identity)
-		rc.send([]byte("hi"))
-		if got := rc.recv(); !eqFrames(got, [][]byte{[]byte("reply"), []byte("hi")}) {
+	for _, identity := range []*string{nil, zmtptest.Str("")} { // no property, and an empty one
+		rc := zmtptest.Dial(t, tcpAddr(t, srv))
+		rc.Handshake("DEALER", identity)
+		rc.Send([]byte("hi"))
+		if got := rc.Recv(); !eqFrames(got, [][]byte{[]byte("reply"), []byte("hi")}) {
 			t.Fatalf("anonymous peer received %q", got)
 		}
 	}
@@ -93,15 +94,15 @@ func TestReqRoundTripStripsAndRestoresTheDelimiter(t *testing.T) {
 	})
 
 	t.Run("raw REQ sees the delimiter on the wire", func(t *testing.T) {
-		rc := dialRaw(t, tcpAddr(t, srv))
-		rc.handshake("REQ", strp("req-2"))
-		rc.send(nil, []byte("a"))
-		if got := rc.recv(); !eqFrames(got, [][]byte{{}, []byte("re:a")}) {
+		rc := zmtptest.Dial(t, tcpAddr(t, srv))
+		rc.Handshake("REQ", zmtptest.Str("req-2"))
+		rc.Send(nil, []byte("a"))
+		if got := rc.Recv(); !eqFrames(got, [][]byte{{}, []byte("re:a")}) {
 			t.Fatalf("raw REQ received %q, want [\"\" re:a]", got)
 		}
 		// A later unenveloped message switches replies back to no delimiter.
-		rc.send([]byte("b"))
-		if got := rc.recv(); !eqFrames(got, [][]byte{[]byte("re:b")}) {
+		rc.Send([]byte("b"))
+		if got := rc.Recv(); !eqFrames(got, [][]byte{[]byte("re:b")}) {
 			t.Fatalf("after an unenveloped message received %q, want [re:b]", got)
 		}
 	})
@@ -109,12 +110,12 @@ func TestReqRoundTripStripsAndRestoresTheDelimiter(t *testing.T) {
 
 func TestProbeMessageIsNotDelivered(t *testing.T) {
 	srv, rec := startServer(t, transport.Config{})
-	rc := dialRaw(t, tcpAddr(t, srv))
-	rc.handshake("REQ", strp("prober"))
+	rc := zmtptest.Dial(t, tcpAddr(t, srv))
+	rc.Handshake("REQ", zmtptest.Str("prober"))
 
-	rc.send(nil, []byte("req")) // enveloped
-	rc.send(nil)                // probe: a single empty frame
-	rc.send([]byte("after"))
+	rc.Send(nil, []byte("req")) // enveloped
+	rc.Send(nil)                // probe: a single empty frame
+	rc.Send([]byte("after"))
 	evs := rec.waitFor(t, "two messages", func(evs []event) bool { return count(evs, evMessage, "prober") >= 2 })
 	want := [][][]byte{{[]byte("req")}, {[]byte("after")}}
 	if got := messages(evs); len(got) != 2 || !eqFrames(got[0], want[0]) || !eqFrames(got[1], want[1]) {
@@ -134,9 +135,9 @@ func TestMultipartBinaryFramesAreByteExact(t *testing.T) {
 	frames := [][]byte{{0, 0, 0}, {}, long, {0xff}, []byte("\x00tail\x00")}
 
 	t.Run("incoming", func(t *testing.T) {
-		rc := dialRaw(t, tcpAddr(t, srv))
-		rc.handshake("DEALER", strp("bin"))
-		rc.send(frames...)
+		rc := zmtptest.Dial(t, tcpAddr(t, srv))
+		rc.Handshake("DEALER", zmtptest.Str("bin"))
+		rc.Send(frames...)
 		evs := rec.waitFor(t, "the message", func(evs []event) bool { return count(evs, evMessage, "bin") == 1 })
 		if got := messages(evs)[0]; !eqFrames(got, frames) {
 			t.Fatalf("delivered %q\nwant %q", got, frames)
@@ -144,7 +145,7 @@ func TestMultipartBinaryFramesAreByteExact(t *testing.T) {
 		if err := srv.Send("bin", frames...); err != nil {
 			t.Fatal(err)
 		}
-		if got := rc.recv(); !eqFrames(got, frames) {
+		if got := rc.Recv(); !eqFrames(got, frames) {
 			t.Fatalf("raw client received %q\nwant %q", got, frames)
 		}
 	})
@@ -222,13 +223,13 @@ func TestListenFailsWithoutLeavingEndpointsBound(t *testing.T) {
 func TestDuplicateIdentity(t *testing.T) {
 	t.Run("refused by default", func(t *testing.T) {
 		srv, rec := startServer(t, transport.Config{})
-		first := dialRaw(t, tcpAddr(t, srv))
-		first.handshake("DEALER", strp("dup"))
+		first := zmtptest.Dial(t, tcpAddr(t, srv))
+		first.Handshake("DEALER", zmtptest.Str("dup"))
 		rec.waitConnected(t, "dup")
 
-		second := dialRaw(t, tcpAddr(t, srv))
-		second.handshake("DEALER", strp("dup"))
-		if rest := second.expectClosed(waitTimeout); len(rest) != 0 {
+		second := zmtptest.Dial(t, tcpAddr(t, srv))
+		second.Handshake("DEALER", zmtptest.Str("dup"))
+		if rest := second.ExpectClosed(waitTimeout); len(rest) != 0 {
 			t.Fatalf("refused newcomer received %q", rest)
 		}
 		if s := srv.Stats(); s.DuplicateRefused != 1 || s.Peers != 1 {
@@ -237,7 +238,7 @@ func TestDuplicateIdentity(t *testing.T) {
 		if err := srv.Send("dup", []byte("for-first")); err != nil {
 			t.Fatal(err)
 		}
-		if got := first.recv(); !eqFrames(got, [][]byte{[]byte("for-first")}) {
+		if got := first.Recv(); !eqFrames(got, [][]byte{[]byte("for-first")}) {
 			t.Fatalf("first client received %q", got)
 		}
 		if n := count(rec.snapshot(), evConnected, "dup"); n != 1 {
@@ -247,13 +248,13 @@ func TestDuplicateIdentity(t *testing.T) {
 
 	t.Run("handover closes the old connection", func(t *testing.T) {
 		srv, rec := startServer(t, transport.Config{Handover: true})
-		old := dialRaw(t, tcpAddr(t, srv))
-		old.handshake("DEALER", strp("dup"))
+		old := zmtptest.Dial(t, tcpAddr(t, srv))
+		old.Handshake("DEALER", zmtptest.Str("dup"))
 		oldPeer := rec.waitConnected(t, "dup")
 
-		newcomer := dialRaw(t, tcpAddr(t, srv))
-		newcomer.handshake("DEALER", strp("dup"))
-		old.expectClosed(waitTimeout)
+		newcomer := zmtptest.Dial(t, tcpAddr(t, srv))
+		newcomer.Handshake("DEALER", zmtptest.Str("dup"))
+		old.ExpectClosed(waitTimeout)
 
 		evs := rec.waitFor(t, "second Connected", func(evs []event) bool { return count(evs, evConnected, "dup") == 2 })
 		var disconnectedAt, connectedAt = -1, -1
@@ -274,7 +275,7 @@ func TestDuplicateIdentity(t *testing.T) {
 		if err := srv.Send("dup", []byte("for-newcomer")); err != nil {
 			t.Fatal(err)
 		}
-		if got := newcomer.recv(); !eqFrames(got, [][]byte{[]byte("for-newcomer")}) {
+		if got := newcomer.Recv(); !eqFrames(got, [][]byte{[]byte("for-newcomer")}) {
 			t.Fatalf("newcomer received %q", got)
 		}
 	})
@@ -289,8 +290,8 @@ func TestSendErrors(t *testing.T) {
 		t.Errorf("ErrPeerDropped does not match ErrUnknownPeer")
 	}
 
-	rc := dialRaw(t, tcpAddr(t, srv))
-	rc.handshake("DEALER", strp("someone"))
+	rc := zmtptest.Dial(t, tcpAddr(t, srv))
+	rc.Handshake("DEALER", zmtptest.Str("someone"))
 	rec.waitConnected(t, "someone")
 	if err := srv.Send("someone"); !errors.Is(err, transport.ErrNoFrames) {
 		t.Errorf("Send without frames: %v, want ErrNoFrames", err)
@@ -306,7 +307,7 @@ func TestSendErrors(t *testing.T) {
 	if r := evs[len(evs)-1].reason; !errors.Is(r, transport.ErrDisconnected) {
 		t.Errorf("reason %v, want ErrDisconnected", r)
 	}
-	rc.expectClosed(waitTimeout)
+	rc.ExpectClosed(waitTimeout)
 	if err := srv.Send("someone", []byte("x")); !errors.Is(err, transport.ErrUnknownPeer) {
 		t.Errorf("Send after Disconnected: %v, want ErrUnknownPeer", err)
 	}
@@ -320,13 +321,13 @@ func TestCloseWaitsForEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 5
-	var clients []*rawClient
+	var clients []*zmtptest.Client
 	for i := range n {
-		rc := dialRaw(t, srv.Addrs()[i%2])
-		rc.handshake("DEALER", nil)
+		rc := zmtptest.Dial(t, srv.Addrs()[i%2])
+		rc.Handshake("DEALER", nil)
 		clients = append(clients, rc)
 	}
-	silent := dialRaw(t, srv.Addrs()[0]) // still handshaking
+	silent := zmtptest.Dial(t, srv.Addrs()[0]) // still handshaking
 	rec.waitFor(t, "all connected", func(evs []event) bool { return count(evs, evConnected, "") == n })
 	eventually(t, "the silent conn to be accepted", func() bool { return srv.Stats().Conns == n+1 })
 
@@ -347,7 +348,7 @@ func TestCloseWaitsForEverything(t *testing.T) {
 		t.Errorf("after Close: %+v", s)
 	}
 	for _, rc := range append(clients, silent) {
-		rc.expectClosed(waitTimeout)
+		rc.ExpectClosed(waitTimeout)
 	}
 	if err := srv.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
@@ -364,8 +365,8 @@ func TestShutdownFlushesQueuedMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc := dialRaw(t, srv.Addrs()[0])
-	rc.handshake("DEALER", strp("last-words"))
+	rc := zmtptest.Dial(t, srv.Addrs()[0])
+	rc.Handshake("DEALER", zmtptest.Str("last-words"))
 	rec.waitConnected(t, "last-words")
 	payload := bytes.Repeat([]byte("z"), 64<<10)
 	const n = 50
@@ -377,7 +378,7 @@ func TestShutdownFlushesQueuedMessages(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- srv.Shutdown(context.Background()) }()
 	for i := range n {
-		if got := rc.recv(); len(got) != 1 || !bytes.Equal(got[0], payload) {
+		if got := rc.Recv(); len(got) != 1 || !bytes.Equal(got[0], payload) {
 			t.Fatalf("message %d: %d frames", i, len(got))
 		}
 	}
@@ -389,5 +390,5 @@ func TestShutdownFlushesQueuedMessages(t *testing.T) {
 	case <-time.After(waitTimeout):
 		t.Fatal("Shutdown did not return")
 	}
-	rc.expectClosed(waitTimeout)
+	rc.ExpectClosed(waitTimeout)
 }
