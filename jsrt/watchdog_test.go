@@ -16,12 +16,15 @@ function* spinInFinally(client) { client.send('started'); try { yield sleep(5000
 function recurse(n) { return recurse(n + 1) + 1; }
 function deep() { recurse(0); }
 function* ping(client) { yield sleep(1); client.send('pong'); }
+function* nest(n) { yield nest(n + 1); }
+function* tooDeep(client) { yield nest(0); }
 module.exports = { rules: [
   { command: 'spin', handler: spin },
   { command: 'spinLater', handler: spinLater },
   { command: 'spinInFinally', handler: spinInFinally, strategy: 'replace' },
   { command: 'deep', handler: deep },
   { command: 'ping', handler: ping },
+  { command: 'tooDeep', handler: tooDeep },
 ]};
 `
 
@@ -76,5 +79,14 @@ func TestRunawayFinallyBlockIsInterruptedToo(t *testing.T) {
 	e.send("d", `{"command":"ping"}`)
 	if got := e.reply("d", 1); got != "pong" {
 		t.Fatalf("after the interrupted finally, d got %q", got)
+	}
+}
+
+func TestUnboundedGeneratorNestingThrowsRangeError(t *testing.T) {
+	e := start(t, jsrt.Config{}, map[string]string{"handlers.js": runaway})
+	e.connect("c")
+	e.send("c", `{"command":"tooDeep"}`)
+	if got := e.reply("c", 1); !strings.Contains(got, `"handler_error"`) || !strings.Contains(got, "RangeError: too many nested generators") {
+		t.Fatalf("got %s", got)
 	}
 }

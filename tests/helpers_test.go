@@ -4,10 +4,15 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,11 +24,12 @@ import (
 
 // server is a running moebius-js process.
 type server struct {
-	t    *testing.T
-	cmd  *exec.Cmd
-	addr string // the bound tcp endpoint
-	logs *logBuffer
-	done chan struct{}
+	t       *testing.T
+	cmd     *exec.Cmd
+	addr    string // the bound tcp endpoint
+	metrics string // the /metrics URL, when started with --metrics
+	logs    *logBuffer
+	done    chan struct{}
 }
 
 // logBuffer collects the server's log and lets tests wait for a line.
@@ -66,15 +72,21 @@ func (l *logBuffer) waitFor(t *testing.T, re *regexp.Regexp, timeout time.Durati
 
 var listening = regexp.MustCompile(`msg=listening endpoint=(tcp://\S+)`)
 
-// startServer runs `moebius-js serve` on a free port with the given
-// handlers file (a path under testdata/ or the repo) and extra flags, and
-// waits until it listens. The server is stopped with SIGTERM at cleanup and
+// startServer runs `moebius-js serve` on a free port (unless flags name a
+// --bind) with the given handlers file (a path under testdata/ or the repo)
+// and extra flags, and waits until it listens. The server is stopped with SIGTERM at cleanup and
 // must exit 0.
 func startServer(t *testing.T, handlers string, flags ...string) *server {
 	t.Helper()
-	args := append([]string{"serve", "--bind", "tcp://127.0.0.1:0", "--watch=false", "--log-level", "debug"}, flags...)
+	args := []string{"serve", "--watch=false", "--log-level", "debug"}
+	if !slices.Contains(flags, "--bind") {
+		args = append(args, "--bind", "tcp://127.0.0.1:0")
+	}
+	args = append(args, flags...)
 	args = append(args, handlers)
-	cmd := exec.Command(binary, args...)
+	cmd := exec.Command(moebiusBin, args...)
+	// A race-enabled binary sleeps a second at exit unless told not to.
+	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +115,82 @@ func startServer(t *testing.T, handlers string, flags ...string) *server {
 	}()
 	t.Cleanup(s.stop)
 	s.addr = s.logs.waitFor(t, listening, 30*time.Second)[1]
+	if slices.Contains(flags, "--metrics") {
+		s.metrics = s.logs.waitFor(t, metricsURL, 10*time.Second)[1]
+	}
 	return s
+}
+
+var metricsURL = regexp.MustCompile(`msg=metrics url=(\S+)`)
+
+// metric reads one unlabelled sample from the server's /metrics.
+func (s *server) metric(name string) float64 {
+	s.t.Helper()
+	resp, err := http.Get(s.metrics)
+	if err != nil {
+		s.t.Fatalf("get metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatalf("read metrics: %v", err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				s.t.Fatalf("metric %s: %v", name, err)
+			}
+			return f
+		}
+	}
+	s.t.Fatalf("no metric %s in:\n%s", name, body)
+	return 0
+}
+
+// openFDs counts the server process's open file descriptors.
+func (s *server) openFDs() int {
+	s.t.Helper()
+	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", s.cmd.Process.Pid))
+	if err != nil {
+		s.t.Fatalf("list fds: %v", err)
+	}
+	return len(entries)
+}
+
+// rssBytes is the server process's resident memory.
+func (s *server) rssBytes() int64 {
+	s.t.Helper()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		s.t.Fatalf("read status: %v", err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	s.t.Fatal("no VmRSS in /proc status")
+	return 0
+}
+
+// alive reports whether the server process is still running.
+func (s *server) alive() bool {
+	return s.cmd.Process.Signal(syscall.Signal(0)) == nil
+}
+
+// eventually polls cond until it holds, failing after timeout. Only for
+// states that no event announces (gauges, counts of goroutines).
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // stop ends the server with SIGTERM and checks that it exits cleanly.
@@ -199,6 +286,10 @@ func (c *client) send(frames ...string) {
 	c.sendBytes(raw...)
 }
 
+// zmqMsg builds a message of text frames, for goroutines that cannot use
+// client.send (it may fail the test).
+func zmqMsg(frames ...string) zmq4.Msg { return zmq4.NewMsgFromString(frames) }
+
 func (c *client) sendBytes(frames ...[]byte) {
 	c.t.Helper()
 	if err := c.sock.Send(zmq4.NewMsgFrom(frames...)); err != nil {
@@ -254,7 +345,7 @@ func writeHandlers(t *testing.T, src string) string {
 // code.
 func runCLI(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	cmd := exec.Command(moebiusBin, args...)
 	var out, errOut strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()

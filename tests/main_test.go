@@ -10,8 +10,8 @@ import (
 	"testing"
 )
 
-// binary is the moebius-js executable built for this test run.
-var binary string
+// moebiusBin is the moebius-js executable built for this test run.
+var moebiusBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "moebius-e2e-")
@@ -19,8 +19,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binary = filepath.Join(dir, "moebius-js")
-	args := []string{"build", "-o", binary}
+	moebiusBin = filepath.Join(dir, "moebius-js")
+	args := []string{"build", "-o", moebiusBin}
 	if raceEnabled {
 		args = append(args, "-race") // the server under test is checked for races too
 	}
