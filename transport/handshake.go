@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,10 +25,6 @@ const (
 
 	// maxIdentityLen is the longest routing identity ZMTP allows.
 	maxIdentityLen = 255
-
-	// readyMetadata is our READY command's metadata: Socket-Type=ROUTER.
-	// A ROUTER does not announce an Identity (libzmq does the same).
-	readyMetadata = "\x0bSocket-Type\x00\x00\x00\x06ROUTER"
 )
 
 // hello is what the handshake learned about the peer.
@@ -37,17 +34,52 @@ type hello struct {
 	hasIdentity bool // an Identity property was present (possibly empty)
 }
 
+// side is one end of a handshake: the socket type we announce, our
+// identity, and the peer socket types we can talk to.
+type side struct {
+	socketType zmq4.SocketType
+	identity   string // announced when not empty (a ROUTER announces none, like libzmq)
+	server     bool
+	peers      []zmq4.SocketType
+}
+
+var (
+	routerSide = side{socketType: zmq4.Router, server: true, peers: []zmq4.SocketType{zmq4.Dealer, zmq4.Req, zmq4.Router}}
+	dealerSide = side{socketType: zmq4.Dealer, peers: []zmq4.SocketType{zmq4.Router, zmq4.Dealer, zmq4.Rep}}
+)
+
+// readyMetadata is our READY command's metadata.
+func (sd side) readyMetadata() []byte {
+	md := appendProperty(nil, "Socket-Type", string(sd.socketType))
+	if sd.identity != "" {
+		md = appendProperty(md, "Identity", sd.identity)
+	}
+	return md
+}
+
+func appendProperty(b []byte, name, value string) []byte {
+	b = append(b, byte(len(name)))
+	b = append(b, name...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(value)))
+	return append(b, value...)
+}
+
 // handshake runs the ZMTP greeting and NULL security handshake on c as the
-// server side of a ROUTER, within timeout. It clears c's deadline on
-// success. It uses zmq4.Open for the exchange, fed through a
-// handshakeGuard so that no oversized frame reaches zmq4's allocator, and
-// recovers from any panic inside zmq4 (logged with its stack), turning it
-// into an error.
+// server side of a ROUTER, within timeout.
 func handshake(c net.Conn, timeout time.Duration, log logger) (hello, error) {
+	return handshakeAs(routerSide, c, timeout, log)
+}
+
+// handshakeAs runs the ZMTP greeting and NULL security handshake on c as
+// sd, within timeout. It clears c's deadline on success. It uses zmq4.Open
+// for the exchange, fed through a handshakeGuard so that no oversized frame
+// reaches zmq4's allocator, and recovers from any panic inside zmq4 (logged
+// with its stack), turning it into an error.
+func handshakeAs(sd side, c net.Conn, timeout time.Duration, log logger) (hello, error) {
 	if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
 		return hello{}, fmt.Errorf("set handshake deadline: %w", err)
 	}
-	mech := &nullMechanism{}
+	mech := &nullMechanism{side: sd}
 	if err := openZMTP(newHandshakeGuard(c, handshakeMaxBytes), mech, log); err != nil {
 		return hello{}, err
 	}
@@ -65,7 +97,8 @@ func openZMTP(c net.Conn, mech *nullMechanism, log logger) (err error) {
 			err = fmt.Errorf("%w: handshake panicked: %v", ErrProtocol, r)
 		}
 	}()
-	if _, err := zmq4.Open(c, mech, zmq4.Router, nil, true, nil); err != nil {
+	sd := mech.side
+	if _, err := zmq4.Open(c, mech, sd.socketType, zmq4.SocketIdentity(sd.identity), sd.server, nil); err != nil {
 		return fmt.Errorf("zmtp handshake: %w", err)
 	}
 	return nil
@@ -82,6 +115,7 @@ type logger interface {
 // parser panics on truncated input; this one checks every bound and keeps
 // what it learned about the peer.
 type nullMechanism struct {
+	side side
 	peer hello
 }
 
@@ -93,7 +127,7 @@ func (*nullMechanism) Type() zmq4.SecurityType { return zmq4.NullSecurity }
 // Handshake implements zmq4.Security: send our READY, receive and check
 // the peer's.
 func (m *nullMechanism) Handshake(conn *zmq4.Conn, server bool) error {
-	if err := conn.SendCmd(zmq4.CmdReady, []byte(readyMetadata)); err != nil {
+	if err := conn.SendCmd(zmq4.CmdReady, m.side.readyMetadata()); err != nil {
 		return fmt.Errorf("send READY: %w", err)
 	}
 	cmd, err := conn.RecvCmd()
@@ -112,10 +146,8 @@ func (m *nullMechanism) Handshake(conn *zmq4.Conn, server bool) error {
 	if err != nil {
 		return err
 	}
-	switch zmq4.SocketType(h.socketType) {
-	case zmq4.Dealer, zmq4.Req, zmq4.Router:
-	default:
-		return fmt.Errorf("%w: socket type %q cannot talk to a ROUTER", ErrProtocol, h.socketType)
+	if !slices.Contains(m.side.peers, zmq4.SocketType(h.socketType)) {
+		return fmt.Errorf("%w: socket type %q cannot talk to a %s", ErrProtocol, h.socketType, m.side.socketType)
 	}
 	if len(h.identity) > maxIdentityLen {
 		return fmt.Errorf("%w: identity of %d bytes (max %d)", ErrProtocol, len(h.identity), maxIdentityLen)

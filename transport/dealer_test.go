@@ -1,0 +1,200 @@
+package transport_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-zeromq/zmq4"
+
+	"github.com/moebius-js/moebius-js/transport"
+)
+
+// inbox collects what a Dealer receives.
+type inbox struct {
+	mu   sync.Mutex
+	msgs [][][]byte
+	more chan struct{} // closed and replaced on every message
+}
+
+func newInbox() *inbox { return &inbox{more: make(chan struct{})} }
+
+func (in *inbox) add(frames [][]byte) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.msgs = append(in.msgs, frames)
+	close(in.more)
+	in.more = make(chan struct{})
+}
+
+// wait returns the n-th message (1-based), waiting for it.
+func (in *inbox) wait(t *testing.T, n int) [][]byte {
+	t.Helper()
+	timeout := time.After(waitTimeout)
+	for {
+		in.mu.Lock()
+		if len(in.msgs) >= n {
+			m := in.msgs[n-1]
+			in.mu.Unlock()
+			return m
+		}
+		more := in.more
+		in.mu.Unlock()
+		select {
+		case <-more:
+		case <-timeout:
+			t.Fatalf("no message %d within %v", n, waitTimeout)
+		}
+	}
+}
+
+func dialDealer(t *testing.T, endpoint string, cfg transport.DialConfig) (*transport.Dealer, *inbox) {
+	t.Helper()
+	in := newInbox()
+	d, err := transport.Dial(endpoint, cfg, in.add)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	return d, in
+}
+
+func TestDealerRoundTripWithServer(t *testing.T) {
+	srv, rec := startServer(t, transport.Config{})
+	echo(srv, rec, "re:")
+	d, in := dialDealer(t, tcpAddr(t, srv), transport.DialConfig{Identity: "upstream-client"})
+	if err := d.Send([]byte("a"), []byte{0, 1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	got := in.wait(t, 1)
+	if !eqFrames(got, [][]byte{[]byte("re:"), []byte("a"), {0, 1, 2}}) {
+		t.Fatalf("got %q", got)
+	}
+	if p := rec.waitConnected(t, "upstream-client"); p.ID != "upstream-client" {
+		t.Fatalf("server saw identity %q", p.ID)
+	}
+}
+
+// freeEndpoint returns a tcp endpoint nobody listens on (yet).
+func freeEndpoint(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "tcp://" + addr
+}
+
+func TestDealerQueuesUntilTheServerComesAndReconnectsAfterARestart(t *testing.T) {
+	endpoint := freeEndpoint(t)
+	d, in := dialDealer(t, endpoint, transport.DialConfig{ReconnectMin: 10 * time.Millisecond, ReconnectMax: 50 * time.Millisecond})
+	if err := d.Send([]byte("sent while down")); err != nil {
+		t.Fatal(err)
+	}
+	srv, rec := startServer(t, transport.Config{Endpoints: []string{endpoint}})
+	echo(srv, rec, "re:")
+	if got := in.wait(t, 1); string(got[1]) != "sent while down" {
+		t.Fatalf("got %q", got)
+	}
+
+	srv.Close() // the server restarts on the same endpoint
+	srv2, rec2 := startServer(t, transport.Config{Endpoints: []string{endpoint}})
+	echo(srv2, rec2, "re:")
+	// Until the dealer notices the old connection is gone, what it writes
+	// there is lost (as with libzmq): keep sending until a reply comes.
+	stop := make(chan struct{})
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+				_ = d.Send([]byte("after restart"))
+			}
+		}
+	}()
+	got := in.wait(t, 2)
+	close(stop)
+	<-sent
+	if string(got[1]) != "after restart" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestDealerSpeaksREQStyleToAREPServer(t *testing.T) {
+	rep := zmq4.NewRep(context.Background())
+	t.Cleanup(func() { rep.Close() })
+	if err := rep.Listen("tcp://127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	endpoint := "tcp://" + rep.Addr().String()
+	d, in := dialDealer(t, endpoint, transport.DialConfig{})
+	if err := d.Send([]byte("question")); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan zmq4.Msg, 1)
+	go func() {
+		m, err := rep.Recv()
+		if err == nil {
+			got <- m
+			_ = rep.Send(zmq4.NewMsgString("answer"))
+		}
+	}()
+	select {
+	case m := <-got:
+		if len(m.Frames) != 1 || string(m.Frames[0]) != "question" {
+			t.Fatalf("REP received %q", m.Frames)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("the REP server got nothing")
+	}
+	if reply := in.wait(t, 1); len(reply) != 1 || string(reply[0]) != "answer" {
+		t.Fatalf("dealer got %q; want the reply without its delimiter", reply)
+	}
+}
+
+func TestDealerSendQueueIsBoundedWhileDown(t *testing.T) {
+	d, _ := dialDealer(t, freeEndpoint(t), transport.DialConfig{SendQueue: 3})
+	for i := 0; i < 3; i++ {
+		if err := d.Send([]byte("x")); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	if err := d.Send([]byte("x")); !errors.Is(err, transport.ErrQueueFull) {
+		t.Fatalf("4th send: %v, want ErrQueueFull", err)
+	}
+	d.Close()
+	if err := d.Send([]byte("x")); !errors.Is(err, transport.ErrClosed) {
+		t.Fatalf("send after Close: %v, want ErrClosed", err)
+	}
+}
+
+func TestDealerCloseStopsEverything(t *testing.T) {
+	base := runtime.NumGoroutine()
+	srv, rec := startServer(t, transport.Config{})
+	echo(srv, rec, "")
+	up, in := dialDealer(t, tcpAddr(t, srv), transport.DialConfig{})
+	_ = up.Send([]byte("hi"))
+	in.wait(t, 1)
+	down, _ := dialDealer(t, freeEndpoint(t), transport.DialConfig{ReconnectMin: time.Millisecond})
+	up.Close()
+	down.Close()
+	srv.Close()
+	waitGoroutines(t, base)
+}
+
+func TestDialRejectsMalformedEndpoints(t *testing.T) {
+	for _, ep := range []string{"", "tcp://", "tcp://nohost", "udp://1.2.3.4:5", "127.0.0.1:5555"} {
+		if _, err := transport.Dial(ep, transport.DialConfig{}, func([][]byte) {}); err == nil {
+			t.Errorf("Dial(%q) accepted a malformed endpoint", ep)
+		}
+	}
+}
