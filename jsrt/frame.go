@@ -11,14 +11,21 @@ import (
 
 // genFrame adapts a JavaScript generator object to core.Frame.
 type genFrame struct {
-	rt  *runtime
-	gen *goja.Object
+	rt      *runtime
+	gen     *goja.Object
+	scope   *scope // the job's: owns what the generator opens
+	pending waitOp // what it yielded last, if that was a wait
 }
 
 // Resume runs the generator to its next yield: next(value), or throw(error)
 // when in carries an error.
 func (f *genFrame) Resume(in core.Input) core.Step {
 	rt := f.rt
+	if op := f.pending; op != nil {
+		f.pending = nil
+		in = op.resumed(in)
+	}
+	defer rt.w.enter(f.scope)()
 	var res goja.Value
 	var err error
 	if in.Err != nil {
@@ -36,12 +43,17 @@ func (f *genFrame) Resume(in core.Input) core.Step {
 	if it.Get("done").ToBoolean() {
 		return core.Step{Kind: core.Done, In: core.Input{Value: it.Get("value")}}
 	}
-	return rt.yielded(it.Get("value"))
+	return f.yielded(it.Get("value"))
 }
 
 // Cancel calls the generator's return(), so its finally blocks run. A
 // finally block that yields is cut short there.
 func (f *genFrame) Cancel() {
+	if op := f.pending; op != nil {
+		f.pending = nil
+		op.cancelled()
+	}
+	defer f.rt.w.enter(f.scope)()
 	if _, err := f.rt.call(f.rt.genReturn, f.gen, goja.Undefined()); err != nil {
 		f.rt.w.log.Error("a finally block threw while its generator was cancelled", "error", describe(err))
 	}
@@ -59,15 +71,22 @@ func uncatchable(err error) bool {
 // sleepOp is what sleep(ms) returns; yielding it parks the task.
 type sleepOp struct{ d time.Duration }
 
+func (op *sleepOp) park(f *genFrame) core.Step {
+	return core.Step{Kind: core.Park, Until: f.rt.w.sched.Now().Add(op.d)}
+}
+func (op *sleepOp) resumed(in core.Input) core.Input { return in }
+func (op *sleepOp) cancelled()                       {}
+
 // yielded decides what a yielded value asks of the scheduler (DESIGN §2).
-func (rt *runtime) yielded(v goja.Value) core.Step {
+func (f *genFrame) yielded(v goja.Value) core.Step {
+	rt := f.rt
 	o, ok := v.(*goja.Object)
 	if !ok {
 		return core.Step{Kind: core.Yield}
 	}
 	if p := o.Prototype(); p != nil {
 		if p.Prototype() == rt.genProto {
-			return core.Step{Kind: core.Call, Child: &genFrame{rt: rt, gen: o}}
+			return core.Step{Kind: core.Call, Child: &genFrame{rt: rt, gen: o, scope: f.scope}}
 		}
 		if p == rt.genFuncProto {
 			return core.Step{Kind: core.Yield, In: core.Input{Err: badArgument(
@@ -75,9 +94,10 @@ func (rt *runtime) yielded(v goja.Value) core.Step {
 		}
 	}
 	switch o.ExportType() {
-	case typeSleepOp:
-		op := o.Export().(*sleepOp)
-		return core.Step{Kind: core.Park, Until: rt.w.sched.Now().Add(op.d)}
+	case typeSleepOp, typeRecvOp, typeRequestOp:
+		op := o.Export().(waitOp)
+		f.pending = op
+		return op.park(f)
 	}
 	return core.Step{Kind: core.Yield}
 }

@@ -26,6 +26,7 @@ type Config struct {
 	Workers    int           // scheduler goroutines, each with its own runtime (default 1)
 	StepBudget time.Duration // longest a step may run before it is interrupted (default 1s)
 	QueueLimit int           // requests a client may queue behind its running one (default 100)
+	Dialer     Dialer        // connects dealer() and request() to other servers (nil: they throw)
 	Logger     *slog.Logger  // default slog.Default()
 }
 
@@ -77,6 +78,8 @@ func New(cfg Config) (*Host, error) {
 			budget:  cfg.StepBudget,
 			log:     log,
 			old:     make(map[*runtime]struct{}),
+			dialer:  cfg.Dialer,
+			pool:    make(map[string][]*pooledConn),
 			clients: make(map[string]*client),
 			drained: make(chan struct{}),
 			done:    make(chan struct{}),
@@ -239,6 +242,7 @@ waiting:
 	for _, w := range h.workers {
 		w.sched.Post(func() {
 			w.sched.CancelAll(nil)
+			w.closeConnections()
 			w.sched.Stop()
 		})
 	}

@@ -37,6 +37,8 @@ func (rt *runtime) moebiusModule(vm *goja.Runtime, module *goja.Object) {
 		return ""
 	})
 	set("bytes", func(s string) goja.Value { return rt.bytesValue([]byte(s)) })
+	set("dealer", func(addr string, opts goja.Value) goja.Value { return rt.newDealer(addr, opts) })
+	set("request", func(addr string, x, opts goja.Value) goja.Value { return rt.newRequest(addr, x, opts) })
 	set("TimeoutError", rt.timeoutError)
 	set("ClientGoneError", rt.clientGoneError)
 	set("server", rt.serverObject())
@@ -132,17 +134,20 @@ type spawnJob struct {
 	args    []goja.Value
 	what    string
 	started bool
+	scope   scope
 }
 
 func (j *spawnJob) Start() (core.Frame, error) {
 	j.rt.acquire()
 	j.started = true
+	leave := j.rt.w.enter(&j.scope)
 	res, err := j.rt.call(j.fn, goja.Undefined(), j.args...)
+	leave()
 	if err != nil {
 		return nil, err
 	}
 	if g := j.rt.generator(res); g != nil {
-		return &genFrame{rt: j.rt, gen: g}, nil
+		return &genFrame{rt: j.rt, gen: g, scope: &j.scope}, nil
 	}
 	return nil, nil
 }
@@ -151,6 +156,7 @@ func (j *spawnJob) Finish(res core.Input) {
 	if j.started {
 		defer j.rt.release()
 	}
+	j.scope.close()
 	if res.Err != nil && !errors.Is(res.Err, core.ErrCancelled) {
 		j.rt.w.log.Error(j.what+" failed", "gen", j.rt.gen, "error", describe(res.Err))
 	}

@@ -20,6 +20,7 @@ type request struct {
 	data    goja.Value
 	msg     *goja.Object
 	started bool
+	scope   scope // what the handler opened
 }
 
 // route finds the request's handler, data and strategy on rt: through the
@@ -93,12 +94,14 @@ func (r *request) Start() (core.Frame, error) {
 	}
 	rt.acquire()
 	r.started = true
+	leave := r.w.enter(&r.scope)
 	res, err := rt.call(r.handler, goja.Undefined(), rt.object(r.c), r.data, r.msg)
+	leave()
 	if err != nil {
 		return nil, err
 	}
 	if g := rt.generator(res); g != nil {
-		return &genFrame{rt: rt, gen: g}, nil
+		return &genFrame{rt: rt, gen: g, scope: &r.scope}, nil
 	}
 	return nil, nil
 }
@@ -108,6 +111,7 @@ func (r *request) Finish(res core.Input) {
 	if r.started {
 		defer r.rt.release()
 	}
+	r.scope.close()
 	defer r.w.checkDrained()
 	if res.Err == nil || errors.Is(res.Err, core.ErrCancelled) || errors.Is(res.Err, core.ErrReplaced) {
 		return

@@ -54,6 +54,7 @@ type runtime struct {
 	server  *goja.Object             // the moebius server object, made on first use
 	loaded  bool                     // evaluation is over: the worker's state may be used
 	clients map[*client]*goja.Object // this runtime's object for each client
+	scope   scope                    // what code run at load time opened (module-level dealers)
 	refs    int                      // jobs and frames still running here
 	retired bool                     // a newer generation is live
 }
@@ -308,6 +309,7 @@ func (rt *runtime) retire() {
 
 func (rt *runtime) dispose() {
 	rt.w.log.Debug("runtime generation released", "gen", rt.gen)
+	rt.scope.close()
 	clear(rt.clients)
 }
 

@@ -14,6 +14,8 @@ var (
 	typeBytes       = reflect.TypeOf([]byte(nil))
 	typeArrayBuffer = reflect.TypeOf(goja.ArrayBuffer{})
 	typeSleepOp     = reflect.TypeOf(&sleepOp{})
+	typeRecvOp      = reflect.TypeOf(&recvOp{})
+	typeRequestOp   = reflect.TypeOf(&requestOp{})
 )
 
 // These Go errors become TimeoutError, ClientGoneError and TypeError when

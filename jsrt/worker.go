@@ -21,13 +21,16 @@ type worker struct {
 	budget time.Duration // the step budget
 	out    Sender        // set by Host.Start before the goroutine starts
 
-	rt       *runtime              // the live generation
-	old      map[*runtime]struct{} // retired generations with work still running
-	clients  map[string]*client    // connected clients, by identity
-	bg       core.SpawnID          // the live generation's background task
-	draining bool                  // shutting down: no new requests
-	drained  chan struct{}         // closed once draining and no client task is left
-	done     chan struct{}         // closed when the scheduler goroutine ends
+	dialer   Dialer                   // opens dealer() and request() connections; nil: none
+	pool     map[string][]*pooledConn // request()'s idle connections, by address
+	scope    *scope                   // owner of what the JavaScript running now opens
+	rt       *runtime                 // the live generation
+	old      map[*runtime]struct{}    // retired generations with work still running
+	clients  map[string]*client       // connected clients, by identity
+	bg       core.SpawnID             // the live generation's background task
+	draining bool                     // shutting down: no new requests
+	drained  chan struct{}            // closed once draining and no client task is left
+	done     chan struct{}            // closed when the scheduler goroutine ends
 }
 
 // run is the scheduler goroutine.
@@ -164,5 +167,20 @@ func (w *worker) checkDrained() {
 		default:
 			close(w.drained)
 		}
+	}
+}
+
+// closeConnections closes request()'s pool and the dealers the live and
+// retired runtimes opened at load time, at shutdown.
+func (w *worker) closeConnections() {
+	for addr, idle := range w.pool {
+		for _, pc := range idle {
+			pc.discard()
+		}
+		delete(w.pool, addr)
+	}
+	w.rt.scope.close()
+	for rt := range w.old {
+		rt.scope.close()
 	}
 }

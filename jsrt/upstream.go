@@ -1,0 +1,354 @@
+package jsrt
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/dop251/goja"
+
+	"github.com/moebius-js/moebius-js/core"
+)
+
+// Dialer opens DEALER connections to other ZeroMQ servers, for dealer()
+// and request(); the transport implements it.
+type Dialer interface {
+	// Dial starts connecting to endpoint in the background (reconnecting
+	// on its own) and returns at once. onMessage is called, on a goroutine
+	// of the connection's, for every message that arrives. identity is the
+	// routing identity to announce ("" for none). Any goroutine.
+	Dial(endpoint, identity string, onMessage func(frames [][]byte)) (Upstream, error)
+}
+
+// Upstream is one DEALER connection.
+type Upstream interface {
+	// Send queues a message; it never blocks. Any goroutine.
+	Send(frames ...[]byte) error
+	// Close stops the connection and its reconnecting. Any goroutine except
+	// the onMessage callback.
+	Close()
+}
+
+// DefaultRemoteTimeout is how long recv() and request() wait for a reply
+// when the call does not say.
+const DefaultRemoteTimeout = 10 * time.Second
+
+// maxBuffered bounds the replies a dealer keeps for recv() calls that have
+// not come yet; past it the oldest is dropped.
+const maxBuffered = 1000
+
+// maxIdlePerAddress bounds request()'s pool of idle connections per address.
+const maxIdlePerAddress = 8
+
+// waitOp is a value a generator yields to wait for something outside
+// JavaScript: a sleep, a reply on a dealer, a pooled request.
+type waitOp interface {
+	// park registers the wait; the step it returns parks (or resumes) the
+	// task.
+	park(f *genFrame) core.Step
+	// resumed settles the wait when the task resumes with in, and returns
+	// what JavaScript resumes with.
+	resumed(in core.Input) core.Input
+	// cancelled settles the wait when the task is cancelled while parked.
+	cancelled()
+}
+
+// remoteOptions reads {timeout, message} from a recv()/request() options
+// argument. timeout is in milliseconds; 0 or Infinity waits for ever.
+func (rt *runtime) remoteOptions(v goja.Value) (timeout time.Duration, asMessage bool) {
+	timeout = DefaultRemoteTimeout
+	o, ok := v.(*goja.Object)
+	if !ok {
+		return timeout, false
+	}
+	if t := o.Get("timeout"); t != nil && !goja.IsUndefined(t) {
+		ms := t.ToFloat()
+		switch {
+		case math.IsNaN(ms) || ms < 0:
+			rt.throw(badArgument("timeout must be a number of milliseconds >= 0, got %s", t.String()))
+		case ms == 0 || math.IsInf(ms, 1):
+			timeout = 0
+		default:
+			timeout = time.Duration(ms * float64(time.Millisecond))
+		}
+	}
+	if m := o.Get("message"); m != nil {
+		asMessage = m.ToBoolean()
+	}
+	return timeout, asMessage
+}
+
+// parkFor is the step that waits for key, or throws a TimeoutError after
+// timeout (0: no deadline).
+func (rt *runtime) parkFor(key core.WaitKey, timeout time.Duration, what string) core.Step {
+	st := core.Step{Kind: core.Park, Wait: key}
+	if timeout > 0 {
+		st.Until = rt.w.sched.Now().Add(timeout)
+		st.In = core.Input{Err: &timeoutError{fmt.Sprintf("no reply from %s within %v", what, timeout)}}
+	}
+	return st
+}
+
+// reply converts a received message to what JavaScript resumes with: the
+// first frame's text, or with {message: true} a message object.
+func (rt *runtime) reply(frames [][]byte, asMessage bool) goja.Value {
+	if asMessage {
+		return rt.vm.NewDynamicObject(&message{rt: rt, raw: frames})
+	}
+	if len(frames) == 0 {
+		return rt.vm.ToValue("")
+	}
+	return rt.vm.ToValue(string(frames[0]))
+}
+
+// ---- dealer(address, options?) ----
+
+// dealerSocket is the Go side of a dealer() object: one DEALER connection
+// and the replies that arrived before anyone asked for them.
+type dealerSocket struct {
+	rt      *runtime
+	addr    string
+	up      Upstream
+	inbox   [][][]byte
+	waiting core.WaitKey // the task parked in recv(), if any
+	closed  bool
+}
+
+// newDealer opens a dealer for JavaScript, owned by the job being stepped
+// (or by the runtime, at load time), which closes it when it ends.
+func (rt *runtime) newDealer(addr string, opts goja.Value) goja.Value {
+	identity := ""
+	if o, ok := opts.(*goja.Object); ok {
+		if id := o.Get("identity"); id != nil && !goja.IsUndefined(id) {
+			identity = id.String()
+		}
+	}
+	if rt.w.dialer == nil {
+		rt.throw(fmt.Errorf("dealer(): this server cannot open connections"))
+	}
+	d := &dealerSocket{rt: rt, addr: addr}
+	w := rt.w
+	up, err := w.dialer.Dial(addr, identity, func(frames [][]byte) {
+		w.sched.Post(func() { d.deliver(frames) })
+	})
+	if err != nil {
+		rt.throw(badArgument("dealer(%q): %v", addr, err))
+	}
+	d.up = up
+	rt.own(d.close)
+
+	o := rt.vm.NewObject()
+	_ = o.Set("address", addr)
+	_ = o.Set("send", func(call goja.FunctionCall) goja.Value {
+		frames, err := rt.frames(call.Arguments)
+		if err != nil {
+			rt.throw(err)
+		}
+		if d.closed {
+			rt.throw(fmt.Errorf("dealer %s is closed", addr))
+		}
+		if err := d.up.Send(frames...); err != nil {
+			rt.throw(fmt.Errorf("dealer %s: %w", addr, err))
+		}
+		return goja.Undefined()
+	})
+	_ = o.Set("recv", func(opts goja.Value) goja.Value {
+		timeout, asMessage := rt.remoteOptions(opts)
+		return rt.vm.ToValue(&recvOp{d: d, timeout: timeout, asMessage: asMessage})
+	})
+	_ = o.Set("close", func() { d.close() })
+	return o
+}
+
+// deliver hands a reply to the task waiting in recv(), or keeps it.
+// Scheduler goroutine.
+func (d *dealerSocket) deliver(frames [][]byte) {
+	if d.closed {
+		return
+	}
+	if key := d.waiting; key != 0 {
+		d.waiting = 0
+		if d.rt.w.sched.Resolve(key, core.Input{Value: frames}) {
+			return
+		}
+	}
+	if len(d.inbox) == maxBuffered {
+		d.rt.w.log.Warn("dealer dropped its oldest unread reply: nobody calls recv()", "address", d.addr)
+		d.inbox = d.inbox[1:]
+	}
+	d.inbox = append(d.inbox, frames)
+}
+
+// close closes the connection; a task still waiting in recv() gets an
+// error at its yield.
+func (d *dealerSocket) close() {
+	if d.closed {
+		return
+	}
+	d.closed = true
+	d.up.Close()
+	d.inbox = nil
+	if key := d.waiting; key != 0 {
+		d.waiting = 0
+		d.rt.w.sched.Resolve(key, core.Input{Err: fmt.Errorf("dealer %s was closed", d.addr)})
+	}
+}
+
+// recvOp is what dealer.recv() returns: yield it to wait for the next reply.
+type recvOp struct {
+	d         *dealerSocket
+	timeout   time.Duration
+	asMessage bool
+	key       core.WaitKey
+}
+
+func (op *recvOp) park(f *genFrame) core.Step {
+	d := op.d
+	switch {
+	case d.closed:
+		return core.Step{Kind: core.Yield, In: core.Input{Err: fmt.Errorf("dealer %s is closed", d.addr)}}
+	case len(d.inbox) > 0:
+		frames := d.inbox[0]
+		d.inbox = d.inbox[1:]
+		return core.Step{Kind: core.Yield, In: core.Input{Value: frames}}
+	case d.waiting != 0:
+		return core.Step{Kind: core.Yield, In: core.Input{Err: fmt.Errorf(
+			"dealer %s: another task is already waiting in recv(); use one dealer per task", d.addr)}}
+	}
+	op.key = f.rt.w.sched.NewWaitKey()
+	d.waiting = op.key
+	return f.rt.parkFor(op.key, op.timeout, d.addr)
+}
+
+func (op *recvOp) resumed(in core.Input) core.Input {
+	op.cancelled()
+	if frames, ok := in.Value.([][]byte); ok && in.Err == nil {
+		in.Value = op.d.rt.reply(frames, op.asMessage)
+	}
+	return in
+}
+
+func (op *recvOp) cancelled() {
+	if op.key != 0 && op.d.waiting == op.key {
+		op.d.waiting = 0
+	}
+}
+
+// ---- request(address, x, options?) ----
+
+// pooledConn is one of request()'s connections: it carries one request at
+// a time, so a reply belongs to the task that waits on key.
+type pooledConn struct {
+	w    *worker
+	addr string
+	up   Upstream     // nil once discarded
+	key  core.WaitKey // the request in flight, 0 when idle
+}
+
+// requestOp is what request() returns: yield it to send x and wait for the
+// reply on a connection of the pool.
+type requestOp struct {
+	rt        *runtime // of the frame that yielded it
+	addr      string
+	frame     []byte
+	timeout   time.Duration
+	asMessage bool
+	conn      *pooledConn
+	key       core.WaitKey
+}
+
+func (rt *runtime) newRequest(addr string, x, opts goja.Value) goja.Value {
+	if rt.w.dialer == nil {
+		rt.throw(fmt.Errorf("request(): this server cannot open connections"))
+	}
+	f, err := rt.frame(x)
+	if err != nil {
+		rt.throw(err)
+	}
+	timeout, asMessage := rt.remoteOptions(opts)
+	return rt.vm.ToValue(&requestOp{addr: addr, frame: f, timeout: timeout, asMessage: asMessage})
+}
+
+func (op *requestOp) park(f *genFrame) core.Step {
+	op.rt = f.rt
+	w := f.rt.w
+	pc, err := w.checkout(op.addr)
+	if err != nil {
+		return core.Step{Kind: core.Yield, In: core.Input{Err: badArgument("request(%q): %v", op.addr, err)}}
+	}
+	op.conn = pc
+	op.key = w.sched.NewWaitKey()
+	pc.key = op.key
+	if err := pc.up.Send(op.frame); err != nil {
+		pc.discard()
+		return core.Step{Kind: core.Yield, In: core.Input{Err: fmt.Errorf("request(%q): %w", op.addr, err)}}
+	}
+	return f.rt.parkFor(op.key, op.timeout, op.addr)
+}
+
+// settle drops the connection if the request is still in flight on it (it
+// timed out or was cancelled): a late reply must not reach the next
+// request. Once answered, the connection may already carry another one.
+func (op *requestOp) settle() {
+	if pc := op.conn; pc != nil && pc.key == op.key {
+		pc.discard()
+	}
+}
+
+func (op *requestOp) resumed(in core.Input) core.Input {
+	op.settle()
+	if frames, ok := in.Value.([][]byte); ok && in.Err == nil {
+		in.Value = op.rt.reply(frames, op.asMessage)
+	}
+	return in
+}
+
+func (op *requestOp) cancelled() { op.settle() }
+
+// checkout returns an idle pooled connection to addr, or dials a new one.
+func (w *worker) checkout(addr string) (*pooledConn, error) {
+	for idle := w.pool[addr]; len(idle) > 0; idle = w.pool[addr] {
+		pc := idle[len(idle)-1]
+		idle[len(idle)-1] = nil
+		w.pool[addr] = idle[:len(idle)-1]
+		if pc.up != nil { // not discarded while idle
+			return pc, nil
+		}
+	}
+	pc := &pooledConn{w: w, addr: addr}
+	up, err := w.dialer.Dial(addr, "", func(frames [][]byte) {
+		w.sched.Post(func() { pc.deliver(frames) })
+	})
+	if err != nil {
+		return nil, err
+	}
+	pc.up = up
+	return pc, nil
+}
+
+// deliver resumes the request in flight with its reply and puts the
+// connection back in the pool. A message nobody waits for means the
+// connection is out of step: it is closed (and skipped by checkout if it
+// sits in the pool). Scheduler goroutine.
+func (pc *pooledConn) deliver(frames [][]byte) {
+	key := pc.key
+	pc.key = 0
+	if key == 0 || !pc.w.sched.Resolve(key, core.Input{Value: frames}) {
+		pc.discard()
+		return
+	}
+	if idle := pc.w.pool[pc.addr]; len(idle) < maxIdlePerAddress && !pc.w.draining {
+		pc.w.pool[pc.addr] = append(idle, pc)
+		return
+	}
+	pc.discard()
+}
+
+// discard closes the connection; it never returns to the pool.
+func (pc *pooledConn) discard() {
+	pc.key = 0
+	if pc.up != nil {
+		pc.up.Close()
+		pc.up = nil
+	}
+}
