@@ -7,6 +7,7 @@
 //   moebius-js send '{"command":"reply"}'
 //   moebius-js send --count 6 '{"command":"stream","count":5}'
 //   moebius-js send '{"command":"upper","key":"moebius"}'
+//   moebius-js send --count 4 '{"command":"subscribe"}'
 //
 // Save this file while the server runs and the new code is live for the
 // next request; a mistake is logged with file:line:col and the old code
@@ -62,6 +63,18 @@ function count(client) {
   client.send({ count: client.state.count });
 }
 
+// subscribe: the background work below sends this client a tick every
+// second, until it unsubscribes (or disconnects).
+function subscribe(client) {
+  client.state.subscribed = true;
+  client.send({ subscribed: true });
+}
+
+function unsubscribe(client) {
+  client.state.subscribed = false;
+  client.send({ subscribed: false });
+}
+
 // Broadcast to every connected client that the filter accepts.
 function say(client, data) {
   client.broadcast({ from: client.id, text: String(data.text) }, (c) => c !== client);
@@ -77,7 +90,24 @@ module.exports = {
     { command: 'upper', handler: upper },
     { command: 'count', handler: count },
     { command: 'say', handler: say },
+    { command: 'subscribe', handler: subscribe },
+    { command: 'unsubscribe', handler: unsubscribe },
   ],
+
+  // Background work: starts with the server, and again (the old one
+  // cancelled) each time this file is reloaded.
+  *background(srv) {
+    for (let n = 1; ; n++) {
+      yield sleep(1000);
+      srv.iterate((c) => {
+        if (c.state.subscribed) c.send({ tick: n });
+      });
+    }
+  },
+
+  // A handler can also await other ZeroMQ servers without blocking anyone:
+  //   const answer = yield request('tcp://127.0.0.1:5556', { command: 'reply' }, { timeout: 2000 });
+  // (see README: "Talking to other servers").
 
   // Optional hooks (see README): onMessageError(client, message, error) for
   // requests that cannot be routed, onStepError(client, error) for handlers

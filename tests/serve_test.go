@@ -211,3 +211,13 @@ func TestSendCommandPrintsTheReply(t *testing.T) {
 		t.Fatalf("send --req: exit %d, %q", code, out)
 	}
 }
+
+func TestDefaultHandlersTickSubscribersFromTheBackground(t *testing.T) {
+	srv := startServer(t, "../handlers.js")
+	out, errOut, code := runCLI(t, "send", "--connect", srv.addr, "--count", "3", `{"command":"subscribe"}`)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 3 || lines[0] != `{"subscribed":true}` ||
+		!strings.HasPrefix(lines[1], `{"tick":`) || !strings.HasPrefix(lines[2], `{"tick":`) {
+		t.Fatalf("subscribe: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}

@@ -62,17 +62,37 @@ func (e events) Message(p transport.Peer, frames [][]byte) {
 }
 func (e events) Disconnected(p transport.Peer, _ error) { e.h.Disconnected(p.ID, p.Conn) }
 
+// upstreams opens the DEALER connections of dealer() and request().
+type upstreams struct{ cfg transport.DialConfig }
+
+func (u upstreams) Dial(endpoint, identity string, onMessage func([][]byte)) (jsrt.Upstream, error) {
+	cfg := u.cfg
+	cfg.Identity = identity
+	return transport.Dial(endpoint, cfg, onMessage)
+}
+
 func runServer(cfg serveConfig, log *slog.Logger) error {
 	host, err := jsrt.New(jsrt.Config{
 		Handlers:   cfg.Handlers,
 		Workers:    cfg.Workers,
 		StepBudget: cfg.StepBudget,
 		QueueLimit: cfg.QueueLimit,
-		Logger:     log,
+		Dialer: upstreams{transport.DialConfig{
+			MaxMessageSize:   cfg.MaxMessageSize,
+			HandshakeTimeout: cfg.HandshakeTimeout,
+			SendQueue:        cfg.SendQueue,
+			Logger:           log,
+		}},
+		Logger: log,
 	})
 	if err != nil {
 		return fmt.Errorf("load handlers: %w", err)
 	}
+	// Catch signals before listening: once a client can connect, SIGTERM
+	// must already mean "drain and exit 0".
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(signals)
 	srv, err := transport.Listen(transport.Config{
 		Endpoints:        cfg.Bind,
 		MaxMessageSize:   cfg.MaxMessageSize,
@@ -104,9 +124,6 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 		defer stop()
 	}
 
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(signals)
 	for sig := range signals {
 		if sig == syscall.SIGHUP {
 			_ = host.Reload() // logs its own failure
