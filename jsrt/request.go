@@ -32,7 +32,7 @@ func (r *request) route(rt *runtime) (core.Strategy, error) {
 	if rt.route != nil {
 		return r.customRoute(rt, m)
 	}
-	data, err := rt.jsonParse(goja.Undefined(), m.textValue())
+	data, err := rt.parseJSON(r.raw[0])
 	if err != nil {
 		return 0, &requestError{CodeInvalidJSON, "payload is not JSON: " + exceptionText(err)}
 	}

@@ -1,0 +1,369 @@
+package jsrt
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"github.com/dop251/goja"
+)
+
+// maxJSONDepth bounds nesting, so that a payload of a million '[' cannot
+// exhaust the stack.
+const maxJSONDepth = 1000
+
+// parseJSON turns a request payload into JavaScript values, as JSON.parse
+// would, straight from its bytes. It exists because the default router
+// parses every request and goja's JSON.parse (a string conversion, then
+// encoding/json's tokenizer) took half of the scheduler goroutine's time.
+// The rare payload it cannot represent (a lone surrogate escape) goes to
+// JSON.parse.
+func (rt *runtime) parseJSON(data []byte) (goja.Value, error) {
+	v, err := rt.fastParseJSON(data)
+	if errors.Is(err, errLoneSurrogate) {
+		return rt.jsonParse(goja.Undefined(), rt.vm.ToValue(string(data)))
+	}
+	return v, err
+}
+
+func (rt *runtime) fastParseJSON(data []byte) (goja.Value, error) {
+	p := jsonParser{vm: rt.vm, data: data}
+	p.skipSpace()
+	v, err := p.value(0)
+	if err != nil {
+		return nil, err
+	}
+	p.skipSpace()
+	if p.pos != len(p.data) {
+		return nil, p.errorf("unexpected %s after the JSON value", p.describe())
+	}
+	return v, nil
+}
+
+type jsonParser struct {
+	vm   *goja.Runtime
+	data []byte
+	pos  int
+	buf  []byte // scratch for strings with escapes
+}
+
+func (p *jsonParser) errorf(format string, args ...any) error {
+	return fmt.Errorf("%s at offset %d", fmt.Sprintf(format, args...), p.pos)
+}
+
+// describe names what is at the current position, for errors.
+func (p *jsonParser) describe() string {
+	if p.pos >= len(p.data) {
+		return "end of input"
+	}
+	r, _ := utf8.DecodeRune(p.data[p.pos:])
+	return strconv.QuoteRune(r)
+}
+
+func (p *jsonParser) skipSpace() {
+	for p.pos < len(p.data) {
+		switch p.data[p.pos] {
+		case ' ', '\t', '\n', '\r':
+			p.pos++
+		default:
+			return
+		}
+	}
+}
+
+func (p *jsonParser) value(depth int) (goja.Value, error) {
+	if p.pos >= len(p.data) {
+		return nil, p.errorf("unexpected end of input")
+	}
+	switch c := p.data[p.pos]; {
+	case c == '{':
+		return p.object(depth + 1)
+	case c == '[':
+		return p.array(depth + 1)
+	case c == '"':
+		s, err := p.string()
+		if err != nil {
+			return nil, err
+		}
+		return p.vm.ToValue(s), nil
+	case c == '-' || c >= '0' && c <= '9':
+		return p.number()
+	case p.literal("true"):
+		return p.vm.ToValue(true), nil
+	case p.literal("false"):
+		return p.vm.ToValue(false), nil
+	case p.literal("null"):
+		return goja.Null(), nil
+	}
+	return nil, p.errorf("unexpected %s", p.describe())
+}
+
+// literal consumes word if the input continues with it.
+func (p *jsonParser) literal(word string) bool {
+	if len(p.data)-p.pos >= len(word) && string(p.data[p.pos:p.pos+len(word)]) == word {
+		p.pos += len(word)
+		return true
+	}
+	return false
+}
+
+func (p *jsonParser) object(depth int) (goja.Value, error) {
+	if depth > maxJSONDepth {
+		return nil, p.errorf("nested deeper than %d", maxJSONDepth)
+	}
+	p.pos++ // '{'
+	obj := p.vm.NewObject()
+	p.skipSpace()
+	if p.pos < len(p.data) && p.data[p.pos] == '}' {
+		p.pos++
+		return obj, nil
+	}
+	for {
+		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
+			return nil, p.errorf("expected a string key, found %s", p.describe())
+		}
+		key, err := p.string()
+		if err != nil {
+			return nil, err
+		}
+		p.skipSpace()
+		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
+			return nil, p.errorf("expected ':' after an object key, found %s", p.describe())
+		}
+		p.pos++
+		p.skipSpace()
+		v, err := p.value(depth)
+		if err != nil {
+			return nil, err
+		}
+		if key == "__proto__" {
+			// JSON.parse makes an own property; Set would change the prototype.
+			err = obj.DefineDataProperty(key, v, goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_TRUE)
+		} else {
+			err = obj.Set(key, v)
+		}
+		if err != nil {
+			return nil, err
+		}
+		p.skipSpace()
+		if p.pos >= len(p.data) {
+			return nil, p.errorf("unexpected end of input in an object")
+		}
+		switch p.data[p.pos] {
+		case ',':
+			p.pos++
+			p.skipSpace()
+		case '}':
+			p.pos++
+			return obj, nil
+		default:
+			return nil, p.errorf("expected ',' or '}' in an object, found %s", p.describe())
+		}
+	}
+}
+
+func (p *jsonParser) array(depth int) (goja.Value, error) {
+	if depth > maxJSONDepth {
+		return nil, p.errorf("nested deeper than %d", maxJSONDepth)
+	}
+	p.pos++ // '['
+	var items []any
+	p.skipSpace()
+	if p.pos < len(p.data) && p.data[p.pos] == ']' {
+		p.pos++
+		return p.vm.NewArray(), nil
+	}
+	for {
+		v, err := p.value(depth)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, v)
+		p.skipSpace()
+		if p.pos >= len(p.data) {
+			return nil, p.errorf("unexpected end of input in an array")
+		}
+		switch p.data[p.pos] {
+		case ',':
+			p.pos++
+			p.skipSpace()
+		case ']':
+			p.pos++
+			return p.vm.NewArray(items...), nil
+		default:
+			return nil, p.errorf("expected ',' or ']' in an array, found %s", p.describe())
+		}
+	}
+}
+
+// number parses a JSON number; integers that JavaScript holds exactly
+// become integer values, the rest float64, as with JSON.parse.
+func (p *jsonParser) number() (goja.Value, error) {
+	start := p.pos
+	if p.data[p.pos] == '-' {
+		p.pos++
+	}
+	digits := func() int {
+		n := 0
+		for p.pos < len(p.data) && p.data[p.pos] >= '0' && p.data[p.pos] <= '9' {
+			p.pos++
+			n++
+		}
+		return n
+	}
+	intStart := p.pos
+	if n := digits(); n == 0 {
+		return nil, p.errorf("expected a digit, found %s", p.describe())
+	} else if n > 1 && p.data[intStart] == '0' {
+		p.pos = intStart + 1
+		return nil, p.errorf("unexpected %s after a leading zero", p.describe())
+	}
+	integer := true
+	if p.pos < len(p.data) && p.data[p.pos] == '.' {
+		integer = false
+		p.pos++
+		if digits() == 0 {
+			return nil, p.errorf("expected a digit after '.', found %s", p.describe())
+		}
+	}
+	if p.pos < len(p.data) && (p.data[p.pos] == 'e' || p.data[p.pos] == 'E') {
+		integer = false
+		p.pos++
+		if p.pos < len(p.data) && (p.data[p.pos] == '+' || p.data[p.pos] == '-') {
+			p.pos++
+		}
+		if digits() == 0 {
+			return nil, p.errorf("expected a digit in the exponent, found %s", p.describe())
+		}
+	}
+	text := string(p.data[start:p.pos])
+	if integer && len(text) <= 16 { // |n| < 10^16: safe to try as an integer
+		if n, err := strconv.ParseInt(text, 10, 64); err == nil && n >= -(1<<53) && n <= 1<<53 && text != "-0" {
+			return p.vm.ToValue(n), nil
+		}
+	}
+	f, err := strconv.ParseFloat(text, 64)
+	if err != nil { // out of float64's range, like JSON.parse in goja
+		return nil, p.errorf("number %s out of range", text)
+	}
+	return p.vm.ToValue(f), nil
+}
+
+// string parses a JSON string at the current '"'. Invalid UTF-8 becomes
+// U+FFFD; a lone surrogate escape is kept as JavaScript would.
+func (p *jsonParser) string() (string, error) {
+	p.pos++ // '"'
+	start := p.pos
+	// Fast path: no escapes, valid UTF-8.
+	for p.pos < len(p.data) {
+		c := p.data[p.pos]
+		if c == '"' {
+			s := p.data[start:p.pos]
+			p.pos++
+			if utf8.Valid(s) {
+				return string(s), nil
+			}
+			p.pos = start
+			return p.slowString()
+		}
+		if c == '\\' || c < 0x20 {
+			p.pos = start
+			return p.slowString()
+		}
+		p.pos++
+	}
+	return "", p.errorf("unterminated string")
+}
+
+func (p *jsonParser) slowString() (string, error) {
+	b := p.buf[:0]
+	for {
+		if p.pos >= len(p.data) {
+			return "", p.errorf("unterminated string")
+		}
+		c := p.data[p.pos]
+		switch {
+		case c == '"':
+			p.pos++
+			p.buf = b
+			return string(b), nil
+		case c < 0x20:
+			return "", p.errorf("control character %#02x in a string", c)
+		case c == '\\':
+			p.pos++
+			if p.pos >= len(p.data) {
+				return "", p.errorf("unterminated string")
+			}
+			e := p.data[p.pos]
+			p.pos++
+			switch e {
+			case '"', '\\', '/':
+				b = append(b, e)
+			case 'b':
+				b = append(b, '\b')
+			case 'f':
+				b = append(b, '\f')
+			case 'n':
+				b = append(b, '\n')
+			case 'r':
+				b = append(b, '\r')
+			case 't':
+				b = append(b, '\t')
+			case 'u':
+				r, err := p.hex4()
+				if err != nil {
+					return "", err
+				}
+				if utf16.IsSurrogate(r) {
+					if r2, ok := p.lowSurrogate(r); ok {
+						b = utf8.AppendRune(b, utf16.DecodeRune(r, r2))
+						continue
+					}
+					// A lone surrogate: Go strings cannot hold it.
+					return "", errLoneSurrogate
+				}
+				b = utf8.AppendRune(b, r)
+			default:
+				p.pos--
+				return "", p.errorf("bad escape \\%c", e)
+			}
+		default:
+			r, size := utf8.DecodeRune(p.data[p.pos:])
+			b = utf8.AppendRune(b, r) // invalid bytes become U+FFFD
+			p.pos += size
+		}
+	}
+}
+
+func (p *jsonParser) hex4() (rune, error) {
+	if len(p.data)-p.pos < 4 {
+		return 0, p.errorf("short \\u escape")
+	}
+	n, err := strconv.ParseUint(string(p.data[p.pos:p.pos+4]), 16, 32)
+	if err != nil {
+		return 0, p.errorf("bad \\u escape")
+	}
+	p.pos += 4
+	return rune(n), nil
+}
+
+// lowSurrogate consumes a "\uDC00"-style escape that pairs with high.
+func (p *jsonParser) lowSurrogate(high rune) (rune, bool) {
+	if high >= 0xdc00 || len(p.data)-p.pos < 6 || p.data[p.pos] != '\\' || p.data[p.pos+1] != 'u' {
+		return 0, false
+	}
+	save := p.pos
+	p.pos += 2
+	low, err := p.hex4()
+	if err != nil || low < 0xdc00 || low > 0xdfff {
+		p.pos = save
+		return 0, false
+	}
+	return low, true
+}
+
+// errLoneSurrogate: the payload holds a "\uD800"-style escape without its
+// pair, which only a UTF-16 string can keep; parse it with JSON.parse.
+var errLoneSurrogate = errors.New("lone surrogate escape")

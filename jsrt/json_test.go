@@ -1,0 +1,117 @@
+package jsrt
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/dop251/goja"
+)
+
+// newTestRuntime is a runtime with no worker, enough for pure conversions.
+func newTestRuntime(t testing.TB) *runtime {
+	t.Helper()
+	rt := &runtime{vm: goja.New()}
+	if err := rt.cacheIntrinsics(); err != nil {
+		t.Fatal(err)
+	}
+	return rt
+}
+
+// viaJSONParse is the reference: what JSON.parse makes of data, as JSON
+// text (or "error").
+func viaJSONParse(rt *runtime, data []byte) string {
+	v, err := rt.jsonParse(goja.Undefined(), rt.vm.ToValue(string(data)))
+	if err != nil {
+		return "error"
+	}
+	return stringify(rt, v)
+}
+
+func viaParseJSON(rt *runtime, data []byte) string {
+	v, err := rt.parseJSON(data)
+	if err != nil {
+		return "error"
+	}
+	return stringify(rt, v)
+}
+
+func stringify(rt *runtime, v goja.Value) string {
+	s, err := rt.jsonStringify(goja.Undefined(), v)
+	if err != nil {
+		return "unstringifiable"
+	}
+	if o, ok := v.(*goja.Object); ok && o.Get("__proto__") != nil {
+		// own __proto__ keys must stay data, not become the prototype
+		if p := o.Prototype(); p != nil && p != rt.vm.Get("Object").(*goja.Object).Get("prototype").(*goja.Object) && o.ClassName() == "Object" {
+			return s.String() + " (prototype changed!)"
+		}
+	}
+	return s.String()
+}
+
+var jsonCases = []string{
+	`{"command":"echo","n":1}`, `[]`, `{}`, `[1,2,[3,[4]]]`, ` {"a" : [ true , false , null ] } `,
+	`"str"`, `"esc \" \\ \/ \b \f \n \r \t \u00e9 \ud83d\ude00"`, `"héllo ✓"`, "\"\xff\xfe bad utf8\"",
+	`0`, `-0`, `-1`, `1.5`, `1e3`, `1E-3`, `-2.5e+10`, `9007199254740993`, `12345678901234567890`, `1e400`,
+	`{"__proto__":{"x":1},"y":2}`, `{"a":1,"a":2}`, `{"2":1,"1":2,"b":3}`,
+	`"\ud800"`, `"a\udc00b"`,
+	// errors
+	``, ` `, `{`, `}`, `[1,]`, `{"a":1,}`, `{"a" 1}`, `{a:1}`, `01`, `1.`, `.5`, `-`, `1e`, `+1`, `tru`, `nul`,
+	`"unterminated`, "\"ctl\x01\"", `"\x"`, `"\u12"`, `[1 2]`, `{"a":1}x`, `NaN`, `Infinity`, `'single'`,
+	"\xef\xbb\xbf{}",
+}
+
+func TestParseJSONAgreesWithJSONParse(t *testing.T) {
+	rt := newTestRuntime(t)
+	for _, c := range jsonCases {
+		if got, want := viaParseJSON(rt, []byte(c)), viaJSONParse(rt, []byte(c)); got != want {
+			t.Errorf("%q: parseJSON %s, JSON.parse %s", c, got, want)
+		}
+	}
+}
+
+func TestParseJSONBoundsNesting(t *testing.T) {
+	rt := newTestRuntime(t)
+	deep := strings.Repeat("[", maxJSONDepth+1) + strings.Repeat("]", maxJSONDepth+1)
+	if _, err := rt.parseJSON([]byte(deep)); err == nil || !strings.Contains(err.Error(), "nested deeper") {
+		t.Fatalf("error %v", err)
+	}
+	ok := strings.Repeat("[", maxJSONDepth) + strings.Repeat("]", maxJSONDepth)
+	if _, err := rt.parseJSON([]byte(ok)); err != nil {
+		t.Fatalf("%d levels: %v", maxJSONDepth, err)
+	}
+}
+
+func FuzzParseJSON(f *testing.F) {
+	for _, c := range jsonCases {
+		f.Add([]byte(c))
+	}
+	rt := newTestRuntime(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if strings.Count(string(data), "[")+strings.Count(string(data), "{") > maxJSONDepth {
+			return // JSON.parse has no depth limit
+		}
+		if got, want := viaParseJSON(rt, data), viaJSONParse(rt, data); got != want {
+			t.Fatalf("%q: parseJSON %s, JSON.parse %s", data, got, want)
+		}
+	})
+}
+
+func BenchmarkParseJSON(b *testing.B) {
+	rt := newTestRuntime(b)
+	payload := []byte(`{"command":"reply","user":{"id":12345,"name":"Ada","tags":["a","b"]},"n":1.5}`)
+	b.Run("parseJSON", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := rt.parseJSON(payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("JSON.parse", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := rt.jsonParse(goja.Undefined(), rt.vm.ToValue(string(payload))); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
