@@ -31,7 +31,7 @@ func newFakeSender() *fakeSender {
 	return s
 }
 
-func (s *fakeSender) Send(id string, frames ...[]byte) error {
+func (s *fakeSender) SendConn(id string, conn uint64, frames ...[]byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.peers[id] {
@@ -42,7 +42,7 @@ func (s *fakeSender) Send(id string, frames ...[]byte) error {
 	return nil
 }
 
-func (s *fakeSender) Disconnect(id string) bool {
+func (s *fakeSender) DisconnectConn(id string, conn uint64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = append(s.closed, id)

@@ -12,12 +12,15 @@ import (
 )
 
 // Sender delivers messages to connected peers; the transport implements it.
+// A peer is one connection (an identity and the connection's serial), so
+// that nothing meant for a client reaches a later connection that reuses
+// its identity.
 type Sender interface {
-	// Send queues one message for the peer with routing identity id. It
-	// fails when no such peer is connected. Any goroutine; never blocks.
-	Send(id string, frames ...[]byte) error
-	// Disconnect closes that peer's connection. Any goroutine.
-	Disconnect(id string) bool
+	// SendConn queues one message for that connection. It fails when the
+	// connection is gone. Any goroutine; never blocks.
+	SendConn(id string, conn uint64, frames ...[]byte) error
+	// DisconnectConn closes that connection. Any goroutine.
+	DisconnectConn(id string, conn uint64) bool
 }
 
 // Config sets up a Host. Zero values take the defaults.

@@ -97,7 +97,7 @@ func (w *worker) send(c *client, frames [][]byte) error {
 	if c.gone {
 		return &clientGoneError{"client " + c.text + " has disconnected"}
 	}
-	if err := w.out.Send(c.id, frames...); err != nil {
+	if err := w.out.SendConn(c.id, c.conn, frames...); err != nil {
 		return &clientGoneError{"client " + c.text + " is gone: " + err.Error()}
 	}
 	return nil
@@ -114,7 +114,7 @@ func (w *worker) sendQuietly(c *client, frame []byte) {
 // disconnect closes c's connection; the transport reports the disconnect.
 func (w *worker) disconnect(c *client) {
 	if !c.gone {
-		w.out.Disconnect(c.id)
+		w.out.DisconnectConn(c.id, c.conn)
 	}
 }
 

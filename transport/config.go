@@ -29,8 +29,10 @@ type Config struct {
 	// one connection. Default 5s.
 	HandshakeTimeout time.Duration
 
-	// WriteTimeout bounds one batched write to a peer, so a peer whose
-	// socket is stuck cannot pin its writer forever. Default 10s.
+	// WriteTimeout bounds how long a peer's writer may stay stuck on its
+	// socket before the peer is dropped, so a peer that stops reading cannot
+	// pin it forever. (The deadline is refreshed lazily: a stuck write
+	// fails after between half and all of it.) Default 10s.
 	WriteTimeout time.Duration
 
 	// SendQueue is how many messages may wait (not yet taken by the writer)

@@ -194,25 +194,36 @@ func (d *Dealer) run() {
 	delay := d.cfg.ReconnectMin
 	for {
 		conn, h, err := d.connect()
-		if err != nil {
-			if d.ctx.Err() != nil {
+		switch {
+		case err == nil:
+			began := time.Now()
+			if !d.serve(conn, h) {
 				return
 			}
-			d.log.Debug("upstream connect failed; retrying", "err", err, "delay", delay)
-			select {
-			case <-d.ctx.Done():
-				return
-			case <-time.After(delay):
+			if time.Since(began) >= healthyConnection {
+				delay = d.cfg.ReconnectMin
+				continue // it served for a while: reconnect at once
 			}
-			delay = min(2*delay, d.cfg.ReconnectMax)
-			continue
-		}
-		delay = d.cfg.ReconnectMin
-		if !d.serve(conn, h) {
+			// Closed right after the handshake (refused for a duplicate
+			// identity, say): back off as for a failed connect, so as not
+			// to spin.
+		case d.ctx.Err() != nil:
 			return
+		default:
+			d.log.Debug("upstream connect failed; retrying", "err", err, "delay", delay)
 		}
+		select {
+		case <-d.ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, d.cfg.ReconnectMax)
 	}
 }
+
+// healthyConnection is how long a connection must last for the next
+// reconnect to skip the back-off.
+const healthyConnection = time.Second
 
 // connect dials and completes the handshake within HandshakeTimeout.
 func (d *Dealer) connect() (net.Conn, hello, error) {

@@ -198,3 +198,19 @@ func TestDialRejectsMalformedEndpoints(t *testing.T) {
 		}
 	}
 }
+
+func TestDealerBacksOffWhenTheServerClosesRightAfterTheHandshake(t *testing.T) {
+	srv, rec := startServer(t, transport.Config{})
+	echo(srv, rec, "")
+	holder, in := dialDealer(t, tcpAddr(t, srv), transport.DialConfig{Identity: "taken"})
+	_ = holder.Send([]byte("hi"))
+	in.wait(t, 1)
+	start := time.Now()
+	dialDealer(t, tcpAddr(t, srv), transport.DialConfig{Identity: "taken", ReconnectMin: 20 * time.Millisecond, ReconnectMax: 80 * time.Millisecond})
+	// The server refuses the duplicate at once, every time; waits of 20,
+	// 40 and 80 ms come between the first four attempts, none with a spin.
+	eventually(t, "four refusals", func() bool { return srv.Stats().DuplicateRefused >= 4 })
+	if el := time.Since(start); el < 140*time.Millisecond {
+		t.Fatalf("four refused connections within %v: the dealer reconnects without backing off", el)
+	}
+}

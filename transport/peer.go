@@ -41,6 +41,8 @@ type peer struct {
 	qclosed bool
 	wake    chan struct{} // 1-buffered: "the queue changed"
 
+	deadline time.Time // the write deadline last set (writer goroutine)
+
 	writerDone chan struct{} // closed when writeLoop returns
 	gone       chan struct{} // closed when teardown is complete (Disconnected delivered)
 }
@@ -187,7 +189,7 @@ func (p *peer) writeLoop(writeTimeout time.Duration) {
 			continue
 		}
 		msgs := w.build(batch)
-		err := p.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		err := p.refreshDeadline(writeTimeout)
 		if err == nil {
 			err = w.writeTo(p.conn)
 		}
@@ -199,6 +201,18 @@ func (p *peer) writeLoop(writeTimeout time.Duration) {
 		}
 		p.srv.stats.msgsOut.Add(uint64(msgs))
 	}
+}
+
+// refreshDeadline keeps the write deadline between timeout/2 and timeout
+// ahead, resetting it only when less than half is left: setting it costs a
+// timer update, too much to pay for every batch.
+func (p *peer) refreshDeadline(timeout time.Duration) error {
+	now := time.Now()
+	if p.deadline.Sub(now) >= timeout/2 {
+		return nil
+	}
+	p.deadline = now.Add(timeout)
+	return p.conn.SetWriteDeadline(p.deadline)
 }
 
 // batchWriter turns a batch of messages into one net.Buffers (header and

@@ -69,11 +69,24 @@ func (s *Server) lookup(id string) *peer {
 // ErrUnknownPeer) holds for both). Any goroutine, including Handler
 // callbacks.
 func (s *Server) Send(id string, frames ...[]byte) error {
+	return s.send(id, 0, frames)
+}
+
+// SendConn is Send to one connection (Peer.Conn): it fails with
+// ErrUnknownPeer when the identity now belongs to another connection, so a reply meant for a client
+// that reconnected cannot reach its successor. Any goroutine.
+func (s *Server) SendConn(id string, conn uint64, frames ...[]byte) error {
+	return s.send(id, conn, frames)
+}
+
+// send queues frames for id's peer, which must be connection conn unless
+// conn is 0.
+func (s *Server) send(id string, conn uint64, frames [][]byte) error {
 	if len(frames) == 0 {
 		return fmt.Errorf("transport: send to %s: %w", logID(id), ErrNoFrames)
 	}
 	p := s.lookup(id)
-	if p == nil {
+	if p == nil || conn != 0 && p.serial != conn {
 		return fmt.Errorf("transport: send to %s: %w", logID(id), ErrUnknownPeer)
 	}
 	if err := s.push(p, outMsg{frames: frames, envelope: p.enveloped.Load()}); err != nil {
@@ -103,8 +116,15 @@ func (s *Server) push(p *peer, m outMsg) error {
 // ErrDisconnected) on the peer's reader goroutine. Any goroutine,
 // including Handler callbacks.
 func (s *Server) Disconnect(id string) bool {
+	return s.DisconnectConn(id, 0)
+}
+
+// DisconnectConn is Disconnect of one connection (Peer.Conn; 0 matches
+// any): it does nothing when the identity now belongs to another
+// connection. Any goroutine.
+func (s *Server) DisconnectConn(id string, conn uint64) bool {
 	p := s.lookup(id)
-	if p == nil {
+	if p == nil || conn != 0 && p.serial != conn {
 		return false
 	}
 	p.shutdown(ErrDisconnected)

@@ -392,3 +392,28 @@ func TestShutdownFlushesQueuedMessages(t *testing.T) {
 	}
 	rc.ExpectClosed(waitTimeout)
 }
+
+func TestSendConnAndDisconnectConnMissALaterConnectionWithTheSameIdentity(t *testing.T) {
+	srv, rec := startServer(t, transport.Config{})
+	first := zmtptest.Dial(t, tcpAddr(t, srv))
+	first.Handshake("DEALER", zmtptest.Str("again"))
+	old := rec.waitConnected(t, "again")
+	_ = first.C.Close()
+	rec.waitFor(t, "the first connection's end", func(evs []event) bool { return count(evs, evDisconnected, "again") == 1 })
+
+	second := zmtptest.Dial(t, tcpAddr(t, srv))
+	second.Handshake("DEALER", zmtptest.Str("again"))
+	rec.waitFor(t, "the second connection", func(evs []event) bool { return count(evs, evConnected, "again") == 2 })
+	if err := srv.SendConn(old.ID, old.Conn, []byte("for the first")); !errors.Is(err, transport.ErrUnknownPeer) {
+		t.Fatalf("SendConn to the old connection: %v, want ErrUnknownPeer", err)
+	}
+	if srv.DisconnectConn(old.ID, old.Conn) {
+		t.Fatal("DisconnectConn of the old connection closed the new one")
+	}
+	if err := srv.Send("again", []byte("for the second")); err != nil {
+		t.Fatal(err)
+	}
+	if got := second.Recv(); string(got[0]) != "for the second" {
+		t.Fatalf("the second connection got %q", got)
+	}
+}
