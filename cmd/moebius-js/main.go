@@ -34,6 +34,7 @@ func main() {
 var commands = map[string]func(args []string, stdout, stderr io.Writer) int{
 	"serve": serve,
 	"send":  send,
+	"bench": bench,
 	"check": check,
 	"version": func(_ []string, stdout, _ io.Writer) int {
 		fmt.Fprintln(stdout, "moebius-js", versionString())
