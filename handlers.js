@@ -75,10 +75,10 @@ function unsubscribe(client) {
   client.send({ subscribed: false });
 }
 
-// Broadcast to every connected client that the filter accepts.
+// Broadcast to every connected client (the sender too). A second argument,
+// a filter function, picks whom: see README.
 function say(client, data) {
-  client.broadcast({ from: client.id, text: String(data.text) }, (c) => c !== client);
-  client.send({ ok: true, listeners: server.clients().length - 1 });
+  server.broadcast({ from: client.id, text: String(data.text) });
 }
 
 module.exports = {
