@@ -1,0 +1,88 @@
+package jsrt_test
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+
+	"github.com/moebius-js/moebius-js/jsrt"
+)
+
+// countingSender counts replies and signals each on a channel.
+type countingSender struct {
+	n       atomic.Int64
+	replies chan struct{}
+}
+
+func (s *countingSender) SendConn(string, uint64, ...[]byte) error {
+	s.n.Add(1)
+	s.replies <- struct{}{}
+	return nil
+}
+func (s *countingSender) DisconnectConn(string, uint64) bool { return true }
+
+const benchHandlers = `
+module.exports = { rules: [
+  { command: 'reply', handler: (c) => c.send('Reply to ' + c.id) },
+  { command: 'gen', handler: function* (c, d) { yield; c.send({ n: d.n }); } },
+]};
+`
+
+func startBench(b *testing.B) (*jsrt.Host, *countingSender) {
+	b.Helper()
+	path := filepath.Join(b.TempDir(), "handlers.js")
+	if err := os.WriteFile(path, []byte(benchHandlers), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	h, err := jsrt.New(jsrt.Config{Handlers: path, QueueLimit: 1 << 20, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := &countingSender{replies: make(chan struct{}, 1<<16)}
+	h.Start(out)
+	b.Cleanup(func() { h.Shutdown(0) })
+	h.Connected("client", 1)
+	return h, out
+}
+
+// BenchmarkRequestRoundTrip is one request at a time through the worker:
+// post, route (JSON), run the handler, send; the time includes waking the
+// scheduler goroutine for each request.
+func BenchmarkRequestRoundTrip(b *testing.B) {
+	for _, tc := range []struct{ name, payload string }{
+		{"plain", `{"command":"reply"}`},
+		{"generator", `{"command":"gen","n":1}`},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			h, out := startBench(b)
+			payload := []byte(tc.payload)
+			b.ReportAllocs()
+			for b.Loop() {
+				h.Message("client", 1, [][]byte{payload})
+				<-out.replies
+			}
+		})
+	}
+}
+
+// BenchmarkRequestPipelined posts requests as fast as they come, so the
+// scheduler handles them in batches: the cost per request without wake-ups.
+func BenchmarkRequestPipelined(b *testing.B) {
+	h, out := startBench(b)
+	payload := []byte(`{"command":"reply"}`)
+	b.ReportAllocs()
+	done := make(chan struct{})
+	go func() {
+		for i := 0; i < b.N; i++ {
+			<-out.replies
+		}
+		close(done)
+	}()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		h.Message("client", 1, [][]byte{payload})
+	}
+	<-done
+}
