@@ -11,6 +11,8 @@ const (
 	DefaultHandshakeTimeout = 5 * time.Second
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultSendQueue        = 1000
+	DefaultSendQueueBytes   = 16 << 20
+	DefaultMaxFrames        = 256
 )
 
 // Config configures a Server. The zero value of every field except
@@ -25,6 +27,14 @@ type Config struct {
 	// connection before anything is allocated for it. Default 1 MiB.
 	MaxMessageSize int64
 
+	// MaxFrames limits how many frames one incoming message may have,
+	// counted on the wire (a REQ peer's empty delimiter is one). The header
+	// of the frame that would exceed it closes the connection before its
+	// body is read; it is counted in Stats.Oversize and the Disconnected
+	// reason wraps ErrMessageTooLarge, as for MaxMessageSize. Without it a
+	// 1 MiB message could carry half a million empty frames. Default 256.
+	MaxFrames int
+
 	// HandshakeTimeout bounds the ZMTP greeting and security handshake of
 	// one connection. Default 5s.
 	HandshakeTimeout time.Duration
@@ -38,6 +48,16 @@ type Config struct {
 	// SendQueue is how many messages may wait (not yet taken by the writer)
 	// for one peer; one more drops that peer. Default 1000.
 	SendQueue int
+
+	// SendQueueBytes bounds the same queue in bytes: the sum of the frame
+	// bodies of the messages waiting for one peer (frame headers and REQ
+	// delimiters are not counted). A message that would take the sum over
+	// it drops the peer exactly like one over SendQueue (ErrPeerDropped,
+	// Stats.SlowDropped). A single message larger than SendQueueBytes is
+	// still accepted when the queue is empty, so that a large reply can
+	// always be sent; a peer's queue therefore holds at most
+	// max(SendQueueBytes, one message) bytes. Default 16 MiB.
+	SendQueueBytes int64
 
 	// Handover decides duplicate identities: false (default) refuses the
 	// newcomer; true closes the old connection and the newcomer takes the
@@ -59,8 +79,14 @@ func (cfg Config) withDefaults() Config {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
 	}
+	if cfg.MaxFrames <= 0 {
+		cfg.MaxFrames = DefaultMaxFrames
+	}
 	if cfg.SendQueue <= 0 {
 		cfg.SendQueue = DefaultSendQueue
+	}
+	if cfg.SendQueueBytes <= 0 {
+		cfg.SendQueueBytes = DefaultSendQueueBytes
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -75,8 +101,8 @@ type Stats struct {
 	Conns            int    // open connections, including those still handshaking
 	Accepted         uint64 // connections accepted
 	HandshakeFailed  uint64 // connections closed during the handshake
-	Oversize         uint64 // connections closed for a message over MaxMessageSize
-	SlowDropped      uint64 // peers dropped because their send queue overflowed
+	Oversize         uint64 // connections closed for a message over MaxMessageSize or MaxFrames
+	SlowDropped      uint64 // peers dropped because their send queue overflowed (SendQueue or SendQueueBytes)
 	DuplicateRefused uint64 // newcomers refused because their identity was in use
 	ProtocolErrors   uint64 // connections closed for a ZMTP violation after the handshake
 	MsgsIn           uint64 // messages delivered to the Handler

@@ -60,7 +60,7 @@ func (s *Server) serveConn(p *peer) {
 // readLoop reads messages until the connection fails or is shut down,
 // answering commands and delivering messages. Reader goroutine only.
 func (s *Server) readLoop(p *peer) {
-	fr := newFrameReader(p.conn, s.cfg.MaxMessageSize)
+	fr := newFrameReader(p.conn, s.cfg.MaxMessageSize, s.cfg.MaxFrames)
 	for {
 		frames, command, err := fr.next()
 		if err != nil {
@@ -75,7 +75,10 @@ func (s *Server) readLoop(p *peer) {
 			continue
 		}
 		if p.closing.Load() {
-			return
+			// Shut down (the next read fails) or disconnecting after a
+			// flush: keep reading, so that the peer's EOF is seen and its
+			// data does not pile up unread, but deliver nothing more.
+			continue
 		}
 		if len(frames[0]) == 0 {
 			if len(frames) == 1 {

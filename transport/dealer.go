@@ -19,6 +19,10 @@ type DialConfig struct {
 	// MaxMessageSize limits one incoming message, as for the server.
 	// Default 1 MiB.
 	MaxMessageSize int64
+	// MaxFrames limits the frames of one incoming message, as for the
+	// server: a message with more closes the connection (which is then
+	// re-established), and the message is lost. Default 256.
+	MaxFrames int
 	// HandshakeTimeout bounds connecting plus the ZMTP handshake. Default 5s.
 	HandshakeTimeout time.Duration
 	// WriteTimeout bounds one batched write. Default 10s.
@@ -26,6 +30,11 @@ type DialConfig struct {
 	// SendQueue is how many messages may wait to be written (while the
 	// connection is down, say); Send fails past it. Default 1000.
 	SendQueue int
+	// SendQueueBytes bounds the same queue in bytes (the sum of the
+	// waiting frame bodies): Send fails with ErrQueueFull for a message
+	// that would take it over. A single message larger than SendQueueBytes
+	// is accepted when the queue is empty. Default 16 MiB.
+	SendQueueBytes int64
 	// ReconnectMin and ReconnectMax bound the back-off between connection
 	// attempts: it starts at ReconnectMin and doubles up to ReconnectMax.
 	// Defaults 100ms and 5s.
@@ -44,8 +53,14 @@ func (cfg DialConfig) withDefaults() DialConfig {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
 	}
+	if cfg.MaxFrames <= 0 {
+		cfg.MaxFrames = DefaultMaxFrames
+	}
 	if cfg.SendQueue <= 0 {
 		cfg.SendQueue = DefaultSendQueue
+	}
+	if cfg.SendQueueBytes <= 0 {
+		cfg.SendQueueBytes = DefaultSendQueueBytes
 	}
 	if cfg.ReconnectMin <= 0 {
 		cfg.ReconnectMin = 100 * time.Millisecond
@@ -92,6 +107,7 @@ type Dealer struct {
 	mu        sync.Mutex
 	queue     []outMsg
 	spare     []outMsg
+	qbytes    int64    // sum of the frame bodies in queue
 	conn      net.Conn // the live connection, nil between connections
 	enveloped bool     // the peer is a REP socket
 	closed    bool
@@ -140,12 +156,16 @@ func parseDialEndpoint(endpoint string) (network, address string, err error) {
 }
 
 // Send queues one message for the server. It never blocks: it fails with
-// ErrQueueFull when SendQueue messages are already waiting, and with
-// ErrClosed after Close. Send takes ownership of frames. Any goroutine.
+// ErrQueueFull when SendQueue messages are already waiting or when the
+// message would take the waiting bytes over SendQueueBytes (on an empty
+// queue any size is accepted), and with ErrClosed after Close. Send takes
+// ownership of frames. Any goroutine.
 func (d *Dealer) Send(frames ...[]byte) error {
 	if len(frames) == 0 {
 		return fmt.Errorf("transport: send to %s: %w", d.endpoint, ErrNoFrames)
 	}
+	m := outMsg{frames: frames}
+	size := m.size()
 	d.mu.Lock()
 	switch {
 	case d.closed:
@@ -153,17 +173,28 @@ func (d *Dealer) Send(frames ...[]byte) error {
 		return fmt.Errorf("transport: send to %s: %w", d.endpoint, ErrClosed)
 	case len(d.queue) >= d.cfg.SendQueue:
 		d.mu.Unlock()
-		return fmt.Errorf("transport: send to %s: %w", d.endpoint, ErrQueueFull)
+		return fmt.Errorf("transport: send to %s: %w (%d messages waiting)", d.endpoint, ErrQueueFull, d.cfg.SendQueue)
+	case len(d.queue) > 0 && d.qbytes+size > d.cfg.SendQueueBytes:
+		waiting := d.qbytes
+		d.mu.Unlock()
+		return fmt.Errorf("transport: send to %s: %w (%d bytes waiting, a %d-byte message, limit %d)",
+			d.endpoint, ErrQueueFull, waiting, size, d.cfg.SendQueueBytes)
 	}
-	d.queue = append(d.queue, outMsg{frames: frames})
+	d.queue = append(d.queue, m)
+	d.qbytes += size
 	d.mu.Unlock()
 	d.signal()
 	return nil
 }
 
 // Close stops connecting, closes the connection and waits for the dealer's
-// goroutines; queued messages are dropped. Idempotent. Any goroutine except
-// onMessage.
+// goroutines; queued messages are dropped. The wait is short: Close
+// cancels a dial or handshake in progress and closes the socket, which
+// ends a blocked read or write at once, so it waits for no network round
+// trip and no timeout, only for an onMessage call in progress to return
+// (onMessage must not block). It is therefore fine to call from a
+// goroutine that must stay responsive, such as a scheduler's. Idempotent.
+// Any goroutine except onMessage (which Close would wait for).
 func (d *Dealer) Close() {
 	d.mu.Lock()
 	if !d.closed {
@@ -173,7 +204,7 @@ func (d *Dealer) Close() {
 			_ = d.conn.Close()
 		}
 		clear(d.queue)
-		d.queue = nil
+		d.queue, d.qbytes = nil, 0
 	}
 	d.mu.Unlock()
 	d.signal()
@@ -275,7 +306,13 @@ func (d *Dealer) serve(conn net.Conn, h hello) bool {
 	d.conn = nil
 	closed := d.closed
 	d.mu.Unlock()
-	if !closed {
+	switch {
+	case closed:
+	case errors.Is(err, ErrMessageTooLarge):
+		d.log.Warn("closed the upstream connection: message too large; reconnecting", "err", err)
+	case errors.Is(err, ErrProtocol):
+		d.log.Warn("closed the upstream connection: protocol error; reconnecting", "err", err)
+	default:
 		d.log.Debug("upstream connection lost; reconnecting", "err", err)
 	}
 	return !closed
@@ -283,7 +320,7 @@ func (d *Dealer) serve(conn net.Conn, h hello) bool {
 
 // readLoop delivers messages and answers PINGs until the connection fails.
 func (d *Dealer) readLoop(conn net.Conn) error {
-	fr := newFrameReader(conn, d.cfg.MaxMessageSize)
+	fr := newFrameReader(conn, d.cfg.MaxMessageSize, d.cfg.MaxFrames)
 	for {
 		frames, command, err := fr.next()
 		if err != nil {
@@ -295,8 +332,10 @@ func (d *Dealer) readLoop(conn net.Conn) error {
 				return err
 			}
 			if name == cmdPing {
+				pong := outMsg{frames: [][]byte{pongFor(data)}, command: true}
 				d.mu.Lock()
-				d.queue = append(d.queue, outMsg{frames: [][]byte{pongFor(data)}, command: true})
+				d.queue = append(d.queue, pong) // tiny, and answers the server: never refused
+				d.qbytes += pong.size()
 				d.mu.Unlock()
 				d.signal()
 			}
@@ -319,7 +358,7 @@ func (d *Dealer) writeLoop(conn net.Conn, stop <-chan struct{}) {
 	for {
 		d.mu.Lock()
 		batch, enveloped := d.queue, d.enveloped
-		d.queue, d.spare = d.spare[:0], nil
+		d.queue, d.spare, d.qbytes = d.spare[:0], nil, 0
 		d.mu.Unlock()
 		if len(batch) == 0 {
 			select {

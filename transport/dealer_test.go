@@ -55,6 +55,9 @@ func (in *inbox) wait(t *testing.T, n int) [][]byte {
 func dialDealer(t *testing.T, endpoint string, cfg transport.DialConfig) (*transport.Dealer, *inbox) {
 	t.Helper()
 	in := newInbox()
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger()
+	}
 	d, err := transport.Dial(endpoint, cfg, in.add)
 	if err != nil {
 		t.Fatal(err)
@@ -162,18 +165,55 @@ func TestDealerSpeaksREQStyleToAREPServer(t *testing.T) {
 }
 
 func TestDealerSendQueueIsBoundedWhileDown(t *testing.T) {
-	d, _ := dialDealer(t, freeEndpoint(t), transport.DialConfig{SendQueue: 3})
-	for i := 0; i < 3; i++ {
-		if err := d.Send([]byte("x")); err != nil {
-			t.Fatalf("send %d: %v", i, err)
-		}
+	cases := []struct {
+		name  string
+		cfg   transport.DialConfig
+		sizes []int // message sizes sent in order; the last one must fail
+	}{
+		{"by message count", transport.DialConfig{SendQueue: 3}, []int{1, 1, 1, 1}},
+		{"by bytes", transport.DialConfig{SendQueueBytes: 100}, []int{40, 60, 1}},
+		{"a message over the byte bound is accepted on an empty queue", transport.DialConfig{SendQueueBytes: 100}, []int{1000, 1}},
+		{"the byte bound defaults to 16 MiB", transport.DialConfig{}, []int{8 << 20, 8 << 20, 1}},
 	}
-	if err := d.Send([]byte("x")); !errors.Is(err, transport.ErrQueueFull) {
-		t.Fatalf("4th send: %v, want ErrQueueFull", err)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d, _ := dialDealer(t, freeEndpoint(t), tc.cfg)
+			last := len(tc.sizes) - 1
+			for i, n := range tc.sizes[:last] {
+				if err := d.Send(make([]byte, n)); err != nil {
+					t.Fatalf("send %d (%d bytes): %v", i, n, err)
+				}
+			}
+			if err := d.Send(make([]byte, tc.sizes[last])); !errors.Is(err, transport.ErrQueueFull) {
+				t.Fatalf("send %d (%d bytes): %v, want ErrQueueFull", last, tc.sizes[last], err)
+			}
+			d.Close()
+			if err := d.Send([]byte("x")); !errors.Is(err, transport.ErrClosed) {
+				t.Fatalf("send after Close: %v, want ErrClosed", err)
+			}
+		})
 	}
-	d.Close()
-	if err := d.Send([]byte("x")); !errors.Is(err, transport.ErrClosed) {
-		t.Fatalf("send after Close: %v, want ErrClosed", err)
+}
+
+func TestDealerClosesTheConnectionOnAMessageWithTooManyFrames(t *testing.T) {
+	srv, rec := startServer(t, transport.Config{})
+	_, in := dialDealer(t, tcpAddr(t, srv), transport.DialConfig{Identity: "frugal", MaxFrames: 3})
+	first := rec.waitConnected(t, "frugal")
+
+	if err := srv.Send("frugal", []byte("1"), []byte("2"), []byte("3"), []byte("4")); err != nil {
+		t.Fatal(err)
+	}
+	// The dealer refuses it by closing the connection, then reconnects.
+	rec.waitFor(t, "the connection to end", func(evs []event) bool { return count(evs, evDisconnected, "frugal") == 1 })
+	evs := rec.waitFor(t, "the reconnection", func(evs []event) bool { return count(evs, evConnected, "frugal") == 2 })
+	if again := evs[len(evs)-1].peer; again.Conn == first.Conn {
+		t.Fatalf("reconnected on the same connection %d", again.Conn)
+	}
+	if err := srv.Send("frugal", []byte("1"), []byte("2"), []byte("3")); err != nil {
+		t.Fatal(err)
+	}
+	if got := in.wait(t, 1); len(got) != 3 {
+		t.Fatalf("first message delivered has %d frames, want the 3-frame one", len(got))
 	}
 }
 

@@ -18,15 +18,37 @@
 // the NULL mechanism and its metadata parser are ours (see handshake.go),
 // because zmq4's are unexported or panic on truncated input. After the
 // handshake this package owns the frame loop (frame.go): a small bufio
-// reader that enforces MaxMessageSize before allocating anything, and a
-// writer goroutine per peer that drains the whole queue with one vectored
-// write (writev on TCP and unix sockets).
+// reader that enforces MaxMessageSize and MaxFrames before allocating
+// anything (a message over either closes the connection, counted in
+// Stats.Oversize), and a writer goroutine per peer that drains the whole
+// queue with one vectored write (writev on TCP and unix sockets).
 //
-// Every way a connection can end (EOF, read or write error, oversize frame,
-// protocol error, send queue overflow, Disconnect, Close, handover) goes
-// through the same idempotent shutdown; the reader goroutine then stops the
-// writer, removes the registry entry if it still points at this connection,
-// and delivers Disconnected exactly once if Connected was delivered.
+// # Send queues
+//
+// Send never blocks: it appends to the peer's queue, which its writer
+// empties. The messages waiting there (not yet taken by the writer) are
+// bounded twice: SendQueue messages and SendQueueBytes bytes of frame
+// bodies. The Send that would break either bound drops the peer
+// (ErrPeerDropped, Stats.SlowDropped), so a client that stops reading costs
+// at most about SendQueueBytes plus what its writer and socket hold, until
+// WriteTimeout ends it. A message bigger than SendQueueBytes is still
+// accepted into an empty queue, so that any reply can be sent. The Dealer's
+// queue has the same two bounds; there Send fails with ErrQueueFull.
+//
+// # How a connection ends
+//
+// Every way a connection can end (EOF, read or write error, oversize
+// message, protocol error, send queue overflow, Disconnect, Close,
+// handover) goes through the same idempotent shutdown; the reader
+// goroutine then stops the writer, removes the registry entry if it still
+// points at this connection, and delivers Disconnected exactly once if
+// Connected was delivered. That shutdown discards whatever is still
+// queued, with one exception: Disconnect runs it only once the writer has
+// written what was queued (meanwhile Send to the peer is refused and its
+// messages are not delivered), so a handler may send a last reply and
+// disconnect at once; WriteTimeout bounds that wait for a peer that does
+// not read. Close does not wait; Server.Shutdown drains every queue before
+// closing.
 //
 // # Identities
 //

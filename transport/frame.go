@@ -31,22 +31,27 @@ const (
 )
 
 // frameReader reads whole ZMTP messages and commands from one connection,
-// enforcing a per-message size budget before allocating anything.
-// It is used by one goroutine only (the peer's reader).
+// enforcing a per-message size budget and frame count before allocating
+// anything. It is used by one goroutine only (the server peer's or the
+// Dealer's reader).
 type frameReader struct {
-	r   *bufio.Reader
-	max int64 // budget per message: sum of header+body bytes
-	hdr [8]byte
+	r         *bufio.Reader
+	max       int64 // budget per message: sum of header+body bytes
+	maxFrames int   // frames per message
+	hdr       [8]byte
 }
 
-func newFrameReader(r io.Reader, maxMessage int64) *frameReader {
-	return &frameReader{r: bufio.NewReaderSize(r, readBufferSize), max: maxMessage}
+// newFrameReader reads from r messages of at most maxMessage bytes
+// (headers included) and maxFrames frames.
+func newFrameReader(r io.Reader, maxMessage int64, maxFrames int) *frameReader {
+	return &frameReader{r: bufio.NewReaderSize(r, readBufferSize), max: maxMessage, maxFrames: maxFrames}
 }
 
 // next reads one message (frames != nil) or one command (command != nil,
 // the raw command frame body). At a message boundary a clean end of stream
 // yields io.EOF; in the middle of one, io.ErrUnexpectedEOF. Errors wrapping
-// ErrMessageTooLarge or ErrProtocol mean the peer misbehaved.
+// ErrMessageTooLarge (over the byte budget or the frame count) or
+// ErrProtocol mean the peer misbehaved.
 func (fr *frameReader) next() (frames [][]byte, command []byte, err error) {
 	budget := fr.max
 	for {
@@ -99,6 +104,11 @@ func (fr *frameReader) next() (frames [][]byte, command []byte, err error) {
 			return nil, body, nil
 		}
 
+		// A MORE flag on the last frame allowed announces one too many:
+		// refuse at its header, before reading (and keeping) its body.
+		if flags&flagMore != 0 && len(frames)+1 >= fr.maxFrames {
+			return nil, nil, fmt.Errorf("%w: more than %d frames in one message", ErrMessageTooLarge, fr.maxFrames)
+		}
 		body, err := readBody(fr.r, int(size))
 		if err != nil {
 			return nil, nil, fmt.Errorf("read frame body: %w", err)

@@ -117,29 +117,55 @@ func TestHandshakeGuardWithholdsTheOffendingByte(t *testing.T) {
 	}
 }
 
-// TestFrameReaderBudget checks message-size accounting at the boundary.
+// TestFrameReaderBudget checks message-size and frame-count accounting at
+// the boundary.
 func TestFrameReaderBudget(t *testing.T) {
+	emptyFrames := func(n int) []byte { // n empty frames: one message
+		b := bytes.Repeat([]byte{flagMore, 0}, n)
+		b[len(b)-2] = 0
+		return b
+	}
 	cases := []struct {
-		name    string
-		max     int64
-		data    []byte
-		wantErr error
+		name      string
+		max       int64
+		maxFrames int
+		data      []byte
+		wantErr   error
+		wantRead  int // bytes consumed when the error is reported (-1: don't check)
 	}{
-		{"two frames exactly at the limit", 2 + 3 + 2 + 3, []byte{1, 3, 'a', 'b', 'c', 0, 3, 'd', 'e', 'f'}, nil},
-		{"two frames one over", 2 + 3 + 2 + 2, []byte{1, 3, 'a', 'b', 'c', 0, 3, 'd', 'e', 'f'}, ErrMessageTooLarge},
-		{"long header counts 9 bytes", 9 + 1, []byte{2, 0, 0, 0, 0, 0, 0, 0, 2, 'a', 'b'}, ErrMessageTooLarge},
-		{"max uint64 size", 1 << 20, []byte{2, 255, 255, 255, 255, 255, 255, 255, 255}, ErrMessageTooLarge},
-		{"reserved bit", 1 << 20, []byte{0x08, 0}, ErrProtocol},
-		{"truncated", 1 << 20, []byte{0, 5, 'a'}, io.ErrUnexpectedEOF},
-		{"clean end", 1 << 20, nil, io.EOF},
+		{"two frames exactly at the limit", 2 + 3 + 2 + 3, 256, []byte{1, 3, 'a', 'b', 'c', 0, 3, 'd', 'e', 'f'}, nil, -1},
+		{"two frames one over", 2 + 3 + 2 + 2, 256, []byte{1, 3, 'a', 'b', 'c', 0, 3, 'd', 'e', 'f'}, ErrMessageTooLarge, -1},
+		{"long header counts 9 bytes", 9 + 1, 256, []byte{2, 0, 0, 0, 0, 0, 0, 0, 2, 'a', 'b'}, ErrMessageTooLarge, -1},
+		{"max uint64 size", 1 << 20, 256, []byte{2, 255, 255, 255, 255, 255, 255, 255, 255}, ErrMessageTooLarge, -1},
+		{"reserved bit", 1 << 20, 256, []byte{0x08, 0}, ErrProtocol, -1},
+		{"truncated", 1 << 20, 256, []byte{0, 5, 'a'}, io.ErrUnexpectedEOF, -1},
+		{"clean end", 1 << 20, 256, nil, io.EOF, -1},
+		{"frames exactly at the frame limit", 1 << 20, 4, emptyFrames(4), nil, -1},
+		{"one frame over the frame limit", 1 << 20, 4, emptyFrames(5), ErrMessageTooLarge, -1},
+		{"half a million empty frames in 1 MiB", 1 << 20, 256, emptyFrames(1 << 19), ErrMessageTooLarge, -1},
+		{"refused at the header announcing one too many, before its body", 1 << 20, 2,
+			[]byte{flagMore, 1, 'a', flagMore, 3, 'b', 'c', 'd', 0, 0}, ErrMessageTooLarge, 5},
+		{"a single-frame limit still reads commands", 1 << 20, 1, zmtpCommand("PING"), nil, -1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			fr := newFrameReader(bytes.NewReader(tc.data), tc.max)
-			_, _, err := fr.next()
+			r := bytes.NewReader(tc.data)
+			fr := newFrameReader(r, tc.max, tc.maxFrames)
+			frames, _, err := fr.next()
 			if tc.wantErr == nil && err != nil || tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tc.wantErr)
 			}
+			if err == nil && len(frames) > tc.maxFrames {
+				t.Fatalf("read %d frames, limit %d", len(frames), tc.maxFrames)
+			}
+			if read := len(tc.data) - r.Len() - fr.r.Buffered(); tc.wantRead >= 0 && read != tc.wantRead {
+				t.Fatalf("consumed %d bytes before failing, want %d", read, tc.wantRead)
+			}
 		})
 	}
+}
+
+// zmtpCommand encodes a short command frame with no data.
+func zmtpCommand(name string) []byte {
+	return append([]byte{flagCommand, byte(1 + len(name)), byte(len(name))}, name...)
 }

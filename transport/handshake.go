@@ -29,9 +29,8 @@ const (
 
 // hello is what the handshake learned about the peer.
 type hello struct {
-	socketType  string
-	identity    string
-	hasIdentity bool // an Identity property was present (possibly empty)
+	socketType string
+	identity   string // empty when the peer announced none (or an empty one)
 }
 
 // side is one end of a handshake: the socket type we announce, our
@@ -191,7 +190,7 @@ func parseReady(b []byte) (hello, error) {
 		case "socket-type":
 			h.socketType = value
 		case "identity":
-			h.identity, h.hasIdentity = value, true
+			h.identity = value
 		}
 	}
 	return h, nil

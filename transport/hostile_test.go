@@ -393,3 +393,91 @@ func TestProtocolErrorsAfterHandshakeCloseTheConnection(t *testing.T) {
 		}
 	}
 }
+
+func TestTooManyFramesCloseTheConnection(t *testing.T) {
+	frames := func(first []byte, n int) [][]byte { // first, then n-1 frames "f"
+		out := [][]byte{first}
+		for range n - 1 {
+			out = append(out, []byte("f"))
+		}
+		return out
+	}
+	cases := []struct {
+		name       string
+		maxFrames  int
+		send       [][]byte
+		wantFrames int // frames delivered; 0: the connection is closed instead
+	}{
+		{"the default limit delivers 256 frames", 0, frames([]byte("a"), transport.DefaultMaxFrames), transport.DefaultMaxFrames},
+		{"the default limit refuses 257 frames", 0, frames([]byte("a"), transport.DefaultMaxFrames+1), 0},
+		{"1000 empty frames in a small message are refused", 0, make([][]byte, 1000), 0},
+		{"MaxFrames 4 delivers 4 frames", 4, frames([]byte("a"), 4), 4},
+		{"MaxFrames 4 refuses 5 frames", 4, frames([]byte("a"), 5), 0},
+		{"the REQ delimiter counts against MaxFrames", 4, frames(nil, 5), 0},
+		{"a REQ delimiter and 3 frames fit in MaxFrames 4", 4, frames(nil, 4), 3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, rec := startServer(t, transport.Config{MaxFrames: tc.maxFrames})
+			echo(srv, rec, "echo")
+			rc := zmtptest.Dial(t, tcpAddr(t, srv))
+			rc.Handshake("DEALER", zmtptest.Str("many"))
+			rec.waitConnected(t, "many")
+			rc.Send(tc.send...)
+
+			if tc.wantFrames > 0 {
+				evs := rec.waitFor(t, "the message", func(evs []event) bool { return count(evs, evMessage, "many") == 1 })
+				if got := messages(evs)[0]; len(got) != tc.wantFrames {
+					t.Fatalf("delivered %d frames, want %d", len(got), tc.wantFrames)
+				}
+				if s := srv.Stats(); s.Oversize != 0 {
+					t.Errorf("Oversize = %d, want 0", s.Oversize)
+				}
+				return
+			}
+			rc.ExpectClosed(waitTimeout)
+			evs := rec.waitFor(t, "Disconnected", func(evs []event) bool { return count(evs, evDisconnected, "many") == 1 })
+			if r := evs[len(evs)-1].reason; !errors.Is(r, transport.ErrMessageTooLarge) || !strings.Contains(r.Error(), "frames") {
+				t.Errorf("reason %v, want ErrMessageTooLarge naming the frame limit", r)
+			}
+			if s := srv.Stats(); s.Oversize != 1 || s.MsgsIn != 0 {
+				t.Errorf("stats %+v: want Oversize 1, MsgsIn 0", s)
+			}
+			roundTrip(t, srv, "other")
+		})
+	}
+}
+
+func TestPeerThatNeverReadsIsDroppedByQueuedBytes(t *testing.T) {
+	// The message count bound (default 1000) is far away: only the byte
+	// bound can drop this peer before 64 MiB have been sent to it.
+	const queueBytes = 1 << 20
+	srv, rec := startServer(t, transport.Config{SendQueueBytes: queueBytes, WriteTimeout: time.Minute})
+	rc := zmtptest.Dial(t, tcpAddr(t, srv))
+	if tcp, ok := rc.C.(*net.TCPConn); ok {
+		_ = tcp.SetReadBuffer(64 << 10) // no receive-buffer autotuning: the socket fills sooner
+	}
+	rc.Handshake("DEALER", zmtptest.Str("never-reads"))
+	rec.waitConnected(t, "never-reads")
+
+	reply := make([]byte, 256<<10) // shared by every Send
+	const budget = 64 << 20
+	var sent int
+	var err error
+	for sent = 0; sent < budget; sent += len(reply) {
+		if err = srv.Send("never-reads", reply); err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, transport.ErrPeerDropped) {
+		t.Fatalf("after %d MiB sent to a peer that never reads: Send error %v, want ErrPeerDropped", sent>>20, err)
+	}
+	t.Logf("dropped after %d KiB were accepted", sent>>10)
+	evs := rec.waitFor(t, "Disconnected", func(evs []event) bool { return count(evs, evDisconnected, "never-reads") == 1 })
+	if r := evs[len(evs)-1].reason; !errors.Is(r, transport.ErrPeerDropped) {
+		t.Errorf("reason %v, want ErrPeerDropped", r)
+	}
+	if s := srv.Stats(); s.SlowDropped != 1 {
+		t.Errorf("SlowDropped = %d, want 1", s.SlowDropped)
+	}
+}

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -27,19 +28,22 @@ type peer struct {
 
 	id        string      // set by the reader before registration, then read-only
 	enveloped atomic.Bool // last message had an empty delimiter: prefix replies with one
-	closing   atomic.Bool // shutdown has begun: deliver nothing more
+	closing   atomic.Bool // shutdown or a Disconnect has begun: deliver nothing more
 
 	closeOnce sync.Once
 	reason    error // why the connection ended; written once in shutdown
 
 	// The outbound queue. The writer swaps queue and spare so that both
 	// backing arrays are reused.
-	qmu     sync.Mutex
-	queue   []outMsg
-	spare   []outMsg
-	writing bool // the writer holds a batch it has not finished writing
-	qclosed bool
-	wake    chan struct{} // 1-buffered: "the queue changed"
+	qmu         sync.Mutex
+	queue       []outMsg
+	spare       []outMsg
+	qbytes      int64 // sum of the frame bodies in queue
+	writing     bool  // the writer holds a batch it has not finished writing
+	qclosed     bool
+	draining    bool          // Disconnect: accept nothing more, write what is pending, then close
+	drainReason error         // the reason given to closeAfterFlush (set with draining)
+	wake        chan struct{} // 1-buffered: "the queue changed"
 
 	deadline time.Time // the write deadline last set (writer goroutine)
 
@@ -52,6 +56,16 @@ type outMsg struct {
 	frames   [][]byte // shared with the caller: never mutated
 	envelope bool     // write an empty delimiter frame first
 	command  bool     // frames[0] is a command body (PONG)
+}
+
+// size is what m weighs against a send queue's byte bound: the sum of its
+// frame bodies (headers and the empty delimiter are negligible).
+func (m outMsg) size() int64 {
+	var n int64
+	for _, f := range m.frames {
+		n += int64(len(f))
+	}
+	return n
 }
 
 func newPeer(s *Server, c net.Conn, serial uint64, endpoint string) *peer {
@@ -93,7 +107,7 @@ func (p *peer) shutdownCounting(reason error, counter *atomic.Uint64) (first boo
 		p.qmu.Lock()
 		p.qclosed = true
 		clear(p.queue)
-		p.queue = p.queue[:0]
+		p.queue, p.qbytes = p.queue[:0], 0
 		p.qmu.Unlock()
 		_ = p.conn.Close()
 		p.signal()
@@ -113,22 +127,53 @@ func (p *peer) signal() {
 }
 
 // enqueue adds m to the queue without blocking. It returns errQueueClosed
-// if the peer is shutting down, and errQueueFull (having done nothing) if
-// limit messages are already waiting.
-func (p *peer) enqueue(m outMsg, limit int) error {
+// if the peer is shutting down or disconnecting, and errQueueFull (having
+// done nothing) if limit messages are already waiting or if m would take
+// the waiting bytes over limitBytes. A message alone in the queue is never
+// too big: on an empty queue any size is accepted.
+func (p *peer) enqueue(m outMsg, limit int, limitBytes int64) error {
+	size := m.size()
 	p.qmu.Lock()
 	switch {
-	case p.qclosed:
+	case p.qclosed || p.draining:
 		p.qmu.Unlock()
 		return errQueueClosed
-	case len(p.queue) >= limit:
+	case len(p.queue) >= limit, len(p.queue) > 0 && p.qbytes+size > limitBytes:
 		p.qmu.Unlock()
 		return errQueueFull
 	}
 	p.queue = append(p.queue, m)
+	p.qbytes += size
 	p.qmu.Unlock()
 	p.signal()
 	return nil
+}
+
+// closeAfterFlush is the graceful close behind Disconnect: from now on
+// enqueue refuses (errQueueClosed) and the reader delivers nothing more;
+// what is queued, and the batch being written, are still written, then
+// the writer shuts the peer down for reason. With nothing queued or being
+// written it shuts down at once. A write that stalls is ended by the write
+// deadline as usual. Only the first call (or a shutdown) counts. Any
+// goroutine.
+func (p *peer) closeAfterFlush(reason error) {
+	p.qmu.Lock()
+	if p.qclosed || p.draining {
+		p.qmu.Unlock()
+		return
+	}
+	p.draining, p.drainReason = true, reason
+	p.closing.Store(true)
+	queued, queuedBytes, writing := len(p.queue), p.qbytes, p.writing
+	p.qmu.Unlock()
+
+	if queued == 0 && !writing {
+		p.shutdown(reason)
+		return
+	}
+	// The writer has been woken for what is queued (or is writing): it
+	// shuts the peer down after its last batch.
+	p.log.Debug("disconnecting once the send queue is written", "queued", queued, "queued_bytes", queuedBytes, "writing", writing)
 }
 
 type queueError string
@@ -152,17 +197,21 @@ func (p *peer) takeBatch() (batch []outMsg, ok bool) {
 		return nil, true
 	}
 	batch, p.queue, p.spare = p.queue, p.spare[:0], nil
+	p.qbytes = 0
 	p.writing = true
 	return batch, true
 }
 
-// returnBatch gives a written batch's backing array back for reuse.
-func (p *peer) returnBatch(batch []outMsg) {
+// returnBatch gives a written batch's backing array back for reuse. It
+// reports whether the peer is disconnecting (closeAfterFlush) and, if so,
+// whether nothing is left to write: then the writer must shut it down.
+func (p *peer) returnBatch(batch []outMsg) (draining, flushed bool) {
 	clear(batch) // drop frame references for the GC
 	p.qmu.Lock()
+	defer p.qmu.Unlock()
 	p.spare = batch[:0]
 	p.writing = false
-	p.qmu.Unlock()
+	return p.draining, p.draining && len(p.queue) == 0
 }
 
 // idle reports whether nothing is queued or being written.
@@ -174,8 +223,9 @@ func (p *peer) idle() bool {
 
 // writeLoop is the peer's writer goroutine: it sleeps until the queue
 // changes, then writes everything queued with one vectored write, under a
-// deadline. A write error shuts the peer down. Started by the reader
-// goroutine, which waits for writerDone during teardown.
+// deadline. A write error shuts the peer down, and so does the end of the
+// last batch of a peer that is disconnecting (closeAfterFlush). Started by
+// the reader goroutine, which waits for writerDone during teardown.
 func (p *peer) writeLoop(writeTimeout time.Duration) {
 	defer close(p.writerDone)
 	w := &batchWriter{}
@@ -194,12 +244,19 @@ func (p *peer) writeLoop(writeTimeout time.Duration) {
 			err = w.writeTo(p.conn)
 		}
 		w.reset()
-		p.returnBatch(batch)
+		draining, flushed := p.returnBatch(batch)
 		if err != nil {
+			if draining {
+				err = fmt.Errorf("%w; the last messages were not written: %w", p.drainReason, err)
+			}
 			p.shutdown(err)
 			return
 		}
 		p.srv.stats.msgsOut.Add(uint64(msgs))
+		if flushed {
+			p.shutdown(p.drainReason)
+			return
+		}
 	}
 }
 

@@ -64,10 +64,11 @@ func (s *Server) lookup(id string) *peer {
 // modifies a frame.
 //
 // Errors: ErrNoFrames; ErrUnknownPeer when no connected peer has that id
-// (or it is disconnecting); ErrPeerDropped when the peer already had
-// SendQueue messages waiting: it is then disconnected (errors.Is(err,
-// ErrUnknownPeer) holds for both). Any goroutine, including Handler
-// callbacks.
+// (or it is disconnecting, Disconnect included); ErrPeerDropped when the
+// peer already had SendQueue messages waiting, or when this message would
+// take its waiting bytes over SendQueueBytes: it is then disconnected
+// (errors.Is(err, ErrUnknownPeer) holds for both). Any goroutine,
+// including Handler callbacks.
 func (s *Server) Send(id string, frames ...[]byte) error {
 	return s.send(id, 0, frames)
 }
@@ -98,12 +99,13 @@ func (s *Server) send(id string, conn uint64, frames [][]byte) error {
 // push queues m for p. On overflow it drops p (once: counted and logged).
 // Any goroutine.
 func (s *Server) push(p *peer, m outMsg) error {
-	switch err := p.enqueue(m, s.cfg.SendQueue); err {
+	switch err := p.enqueue(m, s.cfg.SendQueue, s.cfg.SendQueueBytes); err {
 	case nil:
 		return nil
 	case errQueueFull:
 		if p.shutdownCounting(ErrPeerDropped, &s.stats.slowDropped) {
-			p.log.Warn("dropping slow peer: send queue full", "queue", s.cfg.SendQueue)
+			p.log.Warn("dropping slow peer: send queue full",
+				"queue", s.cfg.SendQueue, "queue_bytes", s.cfg.SendQueueBytes, "msg_bytes", m.size())
 		}
 		return ErrPeerDropped
 	default: // errQueueClosed: the peer is on its way out
@@ -111,10 +113,18 @@ func (s *Server) push(p *peer, m outMsg) error {
 	}
 }
 
-// Disconnect closes the connection of the peer with identity id and
-// reports whether there was one; its Disconnected follows (with reason
-// ErrDisconnected) on the peer's reader goroutine. Any goroutine,
-// including Handler callbacks.
+// Disconnect closes the connection of the peer with identity id after
+// writing what was sent to it, and reports whether there was one. From the
+// call on, Send to that connection fails with ErrUnknownPeer and its
+// messages are no longer delivered; the messages already queued (and the
+// batch being written) are still written, then the connection is closed.
+// With nothing to write it is closed at once; a peer that does not read is
+// closed by WriteTimeout as usual (and what was left unwritten is lost).
+// Its Disconnected follows on the peer's reader goroutine, with a reason
+// wrapping ErrDisconnected. While it flushes, the identity stays taken: a
+// newcomer claiming it is refused, or, with Handover, ends the flush.
+// Any goroutine, including Handler callbacks: a callback may Send a last
+// message and then Disconnect.
 func (s *Server) Disconnect(id string) bool {
 	return s.DisconnectConn(id, 0)
 }
@@ -127,7 +137,7 @@ func (s *Server) DisconnectConn(id string, conn uint64) bool {
 	if p == nil || conn != 0 && p.serial != conn {
 		return false
 	}
-	p.shutdown(ErrDisconnected)
+	p.closeAfterFlush(ErrDisconnected)
 	return true
 }
 

@@ -135,8 +135,9 @@ func (s *Server) Stats() Stats {
 // Close stops accepting, closes every connection and waits for every
 // goroutine the Server started; Disconnected is delivered for each
 // connected peer before Close returns. Queued messages not yet written are
-// discarded (see Shutdown). Idempotent: later calls wait for the first and
-// return its result. Any goroutine except a Handler callback (which would
+// discarded, including those of peers flushing after Disconnect (see
+// Shutdown). Idempotent: later calls wait for the first and return its
+// result. Any goroutine except a Handler callback (which would
 // deadlock: Close waits for the goroutine running it).
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {

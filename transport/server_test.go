@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -415,5 +416,84 @@ func TestSendConnAndDisconnectConnMissALaterConnectionWithTheSameIdentity(t *tes
 	}
 	if got := second.Recv(); string(got[0]) != "for the second" {
 		t.Fatalf("the second connection got %q", got)
+	}
+}
+
+func TestDisconnectWritesWhatWasSentFirst(t *testing.T) {
+	// Enough to still be queued or being written when Disconnect comes:
+	// 16 messages of 256 KiB (4 MiB, under the 16 MiB byte bound).
+	const n = 16
+	payload := func(i int) []byte { return bytes.Repeat([]byte{byte('a' + i)}, 256<<10) }
+	srv, rec := startServer(t, transport.Config{})
+	afterSend := make(chan error, 1)
+	rec.setOnMessage(func(p transport.Peer, frames [][]byte) {
+		for i := range n {
+			if err := srv.SendConn(p.ID, p.Conn, payload(i)); err != nil {
+				afterSend <- fmt.Errorf("send %d before disconnecting: %w", i, err)
+				return
+			}
+		}
+		if !srv.DisconnectConn(p.ID, p.Conn) {
+			afterSend <- errors.New("DisconnectConn found no connection")
+			return
+		}
+		afterSend <- srv.SendConn(p.ID, p.Conn, []byte("too late"))
+	})
+
+	rc := zmtptest.Dial(t, tcpAddr(t, srv))
+	rc.Handshake("DEALER", zmtptest.Str("leaving"))
+	rec.waitConnected(t, "leaving")
+	rc.SendText("bye?")
+
+	for i := range n {
+		if got := rc.Recv(); len(got) != 1 || !bytes.Equal(got[0], payload(i)) {
+			t.Fatalf("message %d of %d: %d frames of %d bytes, want payload %d", i, n, len(got), len(got[0]), i)
+		}
+	}
+	if rest := rc.ExpectClosed(waitTimeout); len(rest) != 0 {
+		t.Fatalf("after the last message: %d more bytes before EOF (%q...)", len(rest), rest[:min(len(rest), 16)])
+	}
+	if err := <-afterSend; !errors.Is(err, transport.ErrUnknownPeer) || errors.Is(err, transport.ErrPeerDropped) {
+		t.Errorf("Send after DisconnectConn: %v, want ErrUnknownPeer", err)
+	}
+	evs := rec.waitFor(t, "Disconnected", func(evs []event) bool { return count(evs, evDisconnected, "leaving") == 1 })
+	if r := evs[len(evs)-1].reason; !errors.Is(r, transport.ErrDisconnected) {
+		t.Errorf("reason %v, want ErrDisconnected", r)
+	}
+	eventually(t, "MsgsOut to count every message", func() bool { return srv.Stats().MsgsOut == n })
+	if s := srv.Stats(); s.SlowDropped != 0 || s.Peers != 0 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+func TestDisconnectOfAPeerThatNeverReadsEndsAtTheWriteTimeout(t *testing.T) {
+	const writeTimeout = 300 * time.Millisecond
+	srv, rec := startServer(t, transport.Config{WriteTimeout: writeTimeout})
+	big := make([]byte, 16<<20) // far more than the socket buffers hold
+	rec.setOnMessage(func(p transport.Peer, frames [][]byte) {
+		if string(frames[0]) == "flood" {
+			_ = srv.Send(p.ID, big) // alone in the queue: accepted despite SendQueueBytes
+			srv.Disconnect(p.ID)
+		}
+	})
+	rc := zmtptest.Dial(t, tcpAddr(t, srv))
+	if tcp, ok := rc.C.(*net.TCPConn); ok {
+		_ = tcp.SetReadBuffer(64 << 10) // no receive-buffer autotuning
+	}
+	rc.Handshake("DEALER", zmtptest.Str("stuck"))
+	rec.waitConnected(t, "stuck")
+	// "late" arrives while the server flushes: read, but not delivered.
+	rc.Write(append(zmtptest.Message([]byte("flood")), zmtptest.Message([]byte("late"))...))
+
+	evs := rec.waitFor(t, "Disconnected", func(evs []event) bool { return count(evs, evDisconnected, "stuck") == 1 })
+	r := evs[len(evs)-1].reason
+	if !errors.Is(r, transport.ErrDisconnected) || !errors.Is(r, os.ErrDeadlineExceeded) {
+		t.Errorf("reason %v, want ErrDisconnected and the write timeout", r)
+	}
+	if got := messages(evs); len(got) != 1 {
+		t.Errorf("delivered %q, want only the first message", got)
+	}
+	if got := len(rc.ExpectClosed(waitTimeout)); got >= len(big) {
+		t.Errorf("received all %d bytes of a message that could not be written in time", got)
 	}
 }
