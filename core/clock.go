@@ -24,6 +24,7 @@ type SystemClock struct {
 	mu    sync.Mutex
 	cond  *sync.Cond
 	woken bool
+	timer *time.Timer // wakes a Sleep at its deadline; reused, as idle transitions are frequent
 }
 
 // NewSystemClock returns a Clock on real time. Any goroutine.
@@ -49,8 +50,12 @@ func (c *SystemClock) Sleep(until time.Time) {
 		if d <= 0 {
 			return
 		}
-		t := time.AfterFunc(d, c.Wake)
-		defer t.Stop()
+		if c.timer == nil {
+			c.timer = time.AfterFunc(d, c.Wake)
+		} else {
+			c.timer.Reset(d)
+		}
+		defer c.timer.Stop() // a fire that races this only causes a spurious wake-up
 	}
 	for !c.woken {
 		c.cond.Wait()

@@ -17,9 +17,10 @@ type Config struct {
 	// MaxStackDepth bounds a task's stack of nested frames (default 1000);
 	// a Call past it throws ErrStackOverflow into the calling frame.
 	MaxStackDepth int
-	// OnPanic, if set, hears of a panic that a Frame or Job method raised.
-	// The scheduler recovers it: a panic in Start or Resume fails that job;
-	// one in Cancel or Finish is dropped. Scheduler goroutine.
+	// OnPanic, if set, hears of a panic that a Frame or Job method or a
+	// posted function raised. The scheduler recovers it: a panic in Start or
+	// Resume fails that job; one in Cancel, Finish or a posted function is
+	// dropped. Scheduler goroutine.
 	OnPanic func(where string, v any)
 }
 
@@ -150,7 +151,7 @@ func (s *Scheduler) Turn() {
 	s.mu.Unlock()
 	for i, fn := range posted {
 		posted[i] = nil
-		fn()
+		s.run(fn)
 	}
 	s.spare = posted[:0]
 
@@ -302,15 +303,6 @@ func (s *Scheduler) Clients() int { return len(s.tasks) }
 
 // Spawned returns how many spawned tasks are running. Scheduler goroutine.
 func (s *Scheduler) Spawned() int { return len(s.spawned) }
-
-// Queued returns how many requests wait behind the client's running one.
-// Scheduler goroutine.
-func (s *Scheduler) Queued(client string) int {
-	if t := s.tasks[client]; t != nil {
-		return t.queued()
-	}
-	return 0
-}
 
 // begin makes job t's running job; it starts at t's next step.
 func (s *Scheduler) begin(t *task, job Job) {
@@ -493,6 +485,16 @@ func (s *Scheduler) resume(f Frame, in Input) (st Step) {
 	}()
 	s.stats.Steps.Add(1)
 	return f.Resume(in)
+}
+
+// run calls a posted function; a panic in it is reported, not fatal.
+func (s *Scheduler) run(fn func()) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.panicked("Post", v)
+		}
+	}()
+	fn()
 }
 
 func (s *Scheduler) cancelFrame(f Frame) {

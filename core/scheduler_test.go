@@ -412,6 +412,18 @@ func TestPanickingFrameFailsOnlyItsJob(t *testing.T) {
 	}
 }
 
+func TestPanickingPostedFunctionIsReportedAndTheLoopGoesOn(t *testing.T) {
+	var where []string
+	s, _, rec := setup(core.Config{OnPanic: func(w string, v any) { where = append(where, w) }})
+	s.Post(func() { panic("bad event") })
+	s.Post(func() { s.Submit("a", newJob(rec, "after"), core.Queue) })
+	settle(t, s)
+	assertEvents(t, rec, "after start", "after done", "after finished")
+	if !reflect.DeepEqual(where, []string{"Post"}) {
+		t.Fatalf("OnPanic saw %v, want [Post]", where)
+	}
+}
+
 func TestSpawnRunsBackgroundWorkUntilCancelled(t *testing.T) {
 	s, _, rec := setup(core.Config{})
 	id := s.Spawn(newJob(rec, "bg", yields(100)...))
