@@ -1,6 +1,8 @@
 package jsrt
 
 import (
+	"errors"
+
 	"github.com/dop251/goja"
 )
 
@@ -71,7 +73,7 @@ func (rt *runtime) broadcast(x, filter goja.Value) {
 			if uncatchable(err) {
 				panic(err) // the watchdog stopped this step: let it end
 			}
-			rt.w.log.Error("broadcast filter threw", "client", c.text, "error", describe(err))
+			rt.w.log.Error("broadcast filter threw", "client", c.text, "error", rt.describe(err))
 			continue
 		}
 		if ok.ToBoolean() {
@@ -81,20 +83,25 @@ func (rt *runtime) broadcast(x, filter goja.Value) {
 }
 
 // adoptStates gives each client of old that has a JSON-serialisable state a
-// copy of it in rt. Called when rt replaces old.
+// copy of it in rt. Called when rt replaces old; the state's toJSON, if
+// any, runs under the watchdog like any step.
 func (rt *runtime) adoptStates(old *runtime) {
 	for c, o := range old.clients {
 		if c.gone {
 			continue
 		}
-		s, err := old.jsonStringify(goja.Undefined(), o.Get("state"))
-		if err != nil || goja.IsUndefined(s) {
-			rt.w.log.Warn("client.state could not be carried over to the new code (not JSON-serialisable)",
-				"client", c.text, "error", err)
+		s, err := old.call(old.jsonStringify, goja.Undefined(), o.Get("state"))
+		if err == nil && goja.IsUndefined(s) {
+			err = errors.New("it has no JSON form")
+		}
+		if err != nil {
+			rt.w.log.Warn("client.state not carried over to the new code: it is not JSON-serialisable",
+				"client", c.text, "error", old.errorText(err))
 			continue
 		}
 		v, err := rt.jsonParse(goja.Undefined(), rt.vm.ToValue(s.String()))
 		if err != nil {
+			rt.w.log.Warn("client.state not carried over to the new code", "client", c.text, "error", rt.errorText(err))
 			continue
 		}
 		_ = rt.object(c).Set("state", v)

@@ -39,7 +39,7 @@ func errorReply(code, msg string) []byte {
 
 // classify returns the reply code and a one-line message for how a request
 // ended.
-func classify(err error) (code, msg string) {
+func (rt *runtime) classify(err error) (code, msg string) {
 	var re *requestError
 	var intr *goja.InterruptedError
 	var so *goja.StackOverflowError
@@ -52,32 +52,72 @@ func classify(err error) (code, msg string) {
 	case errors.As(err, &so), errors.Is(err, core.ErrStackOverflow):
 		return CodeRunaway, "maximum call stack size exceeded"
 	case errors.As(err, &ex):
-		return CodeHandlerError, exceptionMessage(ex)
+		return CodeHandlerError, rt.thrownText(ex.Value())
 	}
 	return CodeHandlerError, err.Error()
 }
 
-// exceptionMessage is the thrown value as one line: "Error: boom".
-func exceptionMessage(ex *goja.Exception) string {
-	v := ex.Value()
-	if v == nil {
-		return "exception"
+// errorText is err as one line: a thrown value's "Name: message", or the Go
+// error's text.
+func (rt *runtime) errorText(err error) string {
+	var ex *goja.Exception
+	if errors.As(err, &ex) && !uncatchable(err) {
+		return rt.thrownText(ex.Value())
 	}
-	if o, ok := v.(*goja.Object); ok {
-		if m := o.Get("message"); m != nil && !goja.IsUndefined(m) {
-			name := "Error"
-			if n := o.Get("name"); n != nil && !goja.IsUndefined(n) {
-				name = n.String()
-			}
-			return name + ": " + m.String()
+	return err.Error()
+}
+
+// thrownText renders a thrown value as "Name: message" without running any
+// JavaScript: it reads "name" and "message" only where they are plain data
+// properties (a getter or toString could loop for ever, outside any step's
+// watchdog).
+func (rt *runtime) thrownText(v goja.Value) string {
+	o, ok := v.(*goja.Object)
+	if !ok {
+		if v == nil {
+			return "exception"
 		}
+		return v.String() // a primitive: no user code runs
 	}
-	return v.String()
+	msg, hasMsg := rt.dataProperty(o, "message")
+	name, hasName := rt.dataProperty(o, "name")
+	switch {
+	case hasName && hasMsg:
+		return name + ": " + msg
+	case hasMsg:
+		return "Error: " + msg
+	case hasName:
+		return name
+	}
+	return "thrown " + o.ClassName() + " object"
+}
+
+// dataProperty finds key on o or its prototypes and returns it as text when
+// it is a data property holding a string (accessors are not called).
+func (rt *runtime) dataProperty(o *goja.Object, key string) (string, bool) {
+	for depth := 0; o != nil && depth < 32; depth++ {
+		if o.ExportType() == typeProxy {
+			return "", false // its traps are user code
+		}
+		d, err := rt.ownDescriptor(goja.Undefined(), o, rt.vm.ToValue(key))
+		if err != nil {
+			return "", false
+		}
+		if desc, ok := d.(*goja.Object); ok {
+			v := desc.Get("value")
+			if v == nil || !goja.IsString(v) {
+				return "", false // an accessor, or not a string
+			}
+			return v.String(), true
+		}
+		o = o.Prototype()
+	}
+	return "", false
 }
 
 // describe renders err for the log: the message, then the JavaScript stack
 // one frame a line as "at fn (file:line:col)".
-func describe(err error) string {
+func (rt *runtime) describe(err error) string {
 	var b strings.Builder
 	var stack []goja.StackFrame
 	var intr *goja.InterruptedError
@@ -94,10 +134,10 @@ func describe(err error) string {
 			stack = stack[:10]
 		}
 	case errors.As(err, &ex):
-		b.WriteString(exceptionMessage(ex))
+		b.WriteString(rt.thrownText(ex.Value()))
 		stack = ex.Stack()
 	default:
-		return describeLoadError(err)
+		return err.Error()
 	}
 	for i := range stack {
 		f := &stack[i]
@@ -124,7 +164,7 @@ func position(f *goja.StackFrame) string {
 
 // describeLoadError renders an error from compiling or evaluating a file
 // with its file:line:col first.
-func describeLoadError(err error) string {
+func (rt *runtime) describeLoadError(err error) string {
 	var syn *syntaxError
 	var ex *goja.Exception
 	switch {
@@ -133,10 +173,9 @@ func describeLoadError(err error) string {
 	case errors.As(err, &ex):
 		for i, st := 0, ex.Stack(); i < len(st); i++ {
 			if st[i].SrcName() != "<native>" {
-				return position(&st[i]) + ": " + describe(err)
+				return position(&st[i]) + ": " + rt.describe(err)
 			}
 		}
-		return describe(err)
 	}
-	return err.Error()
+	return rt.describe(err)
 }

@@ -55,7 +55,7 @@ func (f *genFrame) Cancel() {
 	}
 	defer f.rt.w.enter(f.scope)()
 	if _, err := f.rt.call(f.rt.genReturn, f.gen, goja.Undefined()); err != nil {
-		f.rt.w.log.Error("a finally block threw while its generator was cancelled", "error", describe(err))
+		f.rt.w.log.Error("a finally block threw while its generator was cancelled", "error", f.rt.describe(err))
 	}
 }
 

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moebius-js/moebius-js/core"
@@ -16,8 +18,9 @@ import (
 // that nothing meant for a client reaches a later connection that reuses
 // its identity.
 type Sender interface {
-	// SendConn queues one message for that connection. It fails when the
-	// connection is gone. Any goroutine; never blocks.
+	// SendConn queues one message for that connection (conn 0: whichever
+	// connection holds the identity). It fails when the connection is gone.
+	// Any goroutine; never blocks.
 	SendConn(id string, conn uint64, frames ...[]byte) error
 	// DisconnectConn closes that connection. Any goroutine.
 	DisconnectConn(id string, conn uint64) bool
@@ -51,6 +54,34 @@ type Host struct {
 	files   []string
 	started bool
 	stopped bool
+
+	gates sync.Map // identity -> *gate of its current connection
+
+	reloads, reloadFailures atomic.Uint64
+	errorReplies            map[string]*atomic.Uint64 // by error code; the map itself never changes
+}
+
+// errorCodes are every code of the JSON error reply.
+var errorCodes = []string{CodeInvalidJSON, CodeMissingCommand, CodeUnknownCommand, CodeNoRoute,
+	CodeQueueFull, CodeHandlerError, CodeRunaway, CodeShuttingDown}
+
+// ErrorCodes lists every code of the JSON error reply. Any goroutine.
+func ErrorCodes() []string { return slices.Clone(errorCodes) }
+
+// Counters are a Host's totals since New.
+type Counters struct {
+	Reloads        uint64            // successful reloads
+	ReloadFailures uint64            // reloads refused for an error in handlers.js
+	Errors         map[string]uint64 // failed requests by error code (whether a hook or the default reply answered them)
+}
+
+// Counters returns the Host's totals. Any goroutine.
+func (h *Host) Counters() Counters {
+	c := Counters{Reloads: h.reloads.Load(), ReloadFailures: h.reloadFailures.Load(), Errors: map[string]uint64{}}
+	for code, n := range h.errorReplies {
+		c.Errors[code] = n.Load()
+	}
+	return c
 }
 
 // New loads handlers.js into every worker and returns a Host ready to
@@ -69,23 +100,27 @@ func New(cfg Config) (*Host, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	h := &Host{cfg: cfg, log: cfg.Logger, gen: 1}
+	h := &Host{cfg: cfg, log: cfg.Logger, gen: 1, errorReplies: map[string]*atomic.Uint64{}}
+	for _, code := range errorCodes {
+		h.errorReplies[code] = new(atomic.Uint64)
+	}
 	for i := 0; i < cfg.Workers; i++ {
 		log := cfg.Logger
 		if cfg.Workers > 1 {
 			log = log.With("worker", i)
 		}
 		w := &worker{
-			idx:     i,
-			host:    h,
-			budget:  cfg.StepBudget,
-			log:     log,
-			old:     make(map[*runtime]struct{}),
-			dialer:  cfg.Dialer,
-			pool:    make(map[string][]*pooledConn),
-			clients: make(map[string]*client),
-			drained: make(chan struct{}),
-			done:    make(chan struct{}),
+			idx:          i,
+			host:         h,
+			budget:       cfg.StepBudget,
+			log:          log,
+			old:          make(map[*runtime]struct{}),
+			dialer:       cfg.Dialer,
+			pool:         make(map[string]*upstreamPool),
+			clients:      make(map[string]*client),
+			clientSpawns: make(map[*client]spawned),
+			drained:      make(chan struct{}),
+			done:         make(chan struct{}),
 		}
 		w.sched = core.New(core.Config{
 			QueueLimit: cfg.QueueLimit,
@@ -153,22 +188,92 @@ func (h *Host) broadcast(from *worker, frame []byte) {
 // Connected reports a new client connection. Any goroutine; calls for one
 // identity must come in order (Connected, Message*, Disconnected).
 func (h *Host) Connected(id string, conn uint64) {
+	g := newGate(conn)
+	h.mu.Lock()
+	if h.stopped {
+		g.close()
+	}
+	h.gates.Store(id, g) // under mu: Shutdown closes every gate stored before it stops
+	h.mu.Unlock()
 	w := h.pick(id)
 	w.sched.Post(func() { w.connected(id, conn) })
 }
 
 // Message hands over one message from a client; the Host owns frames. Any
-// goroutine, in order per identity.
+// goroutine, in order per identity. It blocks while the client already has
+// InboxPerClient messages waiting for its worker, so that a client cannot
+// pile up messages while its worker is busy: its connection is simply not
+// read, and TCP slows it down.
 func (h *Host) Message(id string, conn uint64, frames [][]byte) {
+	var g *gate
+	if v, ok := h.gates.Load(id); ok && v.(*gate).conn == conn {
+		g = v.(*gate)
+		g.acquire()
+	}
 	w := h.pick(id)
-	w.sched.Post(func() { w.message(id, conn, frames) })
+	w.sched.Post(func() {
+		w.message(id, conn, frames)
+		if g != nil {
+			g.release()
+		}
+	})
 }
 
 // Disconnected reports that a client connection ended: its task is
 // cancelled and its queue freed. Any goroutine, in order per identity.
 func (h *Host) Disconnected(id string, conn uint64) {
+	if v, ok := h.gates.Load(id); ok && v.(*gate).conn == conn {
+		v.(*gate).close()
+		h.gates.CompareAndDelete(id, v)
+	}
 	w := h.pick(id)
 	w.sched.Post(func() { w.disconnected(id, conn) })
+}
+
+// InboxPerClient is how many of one client's messages may wait for its
+// worker to take them in before reading from that client pauses.
+const InboxPerClient = 16
+
+// gate counts one connection's messages posted to its worker and not yet
+// taken in.
+type gate struct {
+	conn   uint64
+	mu     sync.Mutex
+	cond   sync.Cond
+	n      int
+	closed bool // the connection ended, or the host stopped: never block
+}
+
+func newGate(conn uint64) *gate {
+	g := &gate{conn: conn}
+	g.cond.L = &g.mu
+	return g
+}
+
+// acquire waits for room for one more message. Transport reader goroutine.
+func (g *gate) acquire() {
+	g.mu.Lock()
+	for g.n >= InboxPerClient && !g.closed {
+		g.cond.Wait()
+	}
+	g.n++
+	g.mu.Unlock()
+}
+
+// release frees a message's room. Scheduler goroutine.
+func (g *gate) release() {
+	g.mu.Lock()
+	g.n--
+	g.mu.Unlock()
+	g.cond.Signal()
+}
+
+// close lets every waiter through, now and later. Any goroutine.
+func (g *gate) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	g.cond.Broadcast()
 }
 
 // Files lists the files the live generation loaded. Any goroutine.
@@ -198,15 +303,20 @@ func (h *Host) Reload() error {
 		return errors.New("reload: the server is shutting down")
 	}
 	gen := h.gen + 1
-	rts := make([]*runtime, len(h.workers))
-	for i, w := range h.workers {
+	rts := make([]*runtime, 0, len(h.workers))
+	for _, w := range h.workers {
 		rt, err := load(h.cfg.Handlers, w, gen)
 		if err != nil {
+			for _, loaded := range rts {
+				loaded.scope.close() // never used: close what their top level opened
+			}
+			h.reloadFailures.Add(1)
 			h.log.Error("reload failed; still serving the previous code", "gen", h.gen, "error", err.Error())
 			return err
 		}
-		rts[i] = rt
+		rts = append(rts, rt)
 	}
+	h.reloads.Add(1)
 	h.gen, h.files = gen, rts[0].files
 	for i, w := range h.workers {
 		rt := rts[i]
@@ -244,7 +354,7 @@ waiting:
 	}
 	for _, w := range h.workers {
 		w.sched.Post(func() {
-			w.sched.CancelAll(nil)
+			w.sched.CancelAll(errShutdown)
 			w.closeConnections()
 			w.sched.Stop()
 		})
@@ -253,7 +363,18 @@ waiting:
 		<-w.done
 		w.dog.stop()
 	}
+	// Nothing takes messages in any more: readers must not wait for it.
+	h.mu.Lock()
+	h.gates.Range(func(_, v any) bool {
+		v.(*gate).close()
+		return true
+	})
+	h.mu.Unlock()
 }
+
+// errShutdown ends the work still running (or queued) when the grace
+// period is over; its clients get the shutting_down reply.
+var errShutdown = errors.New("the server is shutting down")
 
 // Stats returns each worker's scheduler counters. Any goroutine.
 func (h *Host) Stats() []*core.Stats {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -201,6 +202,25 @@ func (p *jsonParser) array(depth int) (goja.Value, error) {
 // number parses a JSON number; integers that JavaScript holds exactly
 // become integer values, the rest float64, as with JSON.parse.
 func (p *jsonParser) number() (goja.Value, error) {
+	text, err := p.numberText()
+	if err != nil {
+		return nil, err
+	}
+	integer := !strings.ContainsAny(text, ".eE")
+	if integer && len(text) <= 16 { // |n| < 10^16: safe to try as an integer
+		if n, err := strconv.ParseInt(text, 10, 64); err == nil && n >= -(1<<53) && n <= 1<<53 && text != "-0" {
+			return p.vm.ToValue(n), nil
+		}
+	}
+	f, err := strconv.ParseFloat(text, 64)
+	if err != nil { // out of float64's range, like JSON.parse in goja
+		return nil, p.errorf("number %s out of range", text)
+	}
+	return p.vm.ToValue(f), nil
+}
+
+// numberText consumes a JSON number and returns its text.
+func (p *jsonParser) numberText() (string, error) {
 	start := p.pos
 	if p.data[p.pos] == '-' {
 		p.pos++
@@ -215,40 +235,31 @@ func (p *jsonParser) number() (goja.Value, error) {
 	}
 	intStart := p.pos
 	if n := digits(); n == 0 {
-		return nil, p.errorf("expected a digit, found %s", p.describe())
+		return "", p.errorf("expected a digit, found %s", p.describe())
 	} else if n > 1 && p.data[intStart] == '0' {
 		p.pos = intStart + 1
-		return nil, p.errorf("unexpected %s after a leading zero", p.describe())
+		return "", p.errorf("unexpected %s after a leading zero", p.describe())
 	}
-	integer := true
 	if p.pos < len(p.data) && p.data[p.pos] == '.' {
-		integer = false
 		p.pos++
 		if digits() == 0 {
-			return nil, p.errorf("expected a digit after '.', found %s", p.describe())
+			return "", p.errorf("expected a digit after '.', found %s", p.describe())
 		}
 	}
 	if p.pos < len(p.data) && (p.data[p.pos] == 'e' || p.data[p.pos] == 'E') {
-		integer = false
 		p.pos++
 		if p.pos < len(p.data) && (p.data[p.pos] == '+' || p.data[p.pos] == '-') {
 			p.pos++
 		}
 		if digits() == 0 {
-			return nil, p.errorf("expected a digit in the exponent, found %s", p.describe())
+			return "", p.errorf("expected a digit in the exponent, found %s", p.describe())
 		}
 	}
 	text := string(p.data[start:p.pos])
-	if integer && len(text) <= 16 { // |n| < 10^16: safe to try as an integer
-		if n, err := strconv.ParseInt(text, 10, 64); err == nil && n >= -(1<<53) && n <= 1<<53 && text != "-0" {
-			return p.vm.ToValue(n), nil
-		}
+	if _, err := strconv.ParseFloat(text, 64); err != nil {
+		return "", p.errorf("number %s out of range", text) // as JSON.parse in goja
 	}
-	f, err := strconv.ParseFloat(text, 64)
-	if err != nil { // out of float64's range, like JSON.parse in goja
-		return nil, p.errorf("number %s out of range", text)
-	}
-	return p.vm.ToValue(f), nil
+	return text, nil
 }
 
 // string parses a JSON string at the current '"'. Invalid UTF-8 becomes
@@ -367,3 +378,161 @@ func (p *jsonParser) lowSurrogate(high rune) (rune, bool) {
 // errLoneSurrogate: the payload holds a "\uD800"-style escape without its
 // pair, which only a UTF-16 string can keep; parse it with JSON.parse.
 var errLoneSurrogate = errors.New("lone surrogate escape")
+
+// scanCommand checks that data is JSON and finds the string value of its
+// top-level "command", building no JavaScript values: routing needs only
+// the command, and a request that waits in a queue should hold bytes, not
+// parsed objects. A payload that is JSON but not an object with a string
+// command returns errNoCommand.
+func scanCommand(data []byte) (string, error) {
+	p := jsonParser{data: data}
+	p.skipSpace()
+	command, err := p.scanTop()
+	if err != nil {
+		return "", err
+	}
+	p.skipSpace()
+	if p.pos != len(p.data) {
+		return "", p.errorf("unexpected %s after the JSON value", p.describe())
+	}
+	if command == nil {
+		return "", errNoCommand
+	}
+	return *command, nil
+}
+
+// errNoCommand: the payload is JSON without a string "command" at the top.
+var errNoCommand = errors.New(`no string "command"`)
+
+// scanTop skips the top-level value, returning the top-level object's
+// "command" when it is a string (the last one, as JSON.parse keeps).
+func (p *jsonParser) scanTop() (*string, error) {
+	if p.pos >= len(p.data) || p.data[p.pos] != '{' {
+		return nil, p.skip(0)
+	}
+	p.pos++
+	p.skipSpace()
+	var command *string
+	if p.pos < len(p.data) && p.data[p.pos] == '}' {
+		p.pos++
+		return nil, nil
+	}
+	for {
+		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
+			return nil, p.errorf("expected a string key, found %s", p.describe())
+		}
+		key, err := p.string()
+		if err != nil && !errors.Is(err, errLoneSurrogate) {
+			return nil, err
+		}
+		p.skipSpace()
+		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
+			return nil, p.errorf("expected ':' after an object key, found %s", p.describe())
+		}
+		p.pos++
+		p.skipSpace()
+		if key == "command" {
+			command = nil
+			if p.pos < len(p.data) && p.data[p.pos] == '"' {
+				s, err := p.string()
+				if err != nil && !errors.Is(err, errLoneSurrogate) {
+					return nil, err
+				}
+				if err == nil {
+					command = &s
+				}
+			} else if err := p.skip(1); err != nil {
+				return nil, err
+			}
+		} else if err := p.skip(1); err != nil {
+			return nil, err
+		}
+		p.skipSpace()
+		if p.pos >= len(p.data) {
+			return nil, p.errorf("unexpected end of input in an object")
+		}
+		switch p.data[p.pos] {
+		case ',':
+			p.pos++
+			p.skipSpace()
+		case '}':
+			p.pos++
+			return command, nil
+		default:
+			return nil, p.errorf("expected ',' or '}' in an object, found %s", p.describe())
+		}
+	}
+}
+
+// skip consumes one JSON value, checking its syntax, at nesting depth.
+func (p *jsonParser) skip(depth int) error {
+	if depth > maxJSONDepth {
+		return p.errorf("nested deeper than %d", maxJSONDepth)
+	}
+	if p.pos >= len(p.data) {
+		return p.errorf("unexpected end of input")
+	}
+	switch c := p.data[p.pos]; {
+	case c == '{' || c == '[':
+		closer := byte('}')
+		if c == '[' {
+			closer = ']'
+		}
+		p.pos++
+		p.skipSpace()
+		if p.pos < len(p.data) && p.data[p.pos] == closer {
+			p.pos++
+			return nil
+		}
+		for {
+			if c == '{' {
+				if p.pos >= len(p.data) || p.data[p.pos] != '"' {
+					return p.errorf("expected a string key, found %s", p.describe())
+				}
+				if err := p.skipString(); err != nil {
+					return err
+				}
+				p.skipSpace()
+				if p.pos >= len(p.data) || p.data[p.pos] != ':' {
+					return p.errorf("expected ':' after an object key, found %s", p.describe())
+				}
+				p.pos++
+				p.skipSpace()
+			}
+			if err := p.skip(depth + 1); err != nil {
+				return err
+			}
+			p.skipSpace()
+			if p.pos >= len(p.data) {
+				return p.errorf("unexpected end of input")
+			}
+			switch p.data[p.pos] {
+			case ',':
+				p.pos++
+				p.skipSpace()
+			case closer:
+				p.pos++
+				return nil
+			default:
+				return p.errorf("expected ',' or '%c', found %s", closer, p.describe())
+			}
+		}
+	case c == '"':
+		return p.skipString()
+	case c == '-' || c >= '0' && c <= '9':
+		_, err := p.numberText()
+		return err
+	case p.literal("true"), p.literal("false"), p.literal("null"):
+		return nil
+	}
+	return p.errorf("unexpected %s", p.describe())
+}
+
+// skipString consumes a string, checking its escapes.
+func (p *jsonParser) skipString() error {
+	_, err := p.string()
+	if errors.Is(err, errLoneSurrogate) {
+		return nil // valid JSON; only its value could not be a Go string
+	}
+	return err
+}

@@ -17,28 +17,41 @@ func (rt *runtime) moebiusModule(vm *goja.Runtime, module *goja.Object) {
 	exports := module.Get("exports").(*goja.Object)
 	set := func(name string, v any) { _ = exports.Set(name, v) }
 
-	set("sleep", func(ms goja.Value) goja.Value {
+	// Natives take a FunctionCall: call.Argument(i) is undefined, never nil,
+	// when JavaScript passes fewer arguments.
+	set("sleep", func(call goja.FunctionCall) goja.Value {
+		ms := call.Argument(0)
 		f := ms.ToFloat()
-		if goja.IsUndefined(ms) || math.IsNaN(f) || f < 0 || math.IsInf(f, 0) {
+		if !goja.IsNumber(ms) || math.IsNaN(f) || f < 0 || math.IsInf(f, 0) {
 			rt.throw(badArgument("sleep(ms) needs a finite number of milliseconds >= 0, got %s", ms.String()))
 		}
 		return vm.ToValue(&sleepOp{d: time.Duration(f * float64(time.Millisecond))})
 	})
-	set("text", func(v goja.Value) string {
-		if o, ok := v.(*goja.Object); ok {
+	set("text", func(call goja.FunctionCall) goja.Value {
+		if o, ok := call.Argument(0).(*goja.Object); ok {
 			switch o.ExportType() {
 			case typeBytes:
-				return string(o.Export().([]byte))
+				return vm.ToValue(string(o.Export().([]byte)))
 			case typeArrayBuffer:
-				return string(o.Export().(goja.ArrayBuffer).Bytes())
+				return vm.ToValue(string(o.Export().(goja.ArrayBuffer).Bytes()))
 			}
 		}
 		rt.throw(badArgument("text(bytes) needs a Uint8Array or an ArrayBuffer"))
-		return ""
+		return nil
 	})
-	set("bytes", func(s string) goja.Value { return rt.bytesValue([]byte(s)) })
-	set("dealer", func(addr string, opts goja.Value) goja.Value { return rt.newDealer(addr, opts) })
-	set("request", func(addr string, x, opts goja.Value) goja.Value { return rt.newRequest(addr, x, opts) })
+	set("bytes", func(call goja.FunctionCall) goja.Value {
+		s := call.Argument(0)
+		if !goja.IsString(s) {
+			rt.throw(badArgument("bytes(text) needs a string"))
+		}
+		return rt.bytesValue([]byte(s.String()))
+	})
+	set("dealer", func(call goja.FunctionCall) goja.Value {
+		return rt.newDealer(rt.address(call.Argument(0), "dealer"), call.Argument(1))
+	})
+	set("request", func(call goja.FunctionCall) goja.Value {
+		return rt.newRequest(rt.address(call.Argument(0), "request"), call.Argument(1), call.Argument(2))
+	})
 	set("TimeoutError", rt.timeoutError)
 	set("ClientGoneError", rt.clientGoneError)
 	set("server", rt.serverObject())
@@ -54,7 +67,14 @@ func (rt *runtime) serverObject() *goja.Object {
 	vm := rt.vm
 	o := vm.NewObject()
 	rt.server = o
-	_ = o.Set("broadcast", func(x, filter goja.Value) { rt.broadcast(x, filter) })
+	_ = o.Set("broadcast", func(call goja.FunctionCall) goja.Value {
+		rt.broadcast(call.Argument(0), call.Argument(1))
+		return goja.Undefined()
+	})
+	_ = o.Set("send", func(call goja.FunctionCall) goja.Value {
+		rt.sendTo(call)
+		return goja.Undefined()
+	})
 	_ = o.Set("clients", func() goja.Value {
 		rt.mustBeLoaded("server.clients()")
 		list := make([]any, 0, len(rt.w.clients))
@@ -63,18 +83,18 @@ func (rt *runtime) serverObject() *goja.Object {
 		}
 		return vm.NewArray(list...)
 	})
-	_ = o.Set("client", func(id string) goja.Value {
+	_ = o.Set("client", func(call goja.FunctionCall) goja.Value {
 		rt.mustBeLoaded("server.client(id)")
-		if raw, ok := IDBytes(id); ok {
+		if raw, ok := IDBytes(call.Argument(0).String()); ok {
 			if c := rt.w.clients[raw]; c != nil {
 				return rt.object(c)
 			}
 		}
 		return goja.Null()
 	})
-	_ = o.Set("iterate", func(fn goja.Value) {
+	_ = o.Set("iterate", func(call goja.FunctionCall) goja.Value {
 		rt.mustBeLoaded("server.iterate(fn)")
-		f, ok := goja.AssertFunction(fn)
+		f, ok := goja.AssertFunction(call.Argument(0))
 		if !ok {
 			rt.throw(badArgument("server.iterate(fn) needs a function"))
 		}
@@ -83,6 +103,7 @@ func (rt *runtime) serverObject() *goja.Object {
 				panic(err)
 			}
 		}
+		return goja.Undefined()
 	})
 	_ = o.Set("spawn", func(call goja.FunctionCall) goja.Value {
 		rt.mustBeLoaded("server.spawn(fn)")
@@ -91,7 +112,7 @@ func (rt *runtime) serverObject() *goja.Object {
 			rt.throw(badArgument("server.spawn(generatorFunction, ...args) needs a function"))
 		}
 		args := append([]goja.Value(nil), call.Arguments[1:]...)
-		rt.w.sched.Spawn(&spawnJob{rt: rt, fn: f, args: args, what: "spawned work"})
+		rt.spawn(f, args, "spawned work")
 		return goja.Undefined()
 	})
 	return o
@@ -106,6 +127,38 @@ func (rt *runtime) mustBeLoaded(what string) {
 	}
 }
 
+// address reads an endpoint argument of dealer() or request().
+func (rt *runtime) address(v goja.Value, fn string) string {
+	if !goja.IsString(v) {
+		rt.throw(badArgument("%s(address, ...) needs an endpoint such as 'tcp://127.0.0.1:5556'", fn))
+	}
+	return v.String()
+}
+
+// sendTo is server.send(id, ...parts): a message to the client with that
+// id, whichever worker it is pinned to (for brokers relaying between
+// clients). It throws ClientGoneError when no such client is connected.
+func (rt *runtime) sendTo(call goja.FunctionCall) {
+	rt.mustBeLoaded("server.send(id, ...parts)")
+	id := call.Argument(0)
+	raw, ok := IDBytes(id.String())
+	if !goja.IsString(id) || !ok {
+		rt.throw(badArgument("server.send(id, ...parts) needs a client id, got %s", id.String()))
+	}
+	frames, err := rt.frames(call.Arguments[1:])
+	if err != nil {
+		rt.throw(err)
+	}
+	if c := rt.w.clients[raw]; c != nil {
+		err = rt.w.send(c, frames) // this worker's client: aimed at its connection
+	} else if err = rt.w.out.SendConn(raw, 0, frames...); err != nil {
+		err = &clientGoneError{"client " + id.String() + " is not connected"}
+	}
+	if err != nil {
+		rt.throw(err)
+	}
+}
+
 // logObject is moebius `log`: log.info(message, fields?) and friends write
 // to the server's log, fields as attributes.
 func (rt *runtime) logObject() *goja.Object {
@@ -113,21 +166,23 @@ func (rt *runtime) logObject() *goja.Object {
 	for name, level := range map[string]slog.Level{
 		"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError,
 	} {
-		_ = o.Set(name, func(msg goja.Value, fields goja.Value) {
+		_ = o.Set(name, func(call goja.FunctionCall) goja.Value {
 			attrs := []any{"source", "js"}
-			if f, ok := fields.(*goja.Object); ok {
+			if f, ok := call.Argument(1).(*goja.Object); ok {
 				for _, k := range f.Keys() {
 					attrs = append(attrs, k, f.Get(k).Export())
 				}
 			}
-			rt.w.log.Log(context.Background(), level, msg.String(), attrs...)
+			rt.w.log.Log(context.Background(), level, call.Argument(0).String(), attrs...)
+			return goja.Undefined()
 		})
 	}
 	return o
 }
 
 // spawnJob runs background work: the exported background(server) generator
-// or what server.spawn started. Its failures are logged, never replied.
+// or what server.spawn started. Its failures are logged, never replied. It
+// belongs to the owner of the code that spawned it (see spawned).
 type spawnJob struct {
 	rt      *runtime
 	fn      goja.Callable
@@ -135,6 +190,31 @@ type spawnJob struct {
 	what    string
 	started bool
 	scope   scope
+	id      core.SpawnID
+	set     spawned // where its owner tracks it
+}
+
+// spawn starts fn(...args) as a task of its own, owned like the code
+// running now: by its client, or as background work.
+func (rt *runtime) spawn(fn goja.Callable, args []goja.Value, what string) {
+	w := rt.w
+	j := &spawnJob{rt: rt, fn: fn, args: args, what: what}
+	switch owner := w.scope; {
+	case owner != nil && owner.client != nil && !owner.client.gone:
+		j.scope.client = owner.client
+		j.set = w.clientSpawns[owner.client]
+		if j.set == nil {
+			j.set = spawned{}
+			w.clientSpawns[owner.client] = j.set
+		}
+	case owner != nil && owner.client != nil:
+		return // its client is gone: the work has no one to do it for
+	default:
+		j.scope.background = true
+		j.set = rt.bgSpawns
+	}
+	j.id = w.sched.Spawn(j)
+	j.set[j.id] = struct{}{}
 }
 
 func (j *spawnJob) Start() (core.Frame, error) {
@@ -156,8 +236,9 @@ func (j *spawnJob) Finish(res core.Input) {
 	if j.started {
 		defer j.rt.release()
 	}
+	delete(j.set, j.id)
 	j.scope.close()
 	if res.Err != nil && !errors.Is(res.Err, core.ErrCancelled) {
-		j.rt.w.log.Error(j.what+" failed", "gen", j.rt.gen, "error", describe(res.Err))
+		j.rt.w.log.Error(j.what+" failed", "gen", j.rt.gen, "error", j.rt.describe(res.Err))
 	}
 }

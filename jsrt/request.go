@@ -10,92 +10,133 @@ import (
 )
 
 // request is one client message on its way to a handler: a core.Job.
+//
+// Routing happens in two steps. At arrival, route finds the strategy: the
+// default router only checks the JSON and reads its "command" (a request
+// that waits in a queue holds its bytes, not parsed objects); a custom
+// route() is called at once, since it decides the strategy. When the
+// request starts, on the code live then, bind builds the handler's
+// arguments. A request that cannot be routed is still queued, and its error
+// reply goes out in its turn, so a client's replies keep the order of its
+// requests.
 type request struct {
 	w   *worker
 	c   *client
 	raw [][]byte
 
-	rt      *runtime // the runtime it was routed on
-	handler goja.Callable
+	rt      *runtime      // the runtime it was routed on
+	err     error         // why it cannot be routed
+	rule    goja.Callable // default router: the rule's handler
+	handler goja.Callable // the handler to call, once bound
 	data    goja.Value
 	msg     *goja.Object
 	started bool
-	scope   scope // what the handler opened
+	scope   scope // owns what the handler opens
 }
 
-// route finds the request's handler, data and strategy on rt: through the
-// custom route when handlers.js exports one, else by the JSON "command".
-func (r *request) route(rt *runtime) (core.Strategy, error) {
-	r.rt = rt
-	m := &message{rt: rt, raw: r.raw}
-	r.msg = rt.vm.NewDynamicObject(m)
+// route finds the request's strategy on rt; a failure is kept in r.err.
+func (r *request) route(rt *runtime) core.Strategy {
+	r.rt, r.err, r.rule, r.handler, r.data, r.msg = rt, nil, nil, nil, nil, nil
 	if rt.route != nil {
-		return r.customRoute(rt, m)
+		strategy, err := r.customRoute(rt)
+		r.err = err
+		return strategy
 	}
-	data, err := rt.parseJSON(r.raw[0])
-	if err != nil {
-		return 0, &requestError{CodeInvalidJSON, "payload is not JSON: " + exceptionText(err)}
+	command, err := scanCommand(r.raw[0])
+	switch {
+	case errors.Is(err, errNoCommand):
+		r.err = &requestError{CodeMissingCommand, `payload has no string "command"`}
+	case err != nil:
+		r.err = &requestError{CodeInvalidJSON, "payload is not JSON: " + err.Error()}
+	default:
+		rl, ok := rt.rules[command]
+		if !ok {
+			r.err = &requestError{CodeUnknownCommand, fmt.Sprintf("unknown command %q", command)}
+			break
+		}
+		r.rule = rl.call
+		return rl.strategy
 	}
-	obj, ok := data.(*goja.Object)
-	var cmd goja.Value
-	if ok && obj.ClassName() == "Object" {
-		cmd = obj.Get("command")
+	return core.Queue
+}
+
+// message returns the request's message object, made on first use.
+func (r *request) message() *goja.Object {
+	if r.msg == nil {
+		r.msg = r.rt.vm.NewDynamicObject(&message{rt: r.rt, raw: r.raw})
 	}
-	if cmd == nil || !goja.IsString(cmd) {
-		return 0, &requestError{CodeMissingCommand, `payload has no string "command"`}
-	}
-	rl, ok := rt.rules[cmd.String()]
-	if !ok {
-		return 0, &requestError{CodeUnknownCommand, fmt.Sprintf("unknown command %q", cmd.String())}
-	}
-	r.handler, r.data = rl.call, data
-	return rl.strategy, nil
+	return r.msg
 }
 
 // customRoute asks handlers.js's route(message, client) for
-// {handler, strategy?, data?}.
-func (r *request) customRoute(rt *runtime, m *message) (core.Strategy, error) {
-	res, err := rt.call(rt.route, goja.Undefined(), r.msg, rt.object(r.c))
+// {handler, strategy?, data?}. What route() opens is closed when it returns.
+func (r *request) customRoute(rt *runtime) (core.Strategy, error) {
+	s := scope{client: r.c}
+	leave := r.w.enter(&s)
+	res, err := rt.call(rt.route, goja.Undefined(), r.message(), rt.object(r.c))
+	leave()
+	s.close()
 	if err != nil {
 		if uncatchable(err) {
-			return 0, err
+			return core.Queue, err
 		}
-		return 0, &requestError{CodeNoRoute, "route threw: " + exceptionText(err)}
+		return core.Queue, &requestError{CodeNoRoute, "route threw: " + rt.errorText(err)}
 	}
 	o, ok := res.(*goja.Object)
 	if !ok {
-		return 0, &requestError{CodeNoRoute, "no route for this message"}
+		return core.Queue, &requestError{CodeNoRoute, "no route for this message"}
 	}
 	h, ok := goja.AssertFunction(o.Get("handler"))
 	if !ok {
-		return 0, &requestError{CodeNoRoute, "route returned no handler function"}
+		return core.Queue, &requestError{CodeNoRoute, "route returned no handler function"}
 	}
 	strategy := core.Queue
-	if s := o.Get("strategy"); s != nil && !goja.IsUndefined(s) {
-		if strategy, err = core.ParseStrategy(s.String()); err != nil {
-			return 0, &requestError{CodeNoRoute, "route returned a bad strategy: " + err.Error()}
+	if v := o.Get("strategy"); v != nil && !goja.IsUndefined(v) {
+		if strategy, err = core.ParseStrategy(v.String()); err != nil {
+			return core.Queue, &requestError{CodeNoRoute, "route returned a bad strategy: " + err.Error()}
 		}
 	}
-	r.handler, r.data = h, m.textValue()
+	r.handler, r.data = h, r.message().Get("text")
 	if d := o.Get("data"); d != nil {
 		r.data = d
 	}
 	return strategy, nil
 }
 
-// Start calls the handler. A request that waited across a reload is routed
-// again on the new code first.
+// bind readies the handler's arguments (the default router parses the
+// JSON now).
+func (r *request) bind() error {
+	if r.handler != nil {
+		return nil
+	}
+	data, err := r.rt.parseJSON(r.raw[0])
+	if err != nil {
+		return &requestError{CodeInvalidJSON, "payload is not JSON: " + err.Error()}
+	}
+	r.handler, r.data = r.rule, data
+	return nil
+}
+
+// Start runs the request on the live code: it routes again first when the
+// code was reloaded since the request arrived, then calls the handler, or
+// sends the error reply of a request that cannot be routed.
 func (r *request) Start() (core.Frame, error) {
 	rt := r.w.rt
 	if r.rt != rt {
-		if _, err := r.route(rt); err != nil {
-			return nil, err
-		}
+		r.route(rt)
 	}
 	rt.acquire()
 	r.started = true
+	if r.err == nil {
+		r.err = r.bind()
+	}
+	if r.err != nil {
+		r.w.failed(rt, r.c, r.message(), r.err)
+		return nil, nil
+	}
+	r.scope.client = r.c
 	leave := r.w.enter(&r.scope)
-	res, err := rt.call(r.handler, goja.Undefined(), rt.object(r.c), r.data, r.msg)
+	res, err := rt.call(r.handler, goja.Undefined(), rt.object(r.c), r.data, r.message())
 	leave()
 	if err != nil {
 		return nil, err
@@ -106,65 +147,39 @@ func (r *request) Start() (core.Frame, error) {
 	return nil, nil
 }
 
-// Finish reports a failed request to its client.
+// Finish reports how the request ended: a failure gets its error reply, a
+// request cut short by shutdown the shutting_down reply.
 func (r *request) Finish(res core.Input) {
 	if r.started {
 		defer r.rt.release()
 	}
 	r.scope.close()
 	defer r.w.checkDrained()
-	if res.Err == nil || errors.Is(res.Err, core.ErrCancelled) || errors.Is(res.Err, core.ErrReplaced) {
-		return
+	switch {
+	case errors.Is(res.Err, errShutdown):
+		if !r.c.gone {
+			r.w.shuttingDown(r.c)
+		}
+	case res.Err == nil, errors.Is(res.Err, core.ErrCancelled), errors.Is(res.Err, core.ErrReplaced):
+	default:
+		r.w.failed(r.rt, r.c, r.message(), res.Err)
 	}
-	r.w.failed(r.rt, r.c, r.msg, res.Err)
-}
-
-// refusal is a request that could not be routed: when its turn comes it
-// sends the error reply (or runs onMessageError) — unless the code was
-// reloaded meanwhile, when it is routed again and may run after all.
-type refusal struct {
-	r     *request
-	err   error
-	retry bool
-}
-
-func (f *refusal) Start() (core.Frame, error) {
-	if f.r.rt != f.r.w.rt {
-		f.retry = true
-		return f.r.Start()
-	}
-	f.r.w.failed(f.r.rt, f.r.c, f.r.msg, f.err)
-	return nil, nil
-}
-
-func (f *refusal) Finish(res core.Input) {
-	if f.retry {
-		f.r.Finish(res)
-		return
-	}
-	f.r.w.checkDrained()
-}
-
-// exceptionText is a thrown error's one-line message.
-func exceptionText(err error) string {
-	var ex *goja.Exception
-	if errors.As(err, &ex) {
-		return exceptionMessage(ex)
-	}
-	return err.Error()
 }
 
 // failed handles a request that could not run or that threw: the error hook
 // runs when handlers.js defines one, else the client gets the JSON error
 // reply; either way the log says why, with the JavaScript stack.
 func (w *worker) failed(rt *runtime, c *client, msg *goja.Object, err error) {
-	code, text := classify(err)
+	code, text := rt.classify(err)
+	if n := w.host.errorReplies[code]; n != nil {
+		n.Add(1)
+	}
 	var re *requestError
 	routing := errors.As(err, &re)
 	if routing {
 		w.log.Warn("request refused", "client", c.text, "code", code, "error", text)
 	} else {
-		w.log.Error("handler failed", "client", c.text, "code", code, "error", describe(err))
+		w.log.Error("handler failed", "client", c.text, "code", code, "error", rt.describe(err))
 	}
 	if c.gone {
 		return
@@ -174,11 +189,15 @@ func (w *worker) failed(rt *runtime, c *client, msg *goja.Object, err error) {
 		hook, args = rt.onMessageError, []goja.Value{args[0], msg, args[1]}
 	}
 	if hook != nil {
+		hs := scope{client: c} // what the hook opens closes when it returns
+		leave := w.enter(&hs)
 		_, herr := rt.call(hook, goja.Undefined(), args...)
+		leave()
+		hs.close()
 		if herr == nil {
 			return
 		}
-		w.log.Error("error hook threw; sending the default error reply", "client", c.text, "error", describe(herr))
+		w.log.Error("error hook threw; sending the default error reply", "client", c.text, "error", rt.describe(herr))
 	}
 	if err := w.send(c, [][]byte{errorReply(code, text)}); err != nil {
 		w.log.Debug("error reply not delivered", "client", c.text, "error", err)
@@ -193,7 +212,7 @@ func (rt *runtime) errorObject(err error, code, text string) goja.Value {
 	if errors.As(err, &ex) && !uncatchable(err) {
 		return ex.Value()
 	}
-	e := rt.newError(rt.vm.Get("Error"), text)
+	e := rt.newError(rt.errorCtor, text)
 	if o, ok := e.(*goja.Object); ok {
 		_ = o.Set("code", code)
 	}

@@ -50,18 +50,27 @@ type runtime struct {
 	uint8Array      goja.Value
 	timeoutError    *goja.Object
 	clientGoneError *goja.Object
+	errorCtor       goja.Value // Error, TypeError, RangeError as they were at start:
+	typeErrorCtor   goja.Value // handlers.js may overwrite the globals
+	rangeErrorCtor  goja.Value
+	ownDescriptor   goja.Callable // Object.getOwnPropertyDescriptor
 
-	server  *goja.Object             // the moebius server object, made on first use
-	loaded  bool                     // evaluation is over: the worker's state may be used
-	clients map[*client]*goja.Object // this runtime's object for each client
-	scope   scope                    // what code run at load time opened (module-level dealers)
-	refs    int                      // jobs and frames still running here
-	retired bool                     // a newer generation is live
+	server      *goja.Object             // the moebius server object, made on first use
+	loaded      bool                     // evaluation is over: the worker's state may be used
+	clients     map[*client]*goja.Object // this runtime's object for each client
+	scope       scope                    // what code run at load time opened (module-level dealers)
+	bgSpawns    spawned                  // background() and the work it spawned
+	loadDealers int                      // dealers its top-level code opened
+	refs        int                      // jobs and frames still running here
+	retired     bool                     // a newer generation is live
 }
 
 // loadBudgetSteps bounds the evaluation of handlers.js, which may loop
 // forever: it may take this many step budgets.
 const loadBudgetSteps = 5
+
+// maxRules bounds module.exports.rules (a sparse array can claim billions).
+const maxRules = 10_000
 
 // maxCallStack bounds JavaScript call depth, so that unbounded recursion
 // ends in a RangeError-like abort instead of exhausting memory.
@@ -70,7 +79,7 @@ const maxCallStack = 10_000
 // load evaluates the handlers file at path into a new runtime for w. The
 // error names the file, line and column. Any goroutine.
 func load(path string, w *worker, gen int) (*runtime, error) {
-	rt := &runtime{w: w, gen: gen, vm: goja.New(), clients: make(map[*client]*goja.Object)}
+	rt := &runtime{w: w, gen: gen, vm: goja.New(), clients: make(map[*client]*goja.Object), bgSpawns: spawned{}}
 	vm := rt.vm
 	vm.SetMaxCallStackSize(maxCallStack)
 	vm.SetFieldNameMapper(goja.UncapFieldNameMapper())
@@ -111,12 +120,18 @@ func load(path string, w *worker, gen int) (*runtime, error) {
 		vm.Interrupt(fmt.Errorf("evaluating %s took longer than %v", path, budget))
 	})
 	exports, err := mods.Require(spec)
+	if err == nil {
+		err = rt.readExports(path, exports) // may run getters: still under the timer
+	}
 	timer.Stop()
 	vm.ClearInterrupt()
 	if err != nil {
-		return nil, errors.New(describeLoadError(err))
-	}
-	if err := rt.readExports(path, exports); err != nil {
+		rt.scope.close() // dealers its top-level code opened
+		var ex *goja.Exception
+		var intr *goja.InterruptedError
+		if errors.As(err, &ex) || errors.As(err, &intr) || errors.As(err, new(*syntaxError)) {
+			return nil, errors.New(rt.describeLoadError(err))
+		}
 		return nil, err
 	}
 	rt.loaded = true
@@ -188,7 +203,8 @@ func (rt *runtime) cacheIntrinsics() error {
   }
   const genFuncProto = Object.getPrototypeOf(function* () {});
   return [JSON.parse, JSON.stringify, genFuncProto.prototype,
-          Uint8Array, TimeoutError, ClientGoneError, genFuncProto];
+          Uint8Array, TimeoutError, ClientGoneError, genFuncProto,
+          Error, TypeError, RangeError, Object.getOwnPropertyDescriptor];
 })()`)
 	if err != nil {
 		return fmt.Errorf("set up runtime: %w", err)
@@ -205,6 +221,8 @@ func (rt *runtime) cacheIntrinsics() error {
 	rt.timeoutError = get(4).(*goja.Object)
 	rt.clientGoneError = get(5).(*goja.Object)
 	rt.genFuncProto = get(6).(*goja.Object)
+	rt.errorCtor, rt.typeErrorCtor, rt.rangeErrorCtor = get(7), get(8), get(9)
+	rt.ownDescriptor, _ = goja.AssertFunction(get(10))
 	return nil
 }
 
@@ -253,9 +271,12 @@ func (rt *runtime) readExports(path string, exports goja.Value) error {
 	if !ok || list.ClassName() != "Array" {
 		return bad("rules must be an array")
 	}
-	n := int(list.Get("length").ToInteger())
+	n := list.Get("length").ToInteger()
+	if n > maxRules {
+		return bad("rules has %d entries; at most %d are allowed", n, maxRules)
+	}
 	rt.rules = make(map[string]rule, n)
-	for i := 0; i < n; i++ {
+	for i := int64(0); i < n; i++ {
 		r, ok := list.Get(fmt.Sprint(i)).(*goja.Object)
 		if !ok {
 			return bad("rules[%d] must be an object {command, handler, strategy?}", i)
@@ -311,6 +332,7 @@ func (rt *runtime) dispose() {
 	rt.w.log.Debug("runtime generation released", "gen", rt.gen)
 	rt.scope.close()
 	clear(rt.clients)
+	delete(rt.w.old, rt)
 }
 
 // consolePrinter sends console output to the server's log.

@@ -1,8 +1,15 @@
 package jsrt
 
-// scope collects what a job (or a runtime) opened that must be closed when
-// it ends: the dealers its handler made.
-type scope struct{ cleanups []func() }
+import "github.com/moebius-js/moebius-js/core"
+
+// scope is the JavaScript running on behalf of someone: a client's request
+// (and the work it spawns), or background work. It collects what that code
+// opened, to close when it ends: the dealers its handler made.
+type scope struct {
+	client     *client // the client it works for; nil for background work
+	background bool    // background() or work it spawned: cancelled on reload
+	cleanups   []func()
+}
 
 func (s *scope) add(f func()) { s.cleanups = append(s.cleanups, f) }
 
@@ -30,4 +37,20 @@ func (w *worker) enter(s *scope) (leave func()) {
 	prev := w.scope
 	w.scope = s
 	return func() { w.scope = prev }
+}
+
+// spawned is what a worker tracks of server.spawn work so that it ends
+// with its owner: a client's when that client disconnects, background work
+// when the code is reloaded (or the server drains).
+type spawned map[core.SpawnID]struct{}
+
+// cancelAll cancels every task in set. Scheduler goroutine.
+func (set spawned) cancelAll(sched *core.Scheduler) {
+	ids := make([]core.SpawnID, 0, len(set))
+	for id := range set {
+		ids = append(ids, id)
+	}
+	for _, id := range ids { // Cancel runs Finish, which edits set
+		sched.Cancel(id)
+	}
 }

@@ -3,6 +3,7 @@ package jsrt
 import (
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/dop251/goja"
@@ -39,6 +40,9 @@ const maxBuffered = 1000
 
 // maxIdlePerAddress bounds request()'s pool of idle connections per address.
 const maxIdlePerAddress = 8
+
+// maxDealers bounds the dealer() sockets one worker may have open.
+const maxDealers = 1024
 
 // waitOp is a value a generator yields to wait for something outside
 // JavaScript: a sleep, a reply on a dealer, a pooled request.
@@ -112,6 +116,7 @@ type dealerSocket struct {
 	inbox   [][][]byte
 	waiting core.WaitKey // the task parked in recv(), if any
 	closed  bool
+	counted bool // counts in the worker's dealers (made after load)
 }
 
 // newDealer opens a dealer for JavaScript, owned by the job being stepped
@@ -126,7 +131,16 @@ func (rt *runtime) newDealer(addr string, opts goja.Value) goja.Value {
 	if rt.w.dialer == nil {
 		rt.throw(fmt.Errorf("dealer(): this server cannot open connections"))
 	}
-	d := &dealerSocket{rt: rt, addr: addr}
+	// Count it against the worker's bound, or, at load time (off the
+	// scheduler goroutine), against the runtime's own.
+	open := &rt.w.dealers
+	if !rt.loaded {
+		open = &rt.loadDealers
+	}
+	if *open >= maxDealers {
+		rt.throw(fmt.Errorf("dealer(%q): %d dealers are open already; close() the ones you are done with", addr, maxDealers))
+	}
+	d := &dealerSocket{rt: rt, addr: addr, counted: rt.loaded}
 	w := rt.w
 	up, err := w.dialer.Dial(addr, identity, func(frames [][]byte) {
 		w.sched.Post(func() { d.deliver(frames) })
@@ -135,6 +149,7 @@ func (rt *runtime) newDealer(addr string, opts goja.Value) goja.Value {
 		rt.throw(badArgument("dealer(%q): %v", addr, err))
 	}
 	d.up = up
+	*open++
 	rt.own(d.close)
 
 	o := rt.vm.NewObject()
@@ -152,11 +167,14 @@ func (rt *runtime) newDealer(addr string, opts goja.Value) goja.Value {
 		}
 		return goja.Undefined()
 	})
-	_ = o.Set("recv", func(opts goja.Value) goja.Value {
-		timeout, asMessage := rt.remoteOptions(opts)
+	_ = o.Set("recv", func(call goja.FunctionCall) goja.Value {
+		timeout, asMessage := rt.remoteOptions(call.Argument(0))
 		return rt.vm.ToValue(&recvOp{d: d, timeout: timeout, asMessage: asMessage})
 	})
-	_ = o.Set("close", func() { d.close() })
+	_ = o.Set("close", func(goja.FunctionCall) goja.Value {
+		d.close()
+		return goja.Undefined()
+	})
 	return o
 }
 
@@ -187,6 +205,9 @@ func (d *dealerSocket) close() {
 	}
 	d.closed = true
 	d.up.Close()
+	if d.counted {
+		d.rt.w.dealers--
+	}
 	d.inbox = nil
 	if key := d.waiting; key != 0 {
 		d.waiting = 0
@@ -236,11 +257,23 @@ func (op *recvOp) cancelled() {
 
 // ---- request(address, x, options?) ----
 
+// maxConnsPerAddress bounds request()'s connections to one address (per
+// worker); more requests at once wait, in order, for one to come free.
+const maxConnsPerAddress = 64
+
+// upstreamPool is request()'s connections to one address.
+type upstreamPool struct {
+	addr    string
+	idle    []*pooledConn // connected and free
+	open    int           // connections dialled and not discarded
+	waiting []*requestOp  // requests waiting for a connection, oldest first
+}
+
 // pooledConn is one of request()'s connections: it carries one request at
 // a time, so a reply belongs to the task that waits on key.
 type pooledConn struct {
 	w    *worker
-	addr string
+	pool *upstreamPool
 	up   Upstream     // nil once discarded
 	key  core.WaitKey // the request in flight, 0 when idle
 }
@@ -253,8 +286,9 @@ type requestOp struct {
 	frame     []byte
 	timeout   time.Duration
 	asMessage bool
-	conn      *pooledConn
+	conn      *pooledConn // the connection carrying it, once it has one
 	key       core.WaitKey
+	deadline  time.Time // zero: none
 }
 
 func (rt *runtime) newRequest(addr string, x, opts goja.Value) goja.Value {
@@ -269,29 +303,72 @@ func (rt *runtime) newRequest(addr string, x, opts goja.Value) goja.Value {
 	return rt.vm.ToValue(&requestOp{addr: addr, frame: f, timeout: timeout, asMessage: asMessage})
 }
 
+// park sends the request on a free connection of the pool, or waits for
+// one; the timeout counts from now either way.
 func (op *requestOp) park(f *genFrame) core.Step {
 	op.rt = f.rt
 	w := f.rt.w
-	pc, err := w.checkout(op.addr)
-	if err != nil {
-		return core.Step{Kind: core.Yield, In: core.Input{Err: badArgument("request(%q): %v", op.addr, err)}}
-	}
-	op.conn = pc
 	op.key = w.sched.NewWaitKey()
+	pool := w.pool[op.addr]
+	if pool == nil {
+		pool = &upstreamPool{addr: op.addr}
+		w.pool[op.addr] = pool
+	}
+	pc, err := pool.take(w)
+	switch {
+	case err != nil:
+		return core.Step{Kind: core.Yield, In: core.Input{Err: badArgument("request(%q): %v", op.addr, err)}}
+	case pc == nil:
+		pool.waiting = append(pool.waiting, op)
+	default:
+		if err := op.sendOn(pc); err != nil {
+			return core.Step{Kind: core.Yield, In: core.Input{Err: err}}
+		}
+	}
+	st := f.rt.parkFor(op.key, op.timeout, op.addr)
+	op.deadline = st.Until
+	return st
+}
+
+// nextWaiting takes the oldest waiting request that has not timed out yet
+// (one that has leaves the line when its task resumes), or nil.
+func (pool *upstreamPool) nextWaiting(now time.Time) *requestOp {
+	for len(pool.waiting) > 0 {
+		op := pool.waiting[0]
+		pool.waiting = pool.waiting[1:]
+		if op.deadline.IsZero() || now.Before(op.deadline) {
+			return op
+		}
+	}
+	return nil
+}
+
+// sendOn puts the request on pc.
+func (op *requestOp) sendOn(pc *pooledConn) error {
+	op.conn = pc
 	pc.key = op.key
 	if err := pc.up.Send(op.frame); err != nil {
 		pc.discard()
-		return core.Step{Kind: core.Yield, In: core.Input{Err: fmt.Errorf("request(%q): %w", op.addr, err)}}
+		return fmt.Errorf("request(%q): %w", op.addr, err)
 	}
-	return f.rt.parkFor(op.key, op.timeout, op.addr)
+	return nil
 }
 
-// settle drops the connection if the request is still in flight on it (it
-// timed out or was cancelled): a late reply must not reach the next
-// request. Once answered, the connection may already carry another one.
+// settle ends the request's hold on the pool when it did not get its reply
+// (it timed out or was cancelled): a connection still carrying it is
+// dropped, so that a late reply cannot reach the next request, and a
+// request still waiting for a connection leaves the line.
 func (op *requestOp) settle() {
-	if pc := op.conn; pc != nil && pc.key == op.key {
-		pc.discard()
+	if pc := op.conn; pc != nil {
+		if pc.key == op.key {
+			pc.discard()
+		}
+		return
+	}
+	if pool := op.rt.w.pool[op.addr]; pool != nil {
+		if i := slices.Index(pool.waiting, op); i >= 0 {
+			pool.waiting = slices.Delete(pool.waiting, i, i+1)
+		}
 	}
 }
 
@@ -305,50 +382,85 @@ func (op *requestOp) resumed(in core.Input) core.Input {
 
 func (op *requestOp) cancelled() { op.settle() }
 
-// checkout returns an idle pooled connection to addr, or dials a new one.
-func (w *worker) checkout(addr string) (*pooledConn, error) {
-	for idle := w.pool[addr]; len(idle) > 0; idle = w.pool[addr] {
-		pc := idle[len(idle)-1]
-		idle[len(idle)-1] = nil
-		w.pool[addr] = idle[:len(idle)-1]
-		if pc.up != nil { // not discarded while idle
-			return pc, nil
-		}
+// take returns a free connection, dialling one if the pool has room, or
+// nil when the request must wait.
+func (pool *upstreamPool) take(w *worker) (*pooledConn, error) {
+	if n := len(pool.idle); n > 0 {
+		pc := pool.idle[n-1]
+		pool.idle[n-1] = nil
+		pool.idle = pool.idle[:n-1]
+		return pc, nil
 	}
-	pc := &pooledConn{w: w, addr: addr}
-	up, err := w.dialer.Dial(addr, "", func(frames [][]byte) {
+	if pool.open >= maxConnsPerAddress {
+		return nil, nil
+	}
+	pc := &pooledConn{w: w, pool: pool}
+	up, err := w.dialer.Dial(pool.addr, "", func(frames [][]byte) {
 		w.sched.Post(func() { pc.deliver(frames) })
 	})
 	if err != nil {
 		return nil, err
 	}
 	pc.up = up
+	pool.open++
 	return pc, nil
 }
 
-// deliver resumes the request in flight with its reply and puts the
-// connection back in the pool. A message nobody waits for means the
-// connection is out of step: it is closed (and skipped by checkout if it
-// sits in the pool). Scheduler goroutine.
+// deliver resumes the request in flight with its reply, then gives the
+// connection to the next waiting request or back to the pool. A message
+// nobody waits for means the connection is out of step: it is dropped.
+// Scheduler goroutine.
 func (pc *pooledConn) deliver(frames [][]byte) {
+	if pc.up == nil {
+		return // discarded: a late reply
+	}
 	key := pc.key
 	pc.key = 0
 	if key == 0 || !pc.w.sched.Resolve(key, core.Input{Value: frames}) {
 		pc.discard()
 		return
 	}
-	if idle := pc.w.pool[pc.addr]; len(idle) < maxIdlePerAddress && !pc.w.draining {
-		pc.w.pool[pc.addr] = append(idle, pc)
+	pc.free()
+}
+
+// free hands a connection that carries nothing to the oldest waiting
+// request, or keeps it idle (within maxIdlePerAddress).
+func (pc *pooledConn) free() {
+	pool := pc.pool
+	if op := pool.nextWaiting(pc.w.sched.Now()); op != nil {
+		if err := op.sendOn(pc); err != nil {
+			// pc was dropped (and a new one dialled for the next in line).
+			pc.w.sched.Resolve(op.key, core.Input{Err: err})
+		}
+		return
+	}
+	if len(pool.idle) < maxIdlePerAddress && !pc.w.draining {
+		pool.idle = append(pool.idle, pc)
 		return
 	}
 	pc.discard()
 }
 
-// discard closes the connection; it never returns to the pool.
+// discard closes the connection for good and, as the pool has room again,
+// dials one for the oldest waiting request.
 func (pc *pooledConn) discard() {
 	pc.key = 0
-	if pc.up != nil {
-		pc.up.Close()
-		pc.up = nil
+	if pc.up == nil {
+		return
 	}
+	pc.up.Close()
+	pc.up = nil
+	pool := pc.pool
+	pool.open--
+	now := pc.w.sched.Now()
+	if pc.w.draining || !slices.ContainsFunc(pool.waiting, func(op *requestOp) bool {
+		return op.deadline.IsZero() || now.Before(op.deadline)
+	}) {
+		return
+	}
+	next, err := pool.take(pc.w)
+	if err != nil || next == nil {
+		return
+	}
+	next.free()
 }

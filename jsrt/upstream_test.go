@@ -33,7 +33,7 @@ func (d *fakeDialer) Dial(addr, identity string, onMessage func([][]byte)) (jsrt
 	}
 	d.opened++
 	d.idents = append(d.idents, identity)
-	return &fakeUpstream{d: d, srv: srv, onMessage: onMessage}, nil
+	return &fakeUpstream{d: d, srv: srv, onMessage: onMessage, done: make(chan struct{})}, nil
 }
 
 func (d *fakeDialer) counts() (opened, closed int) {
@@ -50,6 +50,7 @@ type fakeUpstream struct {
 	closed    bool
 	wg        sync.WaitGroup
 	last      chan struct{} // closed when the previous reply was delivered: one connection keeps order
+	done      chan struct{} // closed by Close: pending replies are dropped at once
 }
 
 func (u *fakeUpstream) Send(frames ...[]byte) error {
@@ -68,9 +69,17 @@ func (u *fakeUpstream) Send(frames ...[]byte) error {
 	go func() {
 		defer u.wg.Done()
 		defer close(done)
-		time.Sleep(delay) // the remote server's own pace
+		select { // the remote server's own pace
+		case <-time.After(delay):
+		case <-u.done:
+			return
+		}
 		if prev != nil {
-			<-prev
+			select {
+			case <-prev:
+			case <-u.done:
+				return
+			}
 		}
 		u.mu.Lock()
 		closed := u.closed
@@ -89,8 +98,9 @@ func (u *fakeUpstream) Close() {
 		return
 	}
 	u.closed = true
+	close(u.done)
 	u.mu.Unlock()
-	u.wg.Wait()
+	u.wg.Wait() // quick: the reply goroutines see done
 	u.d.mu.Lock()
 	u.d.closed++
 	u.d.cond.Broadcast()

@@ -13,6 +13,7 @@ import (
 var (
 	typeBytes       = reflect.TypeOf([]byte(nil))
 	typeArrayBuffer = reflect.TypeOf(goja.ArrayBuffer{})
+	typeProxy       = reflect.TypeOf(goja.Proxy{})
 	typeSleepOp     = reflect.TypeOf(&sleepOp{})
 	typeRecvOp      = reflect.TypeOf(&recvOp{})
 	typeRequestOp   = reflect.TypeOf(&requestOp{})
@@ -112,11 +113,11 @@ func (rt *runtime) errorValue(err error) goja.Value {
 	case errors.As(err, &cg):
 		return rt.newError(rt.clientGoneError, cg.msg)
 	case errors.As(err, &tye):
-		return rt.newError(rt.vm.Get("TypeError"), tye.msg)
+		return rt.newError(rt.typeErrorCtor, tye.msg)
 	case errors.Is(err, core.ErrStackOverflow):
-		return rt.newError(rt.vm.Get("RangeError"), err.Error())
+		return rt.newError(rt.rangeErrorCtor, err.Error())
 	}
-	return rt.newError(rt.vm.Get("Error"), err.Error())
+	return rt.newError(rt.errorCtor, err.Error())
 }
 
 func (rt *runtime) newError(ctor goja.Value, msg string) goja.Value {

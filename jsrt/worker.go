@@ -21,16 +21,17 @@ type worker struct {
 	budget time.Duration // the step budget
 	out    Sender        // set by Host.Start before the goroutine starts
 
-	dialer   Dialer                   // opens dealer() and request() connections; nil: none
-	pool     map[string][]*pooledConn // request()'s idle connections, by address
-	scope    *scope                   // owner of what the JavaScript running now opens
-	rt       *runtime                 // the live generation
-	old      map[*runtime]struct{}    // retired generations with work still running
-	clients  map[string]*client       // connected clients, by identity
-	bg       core.SpawnID             // the live generation's background task
-	draining bool                     // shutting down: no new requests
-	drained  chan struct{}            // closed once draining and no client task is left
-	done     chan struct{}            // closed when the scheduler goroutine ends
+	dialer       Dialer                   // opens dealer() and request() connections; nil: none
+	pool         map[string]*upstreamPool // request()'s connections, by address
+	dealers      int                      // dealer() sockets open
+	scope        *scope                   // owner of what the JavaScript running now opens
+	rt           *runtime                 // the live generation
+	old          map[*runtime]struct{}    // retired generations with work still running
+	clients      map[string]*client       // connected clients, by identity
+	clientSpawns map[*client]spawned      // server.spawn work of each client, cancelled when it leaves
+	draining     bool                     // shutting down: no new requests
+	drained      chan struct{}            // closed once draining and no client task is left
+	done         chan struct{}            // closed when the scheduler goroutine ends
 }
 
 // run is the scheduler goroutine.
@@ -58,6 +59,10 @@ func (w *worker) disconnected(id string, conn uint64) {
 	c.gone = true
 	delete(w.clients, id)
 	w.sched.Drop(id)
+	if set := w.clientSpawns[c]; set != nil {
+		set.cancelAll(w.sched)
+		delete(w.clientSpawns, c)
+	}
 	w.rt.forget(c)
 	for rt := range w.old {
 		rt.forget(c)
@@ -72,20 +77,13 @@ func (w *worker) message(id string, conn uint64, frames [][]byte) {
 		return // from a connection already reported gone
 	}
 	if w.draining {
-		_ = w.send(c, [][]byte{errorReply(CodeShuttingDown, "the server is shutting down")})
+		w.shuttingDown(c)
 		return
 	}
 	r := &request{w: w, c: c, raw: frames}
-	var job core.Job = r
-	strategy, err := r.route(w.rt)
-	if err != nil {
-		// The error reply waits its turn, so a client's replies keep the
-		// order of its requests.
-		job, strategy = &refusal{r: r, err: err}, core.Queue
-	}
-	switch w.sched.Submit(id, job, strategy) {
+	switch w.sched.Submit(id, r, r.route(w.rt)) {
 	case core.Refused:
-		w.failed(r.rt, c, r.msg, &requestError{CodeQueueFull,
+		w.failed(r.rt, c, r.message(), &requestError{CodeQueueFull,
 			"too many requests queued for this client; wait for replies before sending more"})
 	case core.Ignored:
 		w.log.Debug("request ignored: the client's previous request is still running", "client", c.text)
@@ -124,7 +122,9 @@ func (w *worker) startBackground() {
 	if rt.background == nil || w.draining {
 		return
 	}
-	w.bg = w.sched.Spawn(&spawnJob{rt: rt, fn: rt.background, args: []goja.Value{rt.serverObject()}, what: "background"})
+	leave := w.enter(nil) // owned by no client: background work
+	rt.spawn(rt.background, []goja.Value{rt.serverObject()}, "background")
+	leave()
 }
 
 // swap makes rt the live generation: new requests and queued ones run on
@@ -134,10 +134,7 @@ func (w *worker) swap(rt *runtime) {
 	old := w.rt
 	rt.adoptStates(old)
 	w.rt = rt
-	if w.bg != 0 {
-		w.sched.Cancel(w.bg)
-		w.bg = 0
-	}
+	old.bgSpawns.cancelAll(w.sched)
 	w.startBackground()
 	old.retire()
 	if old.refs > 0 {
@@ -153,10 +150,7 @@ func (w *worker) swap(rt *runtime) {
 // beginDrain stops taking requests and cancels background work.
 func (w *worker) beginDrain() {
 	w.draining = true
-	if w.bg != 0 {
-		w.sched.Cancel(w.bg)
-		w.bg = 0
-	}
+	w.rt.bgSpawns.cancelAll(w.sched)
 	w.checkDrained()
 }
 
@@ -173,8 +167,8 @@ func (w *worker) checkDrained() {
 // closeConnections closes request()'s pool and the dealers the live and
 // retired runtimes opened at load time, at shutdown.
 func (w *worker) closeConnections() {
-	for addr, idle := range w.pool {
-		for _, pc := range idle {
+	for addr, pool := range w.pool {
+		for _, pc := range pool.idle {
 			pc.discard()
 		}
 		delete(w.pool, addr)
@@ -183,4 +177,10 @@ func (w *worker) closeConnections() {
 	for rt := range w.old {
 		rt.scope.close()
 	}
+}
+
+// shuttingDown answers a request the draining server will not run.
+func (w *worker) shuttingDown(c *client) {
+	w.host.errorReplies[CodeShuttingDown].Add(1)
+	_ = w.send(c, [][]byte{errorReply(CodeShuttingDown, "the server is shutting down")})
 }
