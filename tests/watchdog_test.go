@@ -21,7 +21,7 @@ module.exports = { rules: [
 
 func TestRunawayHandlersAreInterruptedWhileOthersAreServed(t *testing.T) {
 	const budget = 300 * time.Millisecond
-	srv := startServer(t, writeHandlers(t, runawayHandlers), "--step-budget", budget.String())
+	srv := startServer(t, writeHandlers(t, runawayHandlers), "--step-budget", budget.String(), "--metrics", "127.0.0.1:0")
 	other := dial(t, srv.addr, "other", false)
 	for _, tc := range []struct{ command, message string }{
 		{"spin", "step exceeded its time budget"},
@@ -63,4 +63,7 @@ func TestRunawayHandlersAreInterruptedWhileOthersAreServed(t *testing.T) {
 		})
 	}
 	srv.logs.waitFor(t, regexp.MustCompile(`level=ERROR msg="handler failed".*code=runaway_handler`), 5*time.Second)
+	if got := srv.metric(`moebius_request_errors_total{code="runaway_handler"}`); got != 3 {
+		t.Fatalf("runaway_handler counter %v, want 3", got)
+	}
 }

@@ -28,8 +28,10 @@ type serveConfig struct {
 	LogLevel         string        `koanf:"log_level"`
 	LogFormat        string        `koanf:"log_format"`
 	MaxMessageSize   int64         `koanf:"max_message_size"`
+	MaxFrames        int           `koanf:"max_frames"`
 	QueueLimit       int           `koanf:"queue_limit"`
 	SendQueue        int           `koanf:"send_queue"`
+	SendQueueBytes   int64         `koanf:"send_queue_bytes"`
 	StepBudget       time.Duration `koanf:"step_budget"`
 	HandshakeTimeout time.Duration `koanf:"handshake_timeout"`
 	ShutdownGrace    time.Duration `koanf:"shutdown_grace"`
@@ -51,8 +53,10 @@ var configKeys = []struct {
 	{"log_level", "info", "debug, info, warn or error"},
 	{"log_format", "text", "text or json"},
 	{"max_message_size", "1048576", "largest incoming message in bytes; a peer that sends more is disconnected"},
+	{"max_frames", "256", "most frames in one incoming message; a peer that sends more is disconnected"},
 	{"queue_limit", "100", "requests a client may queue behind its running one; more get a queue_full error"},
 	{"send_queue", "1000", "messages waiting to be written to one peer; past it the peer is dropped"},
+	{"send_queue_bytes", "16777216", "bytes waiting to be written to one peer; past it the peer is dropped"},
 	{"step_budget", "1s", "longest one step of a handler may run before it is interrupted"},
 	{"handshake_timeout", "5s", "time a new connection has to complete the ZMTP handshake"},
 	{"shutdown_grace", "5s", "on SIGINT/SIGTERM, how long work in flight may finish before it is cancelled"},
@@ -193,8 +197,9 @@ func (c serveConfig) check() error {
 		errs = append(errs, errors.New("handlers: a file is needed"))
 	}
 	positive := map[string]int64{
-		"workers": int64(c.Workers), "max_message_size": c.MaxMessageSize,
-		"queue_limit": int64(c.QueueLimit), "send_queue": int64(c.SendQueue),
+		"workers": int64(c.Workers), "max_message_size": c.MaxMessageSize, "max_frames": int64(c.MaxFrames),
+		"send_queue_bytes": c.SendQueueBytes,
+		"queue_limit":      int64(c.QueueLimit), "send_queue": int64(c.SendQueue),
 		"step_budget": int64(c.StepBudget), "handshake_timeout": int64(c.HandshakeTimeout),
 	}
 	for _, ck := range configKeys {

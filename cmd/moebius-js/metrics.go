@@ -32,8 +32,8 @@ func metricsHandler(host *jsrt.Host, srv *transport.Server) http.Handler {
 	gauge("connections", "Open connections, including handshaking ones.", ts(func(s transport.Stats) float64 { return float64(s.Conns) }))
 	counter("connections_accepted_total", "Connections accepted.", ts(func(s transport.Stats) float64 { return float64(s.Accepted) }))
 	counter("handshakes_failed_total", "Connections closed during the handshake.", ts(func(s transport.Stats) float64 { return float64(s.HandshakeFailed) }))
-	counter("oversize_total", "Connections closed for a message over max_message_size.", ts(func(s transport.Stats) float64 { return float64(s.Oversize) }))
-	counter("slow_peers_dropped_total", "Peers dropped because their send queue overflowed.", ts(func(s transport.Stats) float64 { return float64(s.SlowDropped) }))
+	counter("oversize_total", "Connections closed for a message over max_message_size or max_frames.", ts(func(s transport.Stats) float64 { return float64(s.Oversize) }))
+	counter("slow_peers_dropped_total", "Peers dropped because their send queue overflowed (send_queue or send_queue_bytes).", ts(func(s transport.Stats) float64 { return float64(s.SlowDropped) }))
 	counter("duplicate_identities_refused_total", "Connections refused because their identity was in use.", ts(func(s transport.Stats) float64 { return float64(s.DuplicateRefused) }))
 	counter("protocol_errors_total", "Connections closed for a ZMTP violation.", ts(func(s transport.Stats) float64 { return float64(s.ProtocolErrors) }))
 	counter("messages_received_total", "Messages received from clients.", ts(func(s transport.Stats) float64 { return float64(s.MsgsIn) }))
@@ -63,5 +63,15 @@ func metricsHandler(host *jsrt.Host, srv *transport.Server) http.Handler {
 	gauge("handlers_generation", "Generation of handlers.js being served (1 + successful reloads).", func() float64 {
 		return float64(host.Generation())
 	})
+	counter("reloads_total", "Successful reloads of handlers.js.", func() float64 { return float64(host.Counters().Reloads) })
+	counter("reload_failures_total", "Reloads refused for an error in handlers.js (the old code kept serving).",
+		func() float64 { return float64(host.Counters().ReloadFailures) })
+	for _, code := range jsrt.ErrorCodes() {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "moebius_request_errors_total",
+			Help:        "Requests that failed, by the code of their error reply (runaway_handler: interrupted by the watchdog).",
+			ConstLabels: prometheus.Labels{"code": code},
+		}, func() float64 { return float64(host.Counters().Errors[code]) }))
+	}
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }

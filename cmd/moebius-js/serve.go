@@ -86,8 +86,10 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 		QueueLimit: cfg.QueueLimit,
 		Dialer: upstreams{transport.DialConfig{
 			MaxMessageSize:   cfg.MaxMessageSize,
+			MaxFrames:        cfg.MaxFrames,
 			HandshakeTimeout: cfg.HandshakeTimeout,
 			SendQueue:        cfg.SendQueue,
+			SendQueueBytes:   cfg.SendQueueBytes,
 			Logger:           log,
 		}},
 		Logger: log,
@@ -103,8 +105,10 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 	srv, err := transport.Listen(transport.Config{
 		Endpoints:        cfg.Bind,
 		MaxMessageSize:   cfg.MaxMessageSize,
+		MaxFrames:        cfg.MaxFrames,
 		HandshakeTimeout: cfg.HandshakeTimeout,
 		SendQueue:        cfg.SendQueue,
+		SendQueueBytes:   cfg.SendQueueBytes,
 		Handover:         cfg.IdentityHandover,
 		Logger:           log,
 	}, events{host})
