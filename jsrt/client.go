@@ -10,14 +10,14 @@ import (
 // same identity is a new client.
 type client struct {
 	id   string // routing identity bytes
-	text string // IDText(id), what JavaScript sees as client.id
+	text string // ident.Text(id): client.id in JavaScript, and in logs
 	conn uint64 // the transport's connection serial
 	gone bool   // disconnected: sends throw ClientGoneError
 }
 
 // object returns this runtime's JavaScript object for c, creating it on
 // first use: {id, state, send, broadcast, close}.
-func (rt *runtime) object(c *client) *goja.Object {
+func (rt *jsRuntime) object(c *client) *goja.Object {
 	if o := rt.clients[c]; o != nil {
 		return o
 	}
@@ -50,13 +50,13 @@ func (rt *runtime) object(c *client) *goja.Object {
 }
 
 // forget drops this runtime's object for a client that went away.
-func (rt *runtime) forget(c *client) { delete(rt.clients, c) }
+func (rt *jsRuntime) forget(c *client) { delete(rt.clients, c) }
 
 // broadcast sends x to every connected client that filter (when it is a
 // function) accepts. Without a filter it reaches the clients of every
 // worker; a filter runs here, on this worker's clients. A filter that throws
 // skips that client and the error is logged.
-func (rt *runtime) broadcast(x, filter goja.Value) {
+func (rt *jsRuntime) broadcast(x, filter goja.Value) {
 	rt.mustBeLoaded("broadcast")
 	f, err := rt.frame(x)
 	if err != nil {
@@ -85,7 +85,7 @@ func (rt *runtime) broadcast(x, filter goja.Value) {
 // adoptStates gives each client of old that has a JSON-serialisable state a
 // copy of it in rt. Called when rt replaces old; the state's toJSON, if
 // any, runs under the watchdog like any step.
-func (rt *runtime) adoptStates(old *runtime) {
+func (rt *jsRuntime) adoptStates(old *jsRuntime) {
 	for c, o := range old.clients {
 		if c.gone {
 			continue

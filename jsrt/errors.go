@@ -39,7 +39,7 @@ func errorReply(code, msg string) []byte {
 
 // classify returns the reply code and a one-line message for how a request
 // ended.
-func (rt *runtime) classify(err error) (code, msg string) {
+func (rt *jsRuntime) classify(err error) (code, msg string) {
 	var re *requestError
 	var intr *goja.InterruptedError
 	var so *goja.StackOverflowError
@@ -59,7 +59,7 @@ func (rt *runtime) classify(err error) (code, msg string) {
 
 // errorText is err as one line: a thrown value's "Name: message", or the Go
 // error's text.
-func (rt *runtime) errorText(err error) string {
+func (rt *jsRuntime) errorText(err error) string {
 	var ex *goja.Exception
 	if errors.As(err, &ex) && !uncatchable(err) {
 		return rt.thrownText(ex.Value())
@@ -71,7 +71,7 @@ func (rt *runtime) errorText(err error) string {
 // JavaScript: it reads "name" and "message" only where they are plain data
 // properties (a getter or toString could loop for ever, outside any step's
 // watchdog).
-func (rt *runtime) thrownText(v goja.Value) string {
+func (rt *jsRuntime) thrownText(v goja.Value) string {
 	o, ok := v.(*goja.Object)
 	if !ok {
 		if v == nil {
@@ -94,7 +94,7 @@ func (rt *runtime) thrownText(v goja.Value) string {
 
 // dataProperty finds key on o or its prototypes and returns it as text when
 // it is a data property holding a string (accessors are not called).
-func (rt *runtime) dataProperty(o *goja.Object, key string) (string, bool) {
+func (rt *jsRuntime) dataProperty(o *goja.Object, key string) (string, bool) {
 	for depth := 0; o != nil && depth < 32; depth++ {
 		if o.ExportType() == typeProxy {
 			return "", false // its traps are user code
@@ -117,7 +117,7 @@ func (rt *runtime) dataProperty(o *goja.Object, key string) (string, bool) {
 
 // describe renders err for the log: the message, then the JavaScript stack
 // one frame a line as "at fn (file:line:col)".
-func (rt *runtime) describe(err error) string {
+func (rt *jsRuntime) describe(err error) string {
 	var b strings.Builder
 	var stack []goja.StackFrame
 	var intr *goja.InterruptedError
@@ -164,7 +164,7 @@ func position(f *goja.StackFrame) string {
 
 // describeLoadError renders an error from compiling or evaluating a file
 // with its file:line:col first.
-func (rt *runtime) describeLoadError(err error) string {
+func (rt *jsRuntime) describeLoadError(err error) string {
 	var syn *syntaxError
 	var ex *goja.Exception
 	switch {

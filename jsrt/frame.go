@@ -11,7 +11,7 @@ import (
 
 // genFrame adapts a JavaScript generator object to core.Frame.
 type genFrame struct {
-	rt      *runtime
+	rt      *jsRuntime
 	gen     *goja.Object
 	scope   *scope // the job's: owns what the generator opens
 	pending waitOp // what it yielded last, if that was a wait
@@ -103,7 +103,7 @@ func (f *genFrame) yielded(v goja.Value) core.Step {
 }
 
 // generator returns v as a generator object, or nil when it is not one.
-func (rt *runtime) generator(v goja.Value) *goja.Object {
+func (rt *jsRuntime) generator(v goja.Value) *goja.Object {
 	if o, ok := v.(*goja.Object); ok {
 		if p := o.Prototype(); p != nil && p.Prototype() == rt.genProto {
 			return o

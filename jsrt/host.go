@@ -3,7 +3,6 @@ package jsrt
 import (
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"slices"
 	"sync"
@@ -114,7 +113,7 @@ func New(cfg Config) (*Host, error) {
 			host:         h,
 			budget:       cfg.StepBudget,
 			log:          log,
-			old:          make(map[*runtime]struct{}),
+			old:          make(map[*jsRuntime]struct{}),
 			dialer:       cfg.Dialer,
 			pool:         make(map[string]*upstreamPool),
 			clients:      make(map[string]*client),
@@ -161,9 +160,11 @@ func (h *Host) pick(id string) *worker {
 	if len(h.workers) == 1 {
 		return h.workers[0]
 	}
-	f := fnv.New32a()
-	_, _ = f.Write([]byte(id))
-	return h.workers[f.Sum32()%uint32(len(h.workers))]
+	hash := uint32(2166136261) // FNV-1a, inline: no allocation per message
+	for i := 0; i < len(id); i++ {
+		hash = (hash ^ uint32(id[i])) * 16777619
+	}
+	return h.workers[hash%uint32(len(h.workers))]
 }
 
 // broadcast sends frame to every client of every worker: from's own at
@@ -303,7 +304,7 @@ func (h *Host) Reload() error {
 		return errors.New("reload: the server is shutting down")
 	}
 	gen := h.gen + 1
-	rts := make([]*runtime, 0, len(h.workers))
+	rts := make([]*jsRuntime, 0, len(h.workers))
 	for _, w := range h.workers {
 		rt, err := load(h.cfg.Handlers, w, gen)
 		if err != nil {

@@ -21,7 +21,7 @@ const maxJSONDepth = 1000
 // encoding/json's tokenizer) took half of the scheduler goroutine's time.
 // The rare payload it cannot represent (a lone surrogate escape) goes to
 // JSON.parse.
-func (rt *runtime) parseJSON(data []byte) (goja.Value, error) {
+func (rt *jsRuntime) parseJSON(data []byte) (goja.Value, error) {
 	v, err := rt.fastParseJSON(data)
 	if errors.Is(err, errLoneSurrogate) {
 		return rt.jsonParse(goja.Undefined(), rt.vm.ToValue(string(data)))
@@ -29,7 +29,7 @@ func (rt *runtime) parseJSON(data []byte) (goja.Value, error) {
 	return v, err
 }
 
-func (rt *runtime) fastParseJSON(data []byte) (goja.Value, error) {
+func (rt *jsRuntime) fastParseJSON(data []byte) (goja.Value, error) {
 	p := jsonParser{vm: rt.vm, data: data}
 	p.skipSpace()
 	v, err := p.value(0)

@@ -9,9 +9,9 @@ import (
 )
 
 // newTestRuntime is a runtime with no worker, enough for pure conversions.
-func newTestRuntime(t testing.TB) *runtime {
+func newTestRuntime(t testing.TB) *jsRuntime {
 	t.Helper()
-	rt := &runtime{vm: goja.New()}
+	rt := &jsRuntime{vm: goja.New()}
 	if err := rt.cacheIntrinsics(); err != nil {
 		t.Fatal(err)
 	}
@@ -20,7 +20,7 @@ func newTestRuntime(t testing.TB) *runtime {
 
 // viaJSONParse is the reference: what JSON.parse makes of data, as JSON
 // text (or "error").
-func viaJSONParse(rt *runtime, data []byte) string {
+func viaJSONParse(rt *jsRuntime, data []byte) string {
 	v, err := rt.jsonParse(goja.Undefined(), rt.vm.ToValue(string(data)))
 	if err != nil {
 		return "error"
@@ -28,7 +28,7 @@ func viaJSONParse(rt *runtime, data []byte) string {
 	return stringify(rt, v)
 }
 
-func viaParseJSON(rt *runtime, data []byte) string {
+func viaParseJSON(rt *jsRuntime, data []byte) string {
 	v, err := rt.parseJSON(data)
 	if err != nil {
 		return "error"
@@ -36,7 +36,7 @@ func viaParseJSON(rt *runtime, data []byte) string {
 	return stringify(rt, v)
 }
 
-func stringify(rt *runtime, v goja.Value) string {
+func stringify(rt *jsRuntime, v goja.Value) string {
 	s, err := rt.jsonStringify(goja.Undefined(), v)
 	if err != nil {
 		return "unstringifiable"
@@ -84,7 +84,7 @@ func viaScanCommand(data []byte) string {
 	return "command " + cmd
 }
 
-func viaParseCommand(rt *runtime, data []byte) string {
+func viaParseCommand(rt *jsRuntime, data []byte) string {
 	v, err := rt.jsonParse(goja.Undefined(), rt.vm.ToValue(string(data)))
 	if err != nil {
 		return "error"

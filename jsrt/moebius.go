@@ -10,10 +10,11 @@ import (
 	"github.com/dop251/goja"
 
 	"github.com/moebius-js/moebius-js/core"
+	"github.com/moebius-js/moebius-js/internal/ident"
 )
 
 // moebiusModule is require('moebius') for this runtime.
-func (rt *runtime) moebiusModule(vm *goja.Runtime, module *goja.Object) {
+func (rt *jsRuntime) moebiusModule(vm *goja.Runtime, module *goja.Object) {
 	exports := module.Get("exports").(*goja.Object)
 	set := func(name string, v any) { _ = exports.Set(name, v) }
 
@@ -60,7 +61,7 @@ func (rt *runtime) moebiusModule(vm *goja.Runtime, module *goja.Object) {
 
 // serverObject is the moebius `server`: the worker's clients and background
 // work.
-func (rt *runtime) serverObject() *goja.Object {
+func (rt *jsRuntime) serverObject() *goja.Object {
 	if rt.server != nil {
 		return rt.server
 	}
@@ -85,7 +86,7 @@ func (rt *runtime) serverObject() *goja.Object {
 	})
 	_ = o.Set("client", func(call goja.FunctionCall) goja.Value {
 		rt.mustBeLoaded("server.client(id)")
-		if raw, ok := IDBytes(call.Argument(0).String()); ok {
+		if raw, ok := ident.Bytes(call.Argument(0).String()); ok {
 			if c := rt.w.clients[raw]; c != nil {
 				return rt.object(c)
 			}
@@ -121,14 +122,14 @@ func (rt *runtime) serverObject() *goja.Object {
 // mustBeLoaded throws when handlers.js is still being evaluated: its
 // top-level code runs off the scheduler goroutine and must not touch the
 // worker's clients or tasks.
-func (rt *runtime) mustBeLoaded(what string) {
+func (rt *jsRuntime) mustBeLoaded(what string) {
 	if !rt.loaded {
 		rt.throw(errors.New(what + " is not available while handlers.js is loading; call it from a handler or background()"))
 	}
 }
 
 // address reads an endpoint argument of dealer() or request().
-func (rt *runtime) address(v goja.Value, fn string) string {
+func (rt *jsRuntime) address(v goja.Value, fn string) string {
 	if !goja.IsString(v) {
 		rt.throw(badArgument("%s(address, ...) needs an endpoint such as 'tcp://127.0.0.1:5556'", fn))
 	}
@@ -138,10 +139,10 @@ func (rt *runtime) address(v goja.Value, fn string) string {
 // sendTo is server.send(id, ...parts): a message to the client with that
 // id, whichever worker it is pinned to (for brokers relaying between
 // clients). It throws ClientGoneError when no such client is connected.
-func (rt *runtime) sendTo(call goja.FunctionCall) {
+func (rt *jsRuntime) sendTo(call goja.FunctionCall) {
 	rt.mustBeLoaded("server.send(id, ...parts)")
 	id := call.Argument(0)
-	raw, ok := IDBytes(id.String())
+	raw, ok := ident.Bytes(id.String())
 	if !goja.IsString(id) || !ok {
 		rt.throw(badArgument("server.send(id, ...parts) needs a client id, got %s", id.String()))
 	}
@@ -161,7 +162,7 @@ func (rt *runtime) sendTo(call goja.FunctionCall) {
 
 // logObject is moebius `log`: log.info(message, fields?) and friends write
 // to the server's log, fields as attributes.
-func (rt *runtime) logObject() *goja.Object {
+func (rt *jsRuntime) logObject() *goja.Object {
 	o := rt.vm.NewObject()
 	for name, level := range map[string]slog.Level{
 		"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError,
@@ -184,7 +185,7 @@ func (rt *runtime) logObject() *goja.Object {
 // or what server.spawn started. Its failures are logged, never replied. It
 // belongs to the owner of the code that spawned it (see spawned).
 type spawnJob struct {
-	rt      *runtime
+	rt      *jsRuntime
 	fn      goja.Callable
 	args    []goja.Value
 	what    string
@@ -196,7 +197,7 @@ type spawnJob struct {
 
 // spawn starts fn(...args) as a task of its own, owned like the code
 // running now: by its client, or as background work.
-func (rt *runtime) spawn(fn goja.Callable, args []goja.Value, what string) {
+func (rt *jsRuntime) spawn(fn goja.Callable, args []goja.Value, what string) {
 	w := rt.w
 	j := &spawnJob{rt: rt, fn: fn, args: args, what: what}
 	switch owner := w.scope; {

@@ -24,7 +24,7 @@ type request struct {
 	c   *client
 	raw [][]byte
 
-	rt      *runtime      // the runtime it was routed on
+	rt      *jsRuntime    // the runtime it was routed on
 	err     error         // why it cannot be routed
 	rule    goja.Callable // default router: the rule's handler
 	handler goja.Callable // the handler to call, once bound
@@ -35,7 +35,7 @@ type request struct {
 }
 
 // route finds the request's strategy on rt; a failure is kept in r.err.
-func (r *request) route(rt *runtime) core.Strategy {
+func (r *request) route(rt *jsRuntime) core.Strategy {
 	r.rt, r.err, r.rule, r.handler, r.data, r.msg = rt, nil, nil, nil, nil, nil
 	if rt.route != nil {
 		strategy, err := r.customRoute(rt)
@@ -70,7 +70,7 @@ func (r *request) message() *goja.Object {
 
 // customRoute asks handlers.js's route(message, client) for
 // {handler, strategy?, data?}. What route() opens is closed when it returns.
-func (r *request) customRoute(rt *runtime) (core.Strategy, error) {
+func (r *request) customRoute(rt *jsRuntime) (core.Strategy, error) {
 	s := scope{client: r.c}
 	leave := r.w.enter(&s)
 	res, err := rt.call(rt.route, goja.Undefined(), r.message(), rt.object(r.c))
@@ -169,7 +169,7 @@ func (r *request) Finish(res core.Input) {
 // failed handles a request that could not run or that threw: the error hook
 // runs when handlers.js defines one, else the client gets the JSON error
 // reply; either way the log says why, with the JavaScript stack.
-func (w *worker) failed(rt *runtime, c *client, msg *goja.Object, err error) {
+func (w *worker) failed(rt *jsRuntime, c *client, msg *goja.Object, err error) {
 	code, text := rt.classify(err)
 	if n := w.host.errorReplies[code]; n != nil {
 		n.Add(1)
@@ -207,7 +207,7 @@ func (w *worker) failed(rt *runtime, c *client, msg *goja.Object, err error) {
 // errorObject is the JavaScript error an error hook receives: the thrown
 // value itself, or an Error carrying code for failures raised outside
 // JavaScript.
-func (rt *runtime) errorObject(err error, code, text string) goja.Value {
+func (rt *jsRuntime) errorObject(err error, code, text string) goja.Value {
 	var ex *goja.Exception
 	if errors.As(err, &ex) && !uncatchable(err) {
 		return ex.Value()

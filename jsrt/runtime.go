@@ -24,10 +24,10 @@ type rule struct {
 	strategy core.Strategy
 }
 
-// runtime is one generation of handlers.js in one worker: a goja runtime
+// jsRuntime is one generation of handlers.js in one worker: a goja runtime
 // with the file evaluated and its exports checked. It is built on any
 // goroutine, then used only on its worker's scheduler goroutine.
-type runtime struct {
+type jsRuntime struct {
 	w     *worker
 	gen   int
 	vm    *goja.Runtime
@@ -78,8 +78,8 @@ const maxCallStack = 10_000
 
 // load evaluates the handlers file at path into a new runtime for w. The
 // error names the file, line and column. Any goroutine.
-func load(path string, w *worker, gen int) (*runtime, error) {
-	rt := &runtime{w: w, gen: gen, vm: goja.New(), clients: make(map[*client]*goja.Object), bgSpawns: spawned{}}
+func load(path string, w *worker, gen int) (*jsRuntime, error) {
+	rt := &jsRuntime{w: w, gen: gen, vm: goja.New(), clients: make(map[*client]*goja.Object), bgSpawns: spawned{}}
 	vm := rt.vm
 	vm.SetMaxCallStackSize(maxCallStack)
 	vm.SetFieldNameMapper(goja.UncapFieldNameMapper())
@@ -173,7 +173,7 @@ func checkSyntax(path string, src []byte) error {
 
 // explainMissingModules wraps require so that a module that does not exist
 // fails with its name rather than goja_nodejs's bare "Invalid module".
-func (rt *runtime) explainMissingModules() error {
+func (rt *jsRuntime) explainMissingModules() error {
 	orig, ok := goja.AssertFunction(rt.vm.Get("require"))
 	if !ok {
 		return errors.New("require is not installed")
@@ -192,7 +192,7 @@ func (rt *runtime) explainMissingModules() error {
 
 // cacheIntrinsics looks up the JavaScript built-ins the runtime uses on hot
 // paths and defines the moebius error classes.
-func (rt *runtime) cacheIntrinsics() error {
+func (rt *jsRuntime) cacheIntrinsics() error {
 	vm := rt.vm
 	v, err := vm.RunString(`(function () {
   class TimeoutError extends Error {
@@ -227,7 +227,7 @@ func (rt *runtime) cacheIntrinsics() error {
 }
 
 // readExports checks module.exports and keeps what the server uses.
-func (rt *runtime) readExports(path string, exports goja.Value) error {
+func (rt *jsRuntime) readExports(path string, exports goja.Value) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%s: module.exports.%s", path, fmt.Sprintf(format, args...))
 	}
@@ -304,16 +304,16 @@ func (rt *runtime) readExports(path string, exports goja.Value) error {
 }
 
 // call runs fn under the step watchdog. Scheduler goroutine.
-func (rt *runtime) call(fn goja.Callable, this goja.Value, args ...goja.Value) (goja.Value, error) {
+func (rt *jsRuntime) call(fn goja.Callable, this goja.Value, args ...goja.Value) (goja.Value, error) {
 	rt.w.dog.begin(rt.vm)
 	defer rt.w.dog.end()
 	return fn(this, args...)
 }
 
-func (rt *runtime) acquire() { rt.refs++ }
+func (rt *jsRuntime) acquire() { rt.refs++ }
 
 // release drops a reference; a retired runtime with none left is disposed.
-func (rt *runtime) release() {
+func (rt *jsRuntime) release() {
 	rt.refs--
 	if rt.refs == 0 && rt.retired {
 		rt.dispose()
@@ -321,14 +321,14 @@ func (rt *runtime) release() {
 }
 
 // retire marks a runtime that a newer generation replaced.
-func (rt *runtime) retire() {
+func (rt *jsRuntime) retire() {
 	rt.retired = true
 	if rt.refs == 0 {
 		rt.dispose()
 	}
 }
 
-func (rt *runtime) dispose() {
+func (rt *jsRuntime) dispose() {
 	rt.w.log.Debug("runtime generation released", "gen", rt.gen)
 	rt.scope.close()
 	clear(rt.clients)

@@ -23,7 +23,7 @@ func (s *scope) close() {
 
 // own hands cleanup to the owner of the JavaScript running now: the job
 // being stepped, or the runtime itself for code run while loading.
-func (rt *runtime) own(cleanup func()) {
+func (rt *jsRuntime) own(cleanup func()) {
 	if rt.loaded && rt.w.scope != nil {
 		rt.w.scope.add(cleanup)
 		return

@@ -59,7 +59,7 @@ type waitOp interface {
 
 // remoteOptions reads {timeout, message} from a recv()/request() options
 // argument. timeout is in milliseconds; 0 or Infinity waits for ever.
-func (rt *runtime) remoteOptions(v goja.Value) (timeout time.Duration, asMessage bool) {
+func (rt *jsRuntime) remoteOptions(v goja.Value) (timeout time.Duration, asMessage bool) {
 	timeout = DefaultRemoteTimeout
 	o, ok := v.(*goja.Object)
 	if !ok {
@@ -84,7 +84,7 @@ func (rt *runtime) remoteOptions(v goja.Value) (timeout time.Duration, asMessage
 
 // parkFor is the step that waits for key, or throws a TimeoutError after
 // timeout (0: no deadline).
-func (rt *runtime) parkFor(key core.WaitKey, timeout time.Duration, what string) core.Step {
+func (rt *jsRuntime) parkFor(key core.WaitKey, timeout time.Duration, what string) core.Step {
 	st := core.Step{Kind: core.Park, Wait: key}
 	if timeout > 0 {
 		st.Until = rt.w.sched.Now().Add(timeout)
@@ -95,7 +95,7 @@ func (rt *runtime) parkFor(key core.WaitKey, timeout time.Duration, what string)
 
 // reply converts a received message to what JavaScript resumes with: the
 // first frame's text, or with {message: true} a message object.
-func (rt *runtime) reply(frames [][]byte, asMessage bool) goja.Value {
+func (rt *jsRuntime) reply(frames [][]byte, asMessage bool) goja.Value {
 	if asMessage {
 		return rt.vm.NewDynamicObject(&message{rt: rt, raw: frames})
 	}
@@ -110,7 +110,7 @@ func (rt *runtime) reply(frames [][]byte, asMessage bool) goja.Value {
 // dealerSocket is the Go side of a dealer() object: one DEALER connection
 // and the replies that arrived before anyone asked for them.
 type dealerSocket struct {
-	rt      *runtime
+	rt      *jsRuntime
 	addr    string
 	up      Upstream
 	inbox   [][][]byte
@@ -121,7 +121,7 @@ type dealerSocket struct {
 
 // newDealer opens a dealer for JavaScript, owned by the job being stepped
 // (or by the runtime, at load time), which closes it when it ends.
-func (rt *runtime) newDealer(addr string, opts goja.Value) goja.Value {
+func (rt *jsRuntime) newDealer(addr string, opts goja.Value) goja.Value {
 	identity := ""
 	if o, ok := opts.(*goja.Object); ok {
 		if id := o.Get("identity"); id != nil && !goja.IsUndefined(id) {
@@ -281,7 +281,7 @@ type pooledConn struct {
 // requestOp is what request() returns: yield it to send x and wait for the
 // reply on a connection of the pool.
 type requestOp struct {
-	rt        *runtime // of the frame that yielded it
+	rt        *jsRuntime // of the frame that yielded it
 	addr      string
 	frame     []byte
 	timeout   time.Duration
@@ -291,7 +291,7 @@ type requestOp struct {
 	deadline  time.Time // zero: none
 }
 
-func (rt *runtime) newRequest(addr string, x, opts goja.Value) goja.Value {
+func (rt *jsRuntime) newRequest(addr string, x, opts goja.Value) goja.Value {
 	if rt.w.dialer == nil {
 		rt.throw(fmt.Errorf("request(): this server cannot open connections"))
 	}

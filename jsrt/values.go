@@ -39,7 +39,7 @@ func badArgument(format string, args ...any) error {
 // frame converts one client.send argument to a frame: a string is its UTF-8
 // bytes, a Uint8Array or ArrayBuffer a copy of its bytes, anything else its
 // JSON text.
-func (rt *runtime) frame(v goja.Value) ([]byte, error) {
+func (rt *jsRuntime) frame(v goja.Value) ([]byte, error) {
 	if goja.IsString(v) {
 		return []byte(v.String()), nil
 	}
@@ -62,7 +62,7 @@ func (rt *runtime) frame(v goja.Value) ([]byte, error) {
 }
 
 // frames converts client.send's arguments to one message.
-func (rt *runtime) frames(args []goja.Value) ([][]byte, error) {
+func (rt *jsRuntime) frames(args []goja.Value) ([][]byte, error) {
 	if len(args) == 0 {
 		return nil, badArgument("send needs at least one argument")
 	}
@@ -78,7 +78,7 @@ func (rt *runtime) frames(args []goja.Value) ([][]byte, error) {
 }
 
 // bytesValue wraps b (not copied) in a new Uint8Array.
-func (rt *runtime) bytesValue(b []byte) goja.Value {
+func (rt *jsRuntime) bytesValue(b []byte) goja.Value {
 	arr, err := rt.vm.New(rt.uint8Array, rt.vm.ToValue(rt.vm.NewArrayBuffer(b)))
 	if err != nil {
 		panic(err)
@@ -87,7 +87,7 @@ func (rt *runtime) bytesValue(b []byte) goja.Value {
 }
 
 // value converts what a frame resumes with to JavaScript.
-func (rt *runtime) value(v any) goja.Value {
+func (rt *jsRuntime) value(v any) goja.Value {
 	switch v := v.(type) {
 	case nil:
 		return goja.Undefined()
@@ -100,7 +100,7 @@ func (rt *runtime) value(v any) goja.Value {
 }
 
 // errorValue converts an error to the JavaScript value to throw.
-func (rt *runtime) errorValue(err error) goja.Value {
+func (rt *jsRuntime) errorValue(err error) goja.Value {
 	var ex *goja.Exception
 	var te *timeoutError
 	var cg *clientGoneError
@@ -120,7 +120,7 @@ func (rt *runtime) errorValue(err error) goja.Value {
 	return rt.newError(rt.errorCtor, err.Error())
 }
 
-func (rt *runtime) newError(ctor goja.Value, msg string) goja.Value {
+func (rt *jsRuntime) newError(ctor goja.Value, msg string) goja.Value {
 	o, err := rt.vm.New(ctor, rt.vm.ToValue(msg))
 	if err != nil {
 		return rt.vm.ToValue(msg)
@@ -129,7 +129,7 @@ func (rt *runtime) newError(ctor goja.Value, msg string) goja.Value {
 }
 
 // throw raises err as a JavaScript exception from inside a native function.
-func (rt *runtime) throw(err error) {
+func (rt *jsRuntime) throw(err error) {
 	panic(rt.errorValue(err))
 }
 
@@ -137,7 +137,7 @@ func (rt *runtime) throw(err error) {
 // Uint8Array of the exact bytes) and "text" (the first frame as UTF-8), both
 // built on first use.
 type message struct {
-	rt     *runtime
+	rt     *jsRuntime
 	raw    [][]byte
 	frames goja.Value
 	text   goja.Value

@@ -7,6 +7,7 @@ import (
 	"github.com/dop251/goja"
 
 	"github.com/moebius-js/moebius-js/core"
+	"github.com/moebius-js/moebius-js/internal/ident"
 )
 
 // worker is one scheduler goroutine with its runtime(s) and the clients
@@ -25,8 +26,8 @@ type worker struct {
 	pool         map[string]*upstreamPool // request()'s connections, by address
 	dealers      int                      // dealer() sockets open
 	scope        *scope                   // owner of what the JavaScript running now opens
-	rt           *runtime                 // the live generation
-	old          map[*runtime]struct{}    // retired generations with work still running
+	rt           *jsRuntime               // the live generation
+	old          map[*jsRuntime]struct{}  // retired generations with work still running
 	clients      map[string]*client       // connected clients, by identity
 	clientSpawns map[*client]spawned      // server.spawn work of each client, cancelled when it leaves
 	draining     bool                     // shutting down: no new requests
@@ -48,7 +49,7 @@ func (w *worker) connected(id string, conn uint64) {
 		w.log.Warn("client connected twice without a disconnect", "client", c.text)
 		w.disconnected(id, c.conn)
 	}
-	w.clients[id] = &client{id: id, text: IDText(id), conn: conn}
+	w.clients[id] = &client{id: id, text: ident.Text(id), conn: conn}
 }
 
 func (w *worker) disconnected(id string, conn uint64) {
@@ -130,7 +131,7 @@ func (w *worker) startBackground() {
 // swap makes rt the live generation: new requests and queued ones run on
 // it, work in flight finishes where it started, the old background task is
 // cancelled and the new one started.
-func (w *worker) swap(rt *runtime) {
+func (w *worker) swap(rt *jsRuntime) {
 	old := w.rt
 	rt.adoptStates(old)
 	w.rt = rt

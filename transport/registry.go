@@ -2,11 +2,9 @@ package transport
 
 import (
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
-	"strings"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/moebius-js/moebius-js/internal/ident"
 )
 
 // register gives p its identity and enters it in the registry. A peer
@@ -141,11 +139,6 @@ func (s *Server) DisconnectConn(id string, conn uint64) bool {
 	return true
 }
 
-// logID renders an identity for logs and errors: as is when it is
-// printable UTF-8, else as 0x-prefixed hex (generated identities).
-func logID(id string) string {
-	if id != "" && utf8.ValidString(id) && !strings.ContainsFunc(id, func(r rune) bool { return !unicode.IsPrint(r) }) {
-		return id
-	}
-	return "0x" + hex.EncodeToString([]byte(id))
-}
+// logID renders an identity for logs and errors, as JavaScript's client.id
+// shows it.
+func logID(id string) string { return ident.Text(id) }

@@ -1,4 +1,7 @@
-package jsrt
+// Package ident renders ZeroMQ routing identities as text and back, the
+// same way in the logs of every package and in JavaScript's client.id. It
+// knows nothing else.
+package ident
 
 import (
 	"encoding/hex"
@@ -6,13 +9,13 @@ import (
 	"unicode/utf8"
 )
 
-// IDText is how JavaScript sees a routing identity: the identity itself when
+// Text is how logs and JavaScript show a routing identity: the identity itself when
 // it is non-empty UTF-8 text without control characters that does not start
 // with "0x", else "0x" followed by its bytes in hex (as for the 5-byte
 // identities, starting with a zero byte, that a ROUTER makes up for
 // anonymous peers). The mapping is one to one, so an id can
-// travel inside messages and come back (see IDBytes). Any goroutine.
-func IDText(id string) string {
+// travel inside messages and come back (see Bytes). Any goroutine.
+func Text(id string) string {
 	if isText(id) {
 		return id
 	}
@@ -31,9 +34,9 @@ func isText(id string) bool {
 	return true
 }
 
-// IDBytes inverts IDText. It reports false for text that no identity maps
+// Bytes inverts Text. It reports false for text that no identity maps
 // to (a "0x" prefix followed by something that is not hex). Any goroutine.
-func IDBytes(text string) (string, bool) {
+func Bytes(text string) (string, bool) {
 	rest, isHex := strings.CutPrefix(text, "0x")
 	if !isHex {
 		return text, isText(text)

@@ -1,8 +1,8 @@
-package jsrt
+package ident
 
 import "testing"
 
-func TestIDTextRoundTrips(t *testing.T) {
+func TestTextRoundTrips(t *testing.T) {
 	for _, tc := range []struct{ id, text string }{
 		{"Client1", "Client1"},
 		{"héllo", "héllo"},
@@ -11,17 +11,17 @@ func TestIDTextRoundTrips(t *testing.T) {
 		{"a\nb", "0x610a62"},
 		{"0xabc", "0x3078616263"}, // text that looks like hex is hex-encoded too
 	} {
-		if got := IDText(tc.id); got != tc.text {
-			t.Errorf("IDText(%q) = %q, want %q", tc.id, got, tc.text)
+		if got := Text(tc.id); got != tc.text {
+			t.Errorf("Text(%q) = %q, want %q", tc.id, got, tc.text)
 		}
-		back, ok := IDBytes(tc.text)
+		back, ok := Bytes(tc.text)
 		if !ok || back != tc.id {
-			t.Errorf("IDBytes(%q) = %q, %v; want %q", tc.text, back, ok, tc.id)
+			t.Errorf("Bytes(%q) = %q, %v; want %q", tc.text, back, ok, tc.id)
 		}
 	}
 	for _, bad := range []string{"", "0x", "0xzz", "tab\there"} {
-		if _, ok := IDBytes(bad); ok {
-			t.Errorf("IDBytes(%q) accepted an id no identity maps to", bad)
+		if _, ok := Bytes(bad); ok {
+			t.Errorf("Bytes(%q) accepted an id no identity maps to", bad)
 		}
 	}
 }
