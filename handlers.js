@@ -78,7 +78,8 @@ function unsubscribe(client) {
 // Broadcast to every connected client (the sender too). A second argument,
 // a filter function, picks whom: see README.
 function say(client, data) {
-  server.broadcast({ from: client.id, text: String(data.text) });
+  const text = String(data.text).slice(0, 1000); // everyone gets a copy: keep it short
+  server.broadcast({ from: client.id, text });
 }
 
 module.exports = {

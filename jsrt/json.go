@@ -148,19 +148,8 @@ func (p *jsonParser) object(depth int) (goja.Value, error) {
 		if err != nil {
 			return nil, err
 		}
-		p.skipSpace()
-		if p.pos >= len(p.data) {
-			return nil, p.errorf("unexpected end of input in an object")
-		}
-		switch p.data[p.pos] {
-		case ',':
-			p.pos++
-			p.skipSpace()
-		case '}':
-			p.pos++
-			return obj, nil
-		default:
-			return nil, p.errorf("expected ',' or '}' in an object, found %s", p.describe())
+		if more, err := p.next('}'); !more {
+			return obj, err
 		}
 	}
 }
@@ -182,21 +171,33 @@ func (p *jsonParser) array(depth int) (goja.Value, error) {
 			return nil, err
 		}
 		items = append(items, v)
-		p.skipSpace()
-		if p.pos >= len(p.data) {
-			return nil, p.errorf("unexpected end of input in an array")
-		}
-		switch p.data[p.pos] {
-		case ',':
-			p.pos++
-			p.skipSpace()
-		case ']':
-			p.pos++
+		if more, err := p.next(']'); !more {
+			if err != nil {
+				return nil, err
+			}
 			return p.vm.NewArray(items...), nil
-		default:
-			return nil, p.errorf("expected ',' or ']' in an array, found %s", p.describe())
 		}
 	}
+}
+
+// next steps over what follows an object member or array element: ','
+// (more follows: true) or closer (the container ends: false). An error
+// comes with false.
+func (p *jsonParser) next(closer byte) (more bool, err error) {
+	p.skipSpace()
+	if p.pos >= len(p.data) {
+		return false, p.errorf("unexpected end of input")
+	}
+	switch p.data[p.pos] {
+	case ',':
+		p.pos++
+		p.skipSpace()
+		return true, nil
+	case closer:
+		p.pos++
+		return false, nil
+	}
+	return false, p.errorf("expected ',' or '%c', found %s", closer, p.describe())
 }
 
 // number parses a JSON number; integers that JavaScript holds exactly
@@ -447,19 +448,8 @@ func (p *jsonParser) scanTop() (*string, error) {
 		} else if err := p.skip(1); err != nil {
 			return nil, err
 		}
-		p.skipSpace()
-		if p.pos >= len(p.data) {
-			return nil, p.errorf("unexpected end of input in an object")
-		}
-		switch p.data[p.pos] {
-		case ',':
-			p.pos++
-			p.skipSpace()
-		case '}':
-			p.pos++
-			return command, nil
-		default:
-			return nil, p.errorf("expected ',' or '}' in an object, found %s", p.describe())
+		if more, err := p.next('}'); !more {
+			return command, err
 		}
 	}
 }
@@ -502,19 +492,8 @@ func (p *jsonParser) skip(depth int) error {
 			if err := p.skip(depth + 1); err != nil {
 				return err
 			}
-			p.skipSpace()
-			if p.pos >= len(p.data) {
-				return p.errorf("unexpected end of input")
-			}
-			switch p.data[p.pos] {
-			case ',':
-				p.pos++
-				p.skipSpace()
-			case closer:
-				p.pos++
-				return nil
-			default:
-				return p.errorf("expected ',' or '%c', found %s", closer, p.describe())
+			if more, err := p.next(closer); !more {
+				return err
 			}
 		}
 	case c == '"':
