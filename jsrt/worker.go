@@ -137,15 +137,10 @@ func (w *worker) swap(rt *jsRuntime) {
 	w.rt = rt
 	old.bgSpawns.cancelAll(w.sched)
 	w.startBackground()
-	old.retire()
 	if old.refs > 0 {
-		w.old[old] = struct{}{}
+		w.old[old] = struct{}{} // until its last job ends (dispose removes it)
 	}
-	for r := range w.old {
-		if r.refs == 0 {
-			delete(w.old, r)
-		}
-	}
+	old.retire()
 }
 
 // beginDrain stops taking requests and cancels background work.
