@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/moebius-js/moebius-js/internal/zmtptest"
 )
 
 const versionOne = `
@@ -154,5 +156,25 @@ func TestBadConfigurationStopsTheServerWithAClearMessage(t *testing.T) {
 	_, errOut, code = runCLI(t, "serve", "--bind", "tcp://127.0.0.1:0", writeHandlers(t, "syntax error here"))
 	if code != 1 || !strings.Contains(errOut, "SyntaxError") {
 		t.Fatalf("a broken handlers file at start: exit %d, %q", code, errOut)
+	}
+}
+
+func TestCloseAfterSendDeliversTheLastMessage(t *testing.T) {
+	srv := startServer(t, writeHandlers(t, `
+module.exports = { rules: [{ command: 'quit', handler: (c) => { c.send('bye'); c.close(); } }] };
+`))
+	c := zmtptest.Dial(t, srv.addr)
+	c.Handshake("DEALER", zmtptest.Str("leaving"))
+	c.SendText(`{"command":"quit"}`)
+	if got := c.RecvText(); got != "bye" {
+		t.Fatalf("got %q", got)
+	}
+	c.ExpectClosed(5 * time.Second)
+}
+
+func TestVersionPrintsTheVersion(t *testing.T) {
+	out, _, code := runCLI(t, "version")
+	if code != 0 || !strings.HasPrefix(out, "moebius-js ") {
+		t.Fatalf("version: exit %d, %q", code, out)
 	}
 }

@@ -118,3 +118,18 @@ func TestUnknownEnvironmentVariableIsAWarning(t *testing.T) {
 		t.Fatalf("err %v, warnings %v", err, warn)
 	}
 }
+
+func TestLoggerFormats(t *testing.T) {
+	for _, tc := range []struct{ format, want string }{
+		{"json", `{"time":`},
+		{"text", "time="},
+	} {
+		var b strings.Builder
+		log := newLogger(serveConfig{LogFormat: tc.format, LogLevel: "info"}, &b)
+		log.Info("hello", "k", 1)
+		log.Debug("hidden at info")
+		if !strings.HasPrefix(b.String(), tc.want) || strings.Contains(b.String(), "hidden") {
+			t.Errorf("%s: %q", tc.format, b.String())
+		}
+	}
+}
