@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -36,12 +35,6 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	log := newLogger(cfg, stderr)
 	for _, w := range warnings {
 		log.Warn(w)
-	}
-	if os.Getenv("GOGC") == "" {
-		// The live heap is small (a few MB), so the default GOGC=100
-		// collects many times a second under load; 400 trades ~20 MB for
-		// fewer collections and a shorter latency tail. GOGC overrides it.
-		debug.SetGCPercent(gcPercent)
 	}
 	if err := runServer(cfg, log); err != nil {
 		log.Error("server failed", "error", err.Error())
@@ -153,9 +146,6 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 	log.Info("stopped")
 	return nil
 }
-
-// gcPercent is serve's garbage-collection target when GOGC is not set.
-const gcPercent = 400
 
 // flushTimeout bounds how long shutdown waits for queued replies to be
 // written.
