@@ -146,6 +146,7 @@ func (w *worker) swap(rt *jsRuntime) {
 // beginDrain stops taking requests and cancels background work.
 func (w *worker) beginDrain() {
 	w.draining = true
+	w.log.Info("draining: new requests get shutting_down; waiting for the work in flight", "clients_busy", w.sched.Clients())
 	w.rt.bgSpawns.cancelAll(w.sched)
 	w.checkDrained()
 }

@@ -95,7 +95,7 @@ func TestSIGTERMLetsWorkInFlightFinishAndRefusesNewRequests(t *testing.T) {
 	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	srv.logs.waitFor(t, regexp.MustCompile(`shutting down`), 5*time.Second)
+	srv.logs.waitFor(t, regexp.MustCompile(`msg="draining`), 5*time.Second)
 	if got := late.roundTrip(`{"command":"echo"}`); !strings.Contains(got, `"shutting_down"`) {
 		t.Fatalf("a request during the drain got %q", got)
 	}
