@@ -36,11 +36,16 @@ func (rt *jsRuntime) fastParseJSON(data []byte) (goja.Value, error) {
 	if err != nil {
 		return nil, err
 	}
+	return v, p.end()
+}
+
+// end checks that nothing but white space follows the JSON value.
+func (p *jsonParser) end() error {
 	p.skipSpace()
 	if p.pos != len(p.data) {
-		return nil, p.errorf("unexpected %s after the JSON value", p.describe())
+		return p.errorf("unexpected %s after the JSON value", p.describe())
 	}
-	return v, nil
+	return nil
 }
 
 type jsonParser struct {
@@ -111,71 +116,86 @@ func (p *jsonParser) literal(word string) bool {
 }
 
 func (p *jsonParser) object(depth int) (goja.Value, error) {
-	if depth > maxJSONDepth {
-		return nil, p.errorf("nested deeper than %d", maxJSONDepth)
-	}
-	p.pos++ // '{'
 	obj := p.vm.NewObject()
-	p.skipSpace()
-	if p.pos < len(p.data) && p.data[p.pos] == '}' {
-		p.pos++
-		return obj, nil
-	}
-	for {
-		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
-			return nil, p.errorf("expected a string key, found %s", p.describe())
+	err := p.members(depth, true, func(key string, keyErr error) error {
+		if keyErr != nil {
+			return keyErr // a lone surrogate: parseJSON hands the payload to JSON.parse
 		}
-		key, err := p.string()
-		if err != nil {
-			return nil, err
-		}
-		p.skipSpace()
-		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
-			return nil, p.errorf("expected ':' after an object key, found %s", p.describe())
-		}
-		p.pos++
-		p.skipSpace()
 		v, err := p.value(depth)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if key == "__proto__" {
 			// JSON.parse makes an own property; Set would change the prototype.
-			err = obj.DefineDataProperty(key, v, goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_TRUE)
-		} else {
-			err = obj.Set(key, v)
+			return obj.DefineDataProperty(key, v, goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_TRUE)
 		}
-		if err != nil {
-			return nil, err
-		}
-		if more, err := p.next('}'); !more {
-			return obj, err
-		}
+		return obj.Set(key, v)
+	})
+	if err != nil {
+		return nil, err
 	}
+	return obj, nil
 }
 
 func (p *jsonParser) array(depth int) (goja.Value, error) {
-	if depth > maxJSONDepth {
-		return nil, p.errorf("nested deeper than %d", maxJSONDepth)
-	}
-	p.pos++ // '['
 	var items []any
+	err := p.members(depth, false, func(string, error) error {
+		v, err := p.value(depth)
+		items = append(items, v)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p.vm.NewArray(items...), nil
+}
+
+// members walks the object or array whose bracket is at p.pos, depth
+// levels deep, calling each once a member, with the parser at the member's
+// value: each must consume it. An object's keys are decoded and passed
+// when decodeKeys is set, else only checked; a key holding a lone
+// surrogate comes as keyErr errLoneSurrogate.
+func (p *jsonParser) members(depth int, decodeKeys bool, each func(key string, keyErr error) error) error {
+	if depth > maxJSONDepth {
+		return p.errorf("nested deeper than %d", maxJSONDepth)
+	}
+	open, closer := p.data[p.pos], byte(']')
+	if open == '{' {
+		closer = '}'
+	}
+	p.pos++
 	p.skipSpace()
-	if p.pos < len(p.data) && p.data[p.pos] == ']' {
+	if p.pos < len(p.data) && p.data[p.pos] == closer {
 		p.pos++
-		return p.vm.NewArray(), nil
+		return nil
 	}
 	for {
-		v, err := p.value(depth)
-		if err != nil {
-			return nil, err
-		}
-		items = append(items, v)
-		if more, err := p.next(']'); !more {
-			if err != nil {
-				return nil, err
+		var key string
+		var keyErr error
+		if open == '{' {
+			if p.pos >= len(p.data) || p.data[p.pos] != '"' {
+				return p.errorf("expected a string key, found %s", p.describe())
 			}
-			return p.vm.NewArray(items...), nil
+			if decodeKeys {
+				key, keyErr = p.string()
+			} else {
+				keyErr = p.skipString()
+			}
+			if keyErr != nil && !errors.Is(keyErr, errLoneSurrogate) {
+				return keyErr
+			}
+			p.skipSpace()
+			if p.pos >= len(p.data) || p.data[p.pos] != ':' {
+				return p.errorf("expected ':' after an object key, found %s", p.describe())
+			}
+			p.pos++
+			p.skipSpace()
+		}
+		if err := each(key, keyErr); err != nil {
+			return err
+		}
+		if more, err := p.next(closer); !more {
+			return err
 		}
 	}
 }
@@ -213,11 +233,21 @@ func (p *jsonParser) number() (goja.Value, error) {
 			return p.vm.ToValue(n), nil
 		}
 	}
-	f, err := strconv.ParseFloat(text, 64)
-	if err != nil { // out of float64's range, like JSON.parse in goja
-		return nil, p.errorf("number %s out of range", text)
+	f, err := p.float(text)
+	if err != nil {
+		return nil, err
 	}
 	return p.vm.ToValue(f), nil
+}
+
+// float converts a number's text; one beyond float64's range is an error,
+// as JSON.parse makes it in goja.
+func (p *jsonParser) float(text string) (float64, error) {
+	f, err := strconv.ParseFloat(text, 64)
+	if err != nil {
+		return 0, p.errorf("number %s out of range", text)
+	}
+	return f, nil
 }
 
 // numberText consumes a JSON number and returns its text.
@@ -256,11 +286,7 @@ func (p *jsonParser) numberText() (string, error) {
 			return "", p.errorf("expected a digit in the exponent, found %s", p.describe())
 		}
 	}
-	text := string(p.data[start:p.pos])
-	if _, err := strconv.ParseFloat(text, 64); err != nil {
-		return "", p.errorf("number %s out of range", text) // as JSON.parse in goja
-	}
-	return text, nil
+	return string(p.data[start:p.pos]), nil
 }
 
 // string parses a JSON string at the current '"'. Invalid UTF-8 becomes
@@ -389,12 +415,11 @@ func scanCommand(data []byte) (string, error) {
 	p := jsonParser{data: data}
 	p.skipSpace()
 	command, err := p.scanTop()
+	if err == nil {
+		err = p.end()
+	}
 	if err != nil {
 		return "", err
-	}
-	p.skipSpace()
-	if p.pos != len(p.data) {
-		return "", p.errorf("unexpected %s after the JSON value", p.describe())
 	}
 	if command == nil {
 		return "", errNoCommand
@@ -407,99 +432,48 @@ var errNoCommand = errors.New(`no string "command"`)
 
 // scanTop skips the top-level value, returning the top-level object's
 // "command" when it is a string (the last one, as JSON.parse keeps).
+// Containers are counted as parseJSON counts them: the top one is level 1.
 func (p *jsonParser) scanTop() (*string, error) {
 	if p.pos >= len(p.data) || p.data[p.pos] != '{' {
-		return nil, p.skip(0)
+		return nil, p.skip(1)
 	}
-	p.pos++
-	p.skipSpace()
 	var command *string
-	if p.pos < len(p.data) && p.data[p.pos] == '}' {
-		p.pos++
-		return nil, nil
-	}
-	for {
+	err := p.members(1, true, func(key string, keyErr error) error {
+		if key != "command" || keyErr != nil {
+			return p.skip(2)
+		}
+		command = nil
 		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
-			return nil, p.errorf("expected a string key, found %s", p.describe())
+			return p.skip(2)
 		}
-		key, err := p.string()
-		if err != nil && !errors.Is(err, errLoneSurrogate) {
-			return nil, err
+		s, err := p.string()
+		switch {
+		case err == nil:
+			command = &s
+		case errors.Is(err, errLoneSurrogate):
+			err = nil // valid JSON, but no command a rule could name
 		}
-		p.skipSpace()
-		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
-			return nil, p.errorf("expected ':' after an object key, found %s", p.describe())
-		}
-		p.pos++
-		p.skipSpace()
-		if key == "command" {
-			command = nil
-			if p.pos < len(p.data) && p.data[p.pos] == '"' {
-				s, err := p.string()
-				if err != nil && !errors.Is(err, errLoneSurrogate) {
-					return nil, err
-				}
-				if err == nil {
-					command = &s
-				}
-			} else if err := p.skip(1); err != nil {
-				return nil, err
-			}
-		} else if err := p.skip(1); err != nil {
-			return nil, err
-		}
-		if more, err := p.next('}'); !more {
-			return command, err
-		}
-	}
+		return err
+	})
+	return command, err
 }
 
-// skip consumes one JSON value, checking its syntax, at nesting depth.
+// skip consumes one JSON value, checking its syntax; a container in it is
+// depth levels deep.
 func (p *jsonParser) skip(depth int) error {
-	if depth > maxJSONDepth {
-		return p.errorf("nested deeper than %d", maxJSONDepth)
-	}
 	if p.pos >= len(p.data) {
 		return p.errorf("unexpected end of input")
 	}
 	switch c := p.data[p.pos]; {
 	case c == '{' || c == '[':
-		closer := byte('}')
-		if c == '[' {
-			closer = ']'
-		}
-		p.pos++
-		p.skipSpace()
-		if p.pos < len(p.data) && p.data[p.pos] == closer {
-			p.pos++
-			return nil
-		}
-		for {
-			if c == '{' {
-				if p.pos >= len(p.data) || p.data[p.pos] != '"' {
-					return p.errorf("expected a string key, found %s", p.describe())
-				}
-				if err := p.skipString(); err != nil {
-					return err
-				}
-				p.skipSpace()
-				if p.pos >= len(p.data) || p.data[p.pos] != ':' {
-					return p.errorf("expected ':' after an object key, found %s", p.describe())
-				}
-				p.pos++
-				p.skipSpace()
-			}
-			if err := p.skip(depth + 1); err != nil {
-				return err
-			}
-			if more, err := p.next(closer); !more {
-				return err
-			}
-		}
+		return p.members(depth, false, func(string, error) error { return p.skip(depth + 1) })
 	case c == '"':
 		return p.skipString()
 	case c == '-' || c >= '0' && c <= '9':
-		_, err := p.numberText()
+		text, err := p.numberText()
+		if err == nil {
+			_, err = p.float(text)
+		}
 		return err
 	case p.literal("true"), p.literal("false"), p.literal("null"):
 		return nil

@@ -124,6 +124,14 @@ func TestParseJSONBoundsNesting(t *testing.T) {
 	if _, err := rt.parseJSON([]byte(ok)); err != nil {
 		t.Fatalf("%d levels: %v", maxJSONDepth, err)
 	}
+	// Routing counts levels the same way.
+	if _, err := scanCommand([]byte(deep)); err == nil || !strings.Contains(err.Error(), "nested deeper") {
+		t.Fatalf("scanCommand of %d levels: %v", maxJSONDepth+1, err)
+	}
+	inObject := `{"command":"x","a":` + ok[1:len(ok)-1] + `}` // the object is level 1
+	if cmd, err := scanCommand([]byte(inObject)); err != nil || cmd != "x" {
+		t.Fatalf("scanCommand of %d levels: %q %v", maxJSONDepth, cmd, err)
+	}
 }
 
 func FuzzParseJSON(f *testing.F) {
