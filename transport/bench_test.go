@@ -67,7 +67,7 @@ func BenchmarkSendRoundTrip(b *testing.B) {
 // queued faster than one write per message: the writer drains each batch
 // with one writev.
 func BenchmarkSendPipelined(b *testing.B) {
-	srv, dealer := startEcho(b, transport.Config{SendQueue: 1 << 30})
+	srv, dealer := startEcho(b, transport.Config{Limits: transport.Limits{SendQueue: 1 << 30}})
 	payload := make([]byte, 64)
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -16,25 +16,9 @@ type DialConfig struct {
 	// Identity is the routing identity announced to the server; empty
 	// announces none (the server makes one up).
 	Identity string
-	// MaxMessageSize limits one incoming message, as for the server.
-	// Default 1 MiB.
-	MaxMessageSize int64
-	// MaxFrames limits the frames of one incoming message, as for the
-	// server: a message with more closes the connection (which is then
-	// re-established), and the message is lost. Default 256.
-	MaxFrames int
-	// HandshakeTimeout bounds connecting plus the ZMTP handshake. Default 5s.
-	HandshakeTimeout time.Duration
-	// WriteTimeout bounds one batched write. Default 10s.
-	WriteTimeout time.Duration
-	// SendQueue is how many messages may wait to be written (while the
-	// connection is down, say); Send fails past it. Default 1000.
-	SendQueue int
-	// SendQueueBytes bounds the same queue in bytes (the sum of the
-	// waiting frame bodies): Send fails with ErrQueueFull for a message
-	// that would take it over. A single message larger than SendQueueBytes
-	// is accepted when the queue is empty. Default 16 MiB.
-	SendQueueBytes int64
+	// Limits bound the connection. A message over MaxMessageSize or
+	// MaxFrames closes it (it is re-established) and is lost.
+	Limits
 	// ReconnectMin and ReconnectMax bound the back-off between connection
 	// attempts: it starts at ReconnectMin and doubles up to ReconnectMax.
 	// Defaults 100ms and 5s.
@@ -44,24 +28,7 @@ type DialConfig struct {
 }
 
 func (cfg DialConfig) withDefaults() DialConfig {
-	if cfg.MaxMessageSize <= 0 {
-		cfg.MaxMessageSize = DefaultMaxMessageSize
-	}
-	if cfg.HandshakeTimeout <= 0 {
-		cfg.HandshakeTimeout = DefaultHandshakeTimeout
-	}
-	if cfg.WriteTimeout <= 0 {
-		cfg.WriteTimeout = DefaultWriteTimeout
-	}
-	if cfg.MaxFrames <= 0 {
-		cfg.MaxFrames = DefaultMaxFrames
-	}
-	if cfg.SendQueue <= 0 {
-		cfg.SendQueue = DefaultSendQueue
-	}
-	if cfg.SendQueueBytes <= 0 {
-		cfg.SendQueueBytes = DefaultSendQueueBytes
-	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	if cfg.ReconnectMin <= 0 {
 		cfg.ReconnectMin = 100 * time.Millisecond
 	}

@@ -170,9 +170,9 @@ func TestDealerSendQueueIsBoundedWhileDown(t *testing.T) {
 		cfg   transport.DialConfig
 		sizes []int // message sizes sent in order; the last one must fail
 	}{
-		{"by message count", transport.DialConfig{SendQueue: 3}, []int{1, 1, 1, 1}},
-		{"by bytes", transport.DialConfig{SendQueueBytes: 100}, []int{40, 60, 1}},
-		{"a message over the byte bound is accepted on an empty queue", transport.DialConfig{SendQueueBytes: 100}, []int{1000, 1}},
+		{"by message count", transport.DialConfig{Limits: transport.Limits{SendQueue: 3}}, []int{1, 1, 1, 1}},
+		{"by bytes", transport.DialConfig{Limits: transport.Limits{SendQueueBytes: 100}}, []int{40, 60, 1}},
+		{"a message over the byte bound is accepted on an empty queue", transport.DialConfig{Limits: transport.Limits{SendQueueBytes: 100}}, []int{1000, 1}},
 		{"the byte bound defaults to 16 MiB", transport.DialConfig{}, []int{8 << 20, 8 << 20, 1}},
 	}
 	for _, tc := range cases {
@@ -197,7 +197,7 @@ func TestDealerSendQueueIsBoundedWhileDown(t *testing.T) {
 
 func TestDealerClosesTheConnectionOnAMessageWithTooManyFrames(t *testing.T) {
 	srv, rec := startServer(t, transport.Config{})
-	_, in := dialDealer(t, tcpAddr(t, srv), transport.DialConfig{Identity: "frugal", MaxFrames: 3})
+	_, in := dialDealer(t, tcpAddr(t, srv), transport.DialConfig{Identity: "frugal", Limits: transport.Limits{MaxFrames: 3}})
 	first := rec.waitConnected(t, "frugal")
 
 	if err := srv.Send("frugal", []byte("1"), []byte("2"), []byte("3"), []byte("4")); err != nil {

@@ -27,11 +27,13 @@ func FuzzHandshakeAndFrames(f *testing.F) {
 		errs := &errorCounter{}
 		h := &fuzzHandler{}
 		s := newServer(Config{
-			MaxMessageSize:   maxMessage,
-			HandshakeTimeout: 2 * time.Second,
-			WriteTimeout:     2 * time.Second,
-			SendQueue:        16,
-			Logger:           slog.New(errs),
+			Limits: Limits{
+				MaxMessageSize:   maxMessage,
+				HandshakeTimeout: 2 * time.Second,
+				WriteTimeout:     2 * time.Second,
+				SendQueue:        16,
+			},
+			Logger: slog.New(errs),
 		}, h)
 		h.srv = s
 

@@ -66,7 +66,7 @@ func TestOversizeIsRefusedWithoutAllocating(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, rec := startServer(t, transport.Config{MaxMessageSize: maxMsg})
+			srv, rec := startServer(t, transport.Config{Limits: transport.Limits{MaxMessageSize: maxMsg}})
 			echo(srv, rec, "echo")
 			before := totalAlloc()
 
@@ -99,7 +99,7 @@ func TestOversizeIsRefusedWithoutAllocating(t *testing.T) {
 	}
 
 	t.Run("a message of exactly the limit is delivered", func(t *testing.T) {
-		srv, rec := startServer(t, transport.Config{MaxMessageSize: maxMsg})
+		srv, rec := startServer(t, transport.Config{Limits: transport.Limits{MaxMessageSize: maxMsg}})
 		rc := zmtptest.Dial(t, tcpAddr(t, srv))
 		rc.Handshake("DEALER", zmtptest.Str("exact"))
 		body := bytes.Repeat([]byte("e"), maxMsg-9-2) // long header 9 + short frame 2 + body
@@ -113,7 +113,7 @@ func TestOversizeIsRefusedWithoutAllocating(t *testing.T) {
 
 func TestSilentPeerDelaysNobody(t *testing.T) {
 	const timeout = 500 * time.Millisecond
-	srv, rec := startServer(t, transport.Config{HandshakeTimeout: timeout})
+	srv, rec := startServer(t, transport.Config{Limits: transport.Limits{HandshakeTimeout: timeout}})
 	echo(srv, rec, "echo")
 
 	var silent []*zmtptest.Client
@@ -143,7 +143,7 @@ func TestSilentPeerDelaysNobody(t *testing.T) {
 }
 
 func TestSlowReaderIsDroppedAlone(t *testing.T) {
-	srv, rec := startServer(t, transport.Config{SendQueue: 8, WriteTimeout: time.Minute})
+	srv, rec := startServer(t, transport.Config{Limits: transport.Limits{SendQueue: 8, WriteTimeout: time.Minute}})
 	big := bytes.Repeat([]byte("B"), 256<<10) // shared by every reply
 	rec.setOnMessage(func(p transport.Peer, frames [][]byte) {
 		if string(frames[0]) == "big" {
@@ -223,7 +223,7 @@ func TestSlowReaderIsDroppedAlone(t *testing.T) {
 
 func TestHalfFrameChurnLeavesNothingBehind(t *testing.T) {
 	const peers = 2000
-	srv, rec := startServer(t, transport.Config{HandshakeTimeout: 5 * time.Second})
+	srv, rec := startServer(t, transport.Config{Limits: transport.Limits{HandshakeTimeout: 5 * time.Second}})
 	baseline := runtime.NumGoroutine()
 
 	endings := [][]byte{
@@ -349,7 +349,7 @@ func TestMalformedHandshakesOnlyCloseThatConnection(t *testing.T) {
 		{"command name longer than frame", cat(hello, []byte{0x04, 2, 0x09, 'R'})},
 		{"reserved flag bits", cat(hello, []byte{0x84, 0})},
 	}
-	srv, rec := startServer(t, transport.Config{HandshakeTimeout: time.Minute})
+	srv, rec := startServer(t, transport.Config{Limits: transport.Limits{HandshakeTimeout: time.Minute}})
 	echo(srv, rec, "echo")
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -418,7 +418,7 @@ func TestTooManyFramesCloseTheConnection(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, rec := startServer(t, transport.Config{MaxFrames: tc.maxFrames})
+			srv, rec := startServer(t, transport.Config{Limits: transport.Limits{MaxFrames: tc.maxFrames}})
 			echo(srv, rec, "echo")
 			rc := zmtptest.Dial(t, tcpAddr(t, srv))
 			rc.Handshake("DEALER", zmtptest.Str("many"))
@@ -452,7 +452,7 @@ func TestPeerThatNeverReadsIsDroppedByQueuedBytes(t *testing.T) {
 	// The message count bound (default 1000) is far away: only the byte
 	// bound can drop this peer before 64 MiB have been sent to it.
 	const queueBytes = 1 << 20
-	srv, rec := startServer(t, transport.Config{SendQueueBytes: queueBytes, WriteTimeout: time.Minute})
+	srv, rec := startServer(t, transport.Config{Limits: transport.Limits{SendQueueBytes: queueBytes, WriteTimeout: time.Minute}})
 	rc := zmtptest.Dial(t, tcpAddr(t, srv))
 	if tcp, ok := rc.C.(*net.TCPConn); ok {
 		_ = tcp.SetReadBuffer(64 << 10) // no receive-buffer autotuning: the socket fills sooner

@@ -33,22 +33,22 @@ func TestSendQueueBounds(t *testing.T) {
 		cfg   Config
 		steps []queueStep
 	}{
-		{"the message count bound drops the peer", Config{SendQueue: 3, SendQueueBytes: mib}, []queueStep{
+		{"the message count bound drops the peer", Config{Limits: Limits{SendQueue: 3, SendQueueBytes: mib}}, []queueStep{
 			send(nil, 10), send(nil, 10), send(nil, 10), send(ErrPeerDropped, 10),
 		}},
-		{"the message that would exceed the byte bound drops the peer", Config{SendQueueBytes: 100}, []queueStep{
+		{"the message that would exceed the byte bound drops the peer", Config{Limits: Limits{SendQueueBytes: 100}}, []queueStep{
 			send(nil, 40), send(nil, 40), send(ErrPeerDropped, 21),
 		}},
-		{"exactly the byte bound is accepted", Config{SendQueueBytes: 100}, []queueStep{
+		{"exactly the byte bound is accepted", Config{Limits: Limits{SendQueueBytes: 100}}, []queueStep{
 			send(nil, 40), send(nil, 60), send(ErrPeerDropped, 1),
 		}},
-		{"every frame of a message counts", Config{SendQueueBytes: 100}, []queueStep{
+		{"every frame of a message counts", Config{Limits: Limits{SendQueueBytes: 100}}, []queueStep{
 			send(nil, 30, 30), send(nil, 20, 0, 20), send(ErrPeerDropped, 0, 1),
 		}},
-		{"a message over the byte bound is accepted on an empty queue", Config{SendQueueBytes: 100}, []queueStep{
+		{"a message over the byte bound is accepted on an empty queue", Config{Limits: Limits{SendQueueBytes: 100}}, []queueStep{
 			send(nil, 1000), send(ErrPeerDropped, 1),
 		}},
-		{"bytes the writer took no longer count", Config{SendQueueBytes: 100}, []queueStep{
+		{"bytes the writer took no longer count", Config{Limits: Limits{SendQueueBytes: 100}}, []queueStep{
 			send(nil, 60), take, send(nil, 60), take, send(nil, 100), take, send(nil, 100), send(ErrPeerDropped, 1),
 		}},
 		{"the byte bound defaults to 16 MiB", Config{}, []queueStep{
@@ -57,7 +57,7 @@ func TestSendQueueBounds(t *testing.T) {
 		{"the count bound defaults to 1000", Config{}, append(
 			repeatStep(send(nil, 1), DefaultSendQueue), send(ErrPeerDropped, 1)),
 		},
-		{"after a drop the peer is unknown", Config{SendQueue: 1}, []queueStep{
+		{"after a drop the peer is unknown", Config{Limits: Limits{SendQueue: 1}}, []queueStep{
 			send(nil, 1), send(ErrPeerDropped, 1), send(ErrUnknownPeer, 1), take, send(ErrUnknownPeer, 1),
 		}},
 	}

@@ -468,7 +468,7 @@ func TestDisconnectWritesWhatWasSentFirst(t *testing.T) {
 
 func TestDisconnectOfAPeerThatNeverReadsEndsAtTheWriteTimeout(t *testing.T) {
 	const writeTimeout = 300 * time.Millisecond
-	srv, rec := startServer(t, transport.Config{WriteTimeout: writeTimeout})
+	srv, rec := startServer(t, transport.Config{Limits: transport.Limits{WriteTimeout: writeTimeout}})
 	big := make([]byte, 16<<20) // far more than the socket buffers hold
 	rec.setOnMessage(func(p transport.Peer, frames [][]byte) {
 		if string(frames[0]) == "flood" {

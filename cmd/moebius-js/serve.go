@@ -72,18 +72,23 @@ func (u upstreams) Dial(endpoint, identity string, onMessage func([][]byte)) (js
 }
 
 func runServer(cfg serveConfig, log *slog.Logger) error {
+	// The same bounds hold for clients' connections and for those that
+	// dealer() and request() open.
+	limits := transport.Limits{
+		MaxMessageSize:   cfg.MaxMessageSize,
+		MaxFrames:        cfg.MaxFrames,
+		HandshakeTimeout: cfg.HandshakeTimeout,
+		SendQueue:        cfg.SendQueue,
+		SendQueueBytes:   cfg.SendQueueBytes,
+	}
 	host, err := jsrt.New(jsrt.Config{
 		Handlers:   cfg.Handlers,
 		Workers:    cfg.Workers,
 		StepBudget: cfg.StepBudget,
 		QueueLimit: cfg.QueueLimit,
 		Dialer: upstreams{transport.DialConfig{
-			MaxMessageSize:   cfg.MaxMessageSize,
-			MaxFrames:        cfg.MaxFrames,
-			HandshakeTimeout: cfg.HandshakeTimeout,
-			SendQueue:        cfg.SendQueue,
-			SendQueueBytes:   cfg.SendQueueBytes,
-			Logger:           log,
+			Limits: limits,
+			Logger: log,
 		}},
 		Logger: log,
 	})
@@ -96,14 +101,10 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(signals)
 	srv, err := transport.Listen(transport.Config{
-		Endpoints:        cfg.Bind,
-		MaxMessageSize:   cfg.MaxMessageSize,
-		MaxFrames:        cfg.MaxFrames,
-		HandshakeTimeout: cfg.HandshakeTimeout,
-		SendQueue:        cfg.SendQueue,
-		SendQueueBytes:   cfg.SendQueueBytes,
-		Handover:         cfg.IdentityHandover,
-		Logger:           log,
+		Endpoints: cfg.Bind,
+		Limits:    limits,
+		Handover:  cfg.IdentityHandover,
+		Logger:    log,
 	}, events{host})
 	if err != nil {
 		return err
