@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moebius-js/moebius-js/internal/waitfor"
 	"github.com/moebius-js/moebius-js/jsrt"
 )
 
@@ -54,20 +55,10 @@ func (s *fakeSender) DisconnectConn(id string, conn uint64) bool {
 // test after the timeout.
 func (s *fakeSender) waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	timer := time.AfterFunc(timeout, func() {
-		s.mu.Lock()
-		s.cond.Broadcast()
-		s.mu.Unlock()
-	})
-	defer timer.Stop()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s; sent so far: %s", timeout, what, s.dumpLocked())
-		}
-		s.cond.Wait()
+	if !waitfor.Cond(&s.mu, s.cond, timeout, cond) {
+		t.Fatalf("timed out after %v waiting for %s; sent so far: %s", timeout, what, s.dumpLocked())
 	}
 }
 
@@ -210,20 +201,9 @@ func (e *env) reply(id string, n int) string {
 func (e *env) waitLog(s string) {
 	e.t.Helper()
 	l := e.logs
-	expired := false
-	timer := time.AfterFunc(5*time.Second, func() {
-		l.mu.Lock()
-		expired = true
-		l.cond.Broadcast()
-		l.mu.Unlock()
-	})
-	defer timer.Stop()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for !strings.Contains(l.b.String(), s) {
-		if expired {
-			e.t.Fatalf("log never contained %q; log:\n%s", s, l.b.String())
-		}
-		l.cond.Wait()
+	if !waitfor.Cond(&l.mu, l.cond, 5*time.Second, func() bool { return strings.Contains(l.b.String(), s) }) {
+		e.t.Fatalf("log never contained %q; log:\n%s", s, l.b.String())
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moebius-js/moebius-js/internal/waitfor"
 	"github.com/moebius-js/moebius-js/jsrt"
 )
 
@@ -110,16 +111,10 @@ func (u *fakeUpstream) Close() {
 // waitClosed waits until n connections have been closed.
 func (d *fakeDialer) waitClosed(t *testing.T, n int) {
 	t.Helper()
-	timer := time.AfterFunc(5*time.Second, func() { d.mu.Lock(); d.cond.Broadcast(); d.mu.Unlock() })
-	defer timer.Stop()
-	deadline := time.Now().Add(5 * time.Second)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for d.closed < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d connections closed, want %d", d.closed, n)
-		}
-		d.cond.Wait()
+	if !waitfor.Cond(&d.mu, d.cond, 5*time.Second, func() bool { return d.closed >= n }) {
+		t.Fatalf("%d connections closed, want %d", d.closed, n)
 	}
 }
 

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/go-zeromq/zmq4"
+
+	"github.com/moebius-js/moebius-js/internal/waitfor"
 )
 
 // server is a running moebius-js process.
@@ -49,25 +51,17 @@ func (l *logBuffer) String() string {
 // waitFor returns the first match of re in the log, waiting up to timeout.
 func (l *logBuffer) waitFor(t *testing.T, re *regexp.Regexp, timeout time.Duration) []string {
 	t.Helper()
-	expired := false
-	timer := time.AfterFunc(timeout, func() {
-		l.mu.Lock()
-		expired = true
-		l.cond.Broadcast()
-		l.mu.Unlock()
-	})
-	defer timer.Stop()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for {
-		if m := re.FindStringSubmatch(l.b.String()); m != nil {
-			return m
-		}
-		if expired || l.eof {
-			t.Fatalf("server log never matched %q:\n%s", re, l.b.String())
-		}
-		l.cond.Wait()
+	var m []string
+	waitfor.Cond(&l.mu, l.cond, timeout, func() bool {
+		m = re.FindStringSubmatch(l.b.String())
+		return m != nil || l.eof
+	})
+	if m == nil {
+		t.Fatalf("server log never matched %q:\n%s", re, l.b.String())
 	}
+	return m
 }
 
 var listening = regexp.MustCompile(`msg=listening endpoint=(tcp://\S+)`)
