@@ -26,9 +26,8 @@ type request struct {
 
 	rt      *jsRuntime    // the runtime it was routed on
 	err     error         // why it cannot be routed
-	rule    goja.Callable // default router: the rule's handler
-	handler goja.Callable // the handler to call, once bound
-	data    goja.Value
+	handler goja.Callable // the handler the route chose
+	data    goja.Value    // its data argument; nil until bound
 	msg     *goja.Object
 	started bool
 	scope   scope // owns what the handler opens
@@ -36,7 +35,7 @@ type request struct {
 
 // route finds the request's strategy on rt; a failure is kept in r.err.
 func (r *request) route(rt *jsRuntime) core.Strategy {
-	r.rt, r.err, r.rule, r.handler, r.data, r.msg = rt, nil, nil, nil, nil, nil
+	r.rt, r.err, r.handler, r.data, r.msg = rt, nil, nil, nil, nil
 	if rt.route != nil {
 		strategy, err := r.customRoute(rt)
 		r.err = err
@@ -54,7 +53,7 @@ func (r *request) route(rt *jsRuntime) core.Strategy {
 			r.err = &requestError{CodeUnknownCommand, fmt.Sprintf("unknown command %q", command)}
 			break
 		}
-		r.rule = rl.call
+		r.handler = rl.call
 		return rl.strategy
 	}
 	return core.Queue
@@ -103,17 +102,17 @@ func (r *request) customRoute(rt *jsRuntime) (core.Strategy, error) {
 	return strategy, nil
 }
 
-// bind readies the handler's arguments (the default router parses the
-// JSON now).
+// bind readies the handler's data (the default router parses the JSON
+// now; a custom route gave it already).
 func (r *request) bind() error {
-	if r.handler != nil {
+	if r.data != nil {
 		return nil
 	}
 	data, err := r.rt.parseJSON(r.raw[0])
 	if err != nil {
 		return &requestError{CodeInvalidJSON, "payload is not JSON: " + err.Error()}
 	}
-	r.handler, r.data = r.rule, data
+	r.data = data
 	return nil
 }
 
