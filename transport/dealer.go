@@ -138,14 +138,11 @@ func (d *Dealer) Send(frames ...[]byte) error {
 	case d.closed:
 		d.mu.Unlock()
 		return fmt.Errorf("transport: send to %s: %w", d.endpoint, ErrClosed)
-	case len(d.queue) >= d.cfg.SendQueue:
+	case overLimits(d.cfg.Limits, len(d.queue), d.qbytes, size):
+		n, waiting := len(d.queue), d.qbytes
 		d.mu.Unlock()
-		return fmt.Errorf("transport: send to %s: %w (%d messages waiting)", d.endpoint, ErrQueueFull, d.cfg.SendQueue)
-	case len(d.queue) > 0 && d.qbytes+size > d.cfg.SendQueueBytes:
-		waiting := d.qbytes
-		d.mu.Unlock()
-		return fmt.Errorf("transport: send to %s: %w (%d bytes waiting, a %d-byte message, limit %d)",
-			d.endpoint, ErrQueueFull, waiting, size, d.cfg.SendQueueBytes)
+		return fmt.Errorf("transport: send to %s: %w (%d messages, %d bytes waiting; a %d-byte message; limits %d and %d)",
+			d.endpoint, ErrQueueFull, n, waiting, size, d.cfg.SendQueue, d.cfg.SendQueueBytes)
 	}
 	d.queue = append(d.queue, m)
 	d.qbytes += size
@@ -340,12 +337,7 @@ func (d *Dealer) writeLoop(conn net.Conn, stop <-chan struct{}) {
 				batch[i].envelope = !batch[i].command
 			}
 		}
-		w.build(batch)
-		err := conn.SetWriteDeadline(time.Now().Add(d.cfg.WriteTimeout))
-		if err == nil {
-			err = w.writeTo(conn)
-		}
-		w.reset()
+		_, err := w.write(conn, batch, d.cfg.WriteTimeout)
 		clear(batch)
 		d.mu.Lock()
 		d.spare = batch[:0]

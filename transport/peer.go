@@ -45,8 +45,6 @@ type peer struct {
 	drainReason error         // the reason given to closeAfterFlush (set with draining)
 	wake        chan struct{} // 1-buffered: "the queue changed"
 
-	deadline time.Time // the write deadline last set (writer goroutine)
-
 	writerDone chan struct{} // closed when writeLoop returns
 	gone       chan struct{} // closed when teardown is complete (Disconnected delivered)
 }
@@ -131,14 +129,14 @@ func (p *peer) signal() {
 // done nothing) if limit messages are already waiting or if m would take
 // the waiting bytes over limitBytes. A message alone in the queue is never
 // too big: on an empty queue any size is accepted.
-func (p *peer) enqueue(m outMsg, limit int, limitBytes int64) error {
+func (p *peer) enqueue(m outMsg, l Limits) error {
 	size := m.size()
 	p.qmu.Lock()
 	switch {
 	case p.qclosed || p.draining:
 		p.qmu.Unlock()
 		return errQueueClosed
-	case len(p.queue) >= limit, len(p.queue) > 0 && p.qbytes+size > limitBytes:
+	case overLimits(l, len(p.queue), p.qbytes, size):
 		p.qmu.Unlock()
 		return errQueueFull
 	}
@@ -238,12 +236,7 @@ func (p *peer) writeLoop(writeTimeout time.Duration) {
 			<-p.wake
 			continue
 		}
-		msgs := w.build(batch)
-		err := p.refreshDeadline(writeTimeout)
-		if err == nil {
-			err = w.writeTo(p.conn)
-		}
-		w.reset()
+		msgs, err := w.write(p.conn, batch, writeTimeout)
 		draining, flushed := p.returnBatch(batch)
 		if err != nil {
 			if draining {
@@ -260,25 +253,14 @@ func (p *peer) writeLoop(writeTimeout time.Duration) {
 	}
 }
 
-// refreshDeadline keeps the write deadline between timeout/2 and timeout
-// ahead, resetting it only when less than half is left: setting it costs a
-// timer update, too much to pay for every batch.
-func (p *peer) refreshDeadline(timeout time.Duration) error {
-	now := time.Now()
-	if p.deadline.Sub(now) >= timeout/2 {
-		return nil
-	}
-	p.deadline = now.Add(timeout)
-	return p.conn.SetWriteDeadline(p.deadline)
-}
-
 // batchWriter turns a batch of messages into one net.Buffers (header and
 // body slices) for a single writev. Its header scratch space and Buffers
 // slice are reused across batches, so a batch costs no allocation.
 type batchWriter struct {
-	hdr  []byte
-	bufs net.Buffers // the batch, kept at full length
-	out  net.Buffers // what WriteTo consumes (it advances the slice)
+	hdr      []byte
+	bufs     net.Buffers // the batch, kept at full length
+	out      net.Buffers // what WriteTo consumes (it advances the slice)
+	deadline time.Time   // the connection's write deadline, as last set by write
 }
 
 // build prepares the buffers for batch and returns how many of its
@@ -332,6 +314,29 @@ func (w *batchWriter) writeTo(c net.Conn) error {
 	w.out = w.bufs
 	_, err := w.out.WriteTo(c)
 	return err
+}
+
+// write sends batch over c with one vectored write and reports how many of
+// its messages were not commands. It keeps c's write deadline between
+// timeout/2 and timeout ahead, resetting it only when less than half is
+// left: setting it costs a timer update, too much to pay for every batch.
+func (w *batchWriter) write(c net.Conn, batch []outMsg, timeout time.Duration) (msgs int, err error) {
+	msgs = w.build(batch)
+	defer w.reset()
+	if now := time.Now(); w.deadline.Sub(now) < timeout/2 {
+		w.deadline = now.Add(timeout)
+		if err := c.SetWriteDeadline(w.deadline); err != nil {
+			return msgs, err
+		}
+	}
+	return msgs, w.writeTo(c)
+}
+
+// overLimits reports whether a message of size bytes would overflow a
+// send queue holding n messages of queued bytes. A message alone in the
+// queue is never too big: on an empty queue any size goes.
+func overLimits(l Limits, n int, queued, size int64) bool {
+	return n >= l.SendQueue || n > 0 && queued+size > l.SendQueueBytes
 }
 
 // Scratch kept between batches; a rare bigger batch allocates its own.

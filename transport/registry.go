@@ -97,7 +97,7 @@ func (s *Server) send(id string, conn uint64, frames [][]byte) error {
 // push queues m for p. On overflow it drops p (once: counted and logged).
 // Any goroutine.
 func (s *Server) push(p *peer, m outMsg) error {
-	switch err := p.enqueue(m, s.cfg.SendQueue, s.cfg.SendQueueBytes); err {
+	switch err := p.enqueue(m, s.cfg.Limits); err {
 	case nil:
 		return nil
 	case errQueueFull:
