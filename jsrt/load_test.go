@@ -129,3 +129,33 @@ func TestWatcherReloadsWhenTheFileIsReplacedByRename(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+func TestWatcherReloadsWhenARequiredFileChanges(t *testing.T) {
+	e := start(t, jsrt.Config{}, map[string]string{
+		"handlers.js": `const v = require('./lib/version.js');
+module.exports = { rules: [{ command: 'v', handler: (c) => c.send(v.name) }] };`,
+		"lib/version.js": `exports.name = 'one';`,
+	})
+	stop, err := e.host.Watch(50 * time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	e.connect("a")
+	e.send("a", `{"command":"v"}`)
+	if got := e.reply("a", 1); got != "one" {
+		t.Fatalf("got %q", got)
+	}
+	tmp := filepath.Join(e.dir, "lib", ".version.js.swp")
+	if err := os.WriteFile(tmp, []byte(`exports.name = 'two';`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(e.dir, "lib", "version.js")); err != nil {
+		t.Fatal(err)
+	}
+	e.waitLog("gen=2")
+	e.send("a", `{"command":"v"}`)
+	if got := e.reply("a", 2); got != "two" {
+		t.Fatalf("after editing the required file: %q", got)
+	}
+}
