@@ -74,6 +74,15 @@ type Counters struct {
 	Errors         map[string]uint64 // failed requests by error code (whether a hook or the default reply answered them)
 }
 
+// ErrorReplies returns how many requests failed with code so far. Any
+// goroutine.
+func (h *Host) ErrorReplies(code string) uint64 {
+	if n := h.errorReplies[code]; n != nil {
+		return n.Load()
+	}
+	return 0
+}
+
 // Counters returns the Host's totals. Any goroutine.
 func (h *Host) Counters() Counters {
 	c := Counters{Reloads: h.reloads.Load(), ReloadFailures: h.reloadFailures.Load(), Errors: map[string]uint64{}}

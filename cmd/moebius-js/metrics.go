@@ -71,7 +71,7 @@ func metricsHandler(host *jsrt.Host, srv *transport.Server) http.Handler {
 			Name:        "moebius_request_errors_total",
 			Help:        "Requests that failed, by the code of their error reply (runaway_handler: interrupted by the watchdog).",
 			ConstLabels: prometheus.Labels{"code": code},
-		}, func() float64 { return float64(host.Counters().Errors[code]) }))
+		}, func() float64 { return float64(host.ErrorReplies(code)) }))
 	}
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
