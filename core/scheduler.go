@@ -65,7 +65,8 @@ type Scheduler struct {
 	cur       []*task // the round being stepped
 	lastKey   WaitKey
 	lastSpawn SpawnID
-	stopped   bool
+	stopped   bool // Stop ran: Run returns after this turn
+	closed    bool // the same, under mu, for Post
 
 	stats Stats
 }
@@ -100,10 +101,15 @@ func (s *Scheduler) Stats() *Stats { return &s.stats }
 func (s *Scheduler) Now() time.Time { return s.clock.Now() }
 
 // Post hands fn to the scheduler goroutine, which runs it at the start of
-// its next turn, in posting order, waking the scheduler if it sleeps. Any
-// goroutine.
-func (s *Scheduler) Post(fn func()) {
+// its next turn, in posting order, waking the scheduler if it sleeps. Once
+// Stop has run, fn is dropped and Post reports false: it will never run.
+// Any goroutine.
+func (s *Scheduler) Post(fn func()) bool {
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return false
+	}
 	s.inbox = append(s.inbox, fn)
 	wake := s.sleeping
 	s.sleeping = false
@@ -111,6 +117,7 @@ func (s *Scheduler) Post(fn func()) {
 	if wake {
 		s.clock.Wake()
 	}
+	return true
 }
 
 // Run drives the scheduler until Stop: turn after turn, sleeping on the
@@ -139,7 +146,15 @@ func (s *Scheduler) Run() {
 // Stop makes Run return after the current turn. It cancels nothing: call
 // CancelAll first to end the work in flight. Scheduler goroutine (from any
 // other, Post it).
-func (s *Scheduler) Stop() { s.stopped = true }
+// What was posted and has not run yet is dropped with it.
+func (s *Scheduler) Stop() {
+	s.stopped = true
+	s.mu.Lock()
+	s.closed = true
+	clear(s.inbox)
+	s.inbox = nil
+	s.mu.Unlock()
+}
 
 // Turn runs one round: the posted functions, then the due timers, then one
 // step of every task that was runnable when the round began. Scheduler

@@ -537,3 +537,21 @@ func TestParseStrategy(t *testing.T) {
 		}
 	}
 }
+
+func TestPostAfterStopIsRefusedAndNeverRuns(t *testing.T) {
+	s := core.New(core.Config{Clock: newFakeClock()})
+	ran := 0
+	if !s.Post(func() { ran++ }) {
+		t.Fatal("Post before Stop refused")
+	}
+	s.Post(s.Stop)
+	late := s.Post(func() { ran += 10 }) // accepted before Stop ran: it runs
+	s.Run()
+	if s.Post(func() { ran += 100 }) {
+		t.Fatal("Post after Stop accepted")
+	}
+	s.Turn() // even a stray turn runs nothing posted after Stop
+	if !late || ran != 11 {
+		t.Fatalf("ran = %d (late accepted: %v), want 11: what Post accepted runs, nothing after Stop", ran, late)
+	}
+}
