@@ -7,6 +7,7 @@ import (
 
 	"github.com/go-zeromq/zmq4"
 
+	"github.com/moebius-js/moebius-js/flow"
 	"github.com/moebius-js/moebius-js/transport"
 )
 
@@ -19,7 +20,8 @@ type echoHandler struct {
 
 func (h *echoHandler) Connected(transport.Peer)           { h.connected <- struct{}{} }
 func (h *echoHandler) Disconnected(transport.Peer, error) {}
-func (h *echoHandler) Message(p transport.Peer, frames [][]byte) {
+func (h *echoHandler) Message(p transport.Peer, _ transport.Envelope, frames [][]byte, hold flow.Hold) {
+	hold.Release()
 	_ = h.srv.Load().Send(p.ID, frames...)
 }
 
@@ -67,7 +69,7 @@ func BenchmarkSendRoundTrip(b *testing.B) {
 // queued faster than one write per message: the writer drains each batch
 // with one writev.
 func BenchmarkSendPipelined(b *testing.B) {
-	srv, dealer := startEcho(b, transport.Config{Limits: transport.Limits{SendQueue: 1 << 30}})
+	srv, dealer := startEcho(b, transport.Config{Limits: transport.Limits{SendQueueBytes: 1 << 30}})
 	payload := make([]byte, 64)
 	b.ReportAllocs()
 	b.ResetTimer()

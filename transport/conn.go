@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -17,24 +16,21 @@ func (s *Server) serveConn(p *peer) {
 	connected, writer := false, false
 	defer func() { s.teardown(p, connected, writer) }()
 
-	h, err := handshake(p.conn, s.cfg.HandshakeTimeout, p.log)
+	h, err := handshake(p.conn, s.cfg.HandshakeTimeout)
+	s.handshakeEnded(p)
 	if err != nil {
 		if p.shutdownCounting(fmt.Errorf("handshake: %w", err), &s.stats.handshakeFailed) {
-			level := slog.LevelInfo
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				level = slog.LevelDebug // connect-and-close, e.g. a TCP health check
-			}
-			p.log.Log(context.Background(), level, "handshake failed", "err", err, "timeout", isTimeout(err))
+			s.handshakeFailed(p, err)
 		}
 		return
 	}
 
-	old, err := s.register(p, h)
+	old, why, err := s.register(p, h)
 	if err != nil {
 		if !errors.Is(err, errDuplicate) {
 			p.shutdown(err) // server closed
 		} else if p.shutdownCounting(err, &s.stats.duplicateRefused) {
-			p.log.Info("refused connection: identity already in use", "peer", logID(h.identity))
+			s.lim.Log(p.log, slog.LevelInfo, "duplicate_identity", h.identity, "refused connection: identity already in use", "peer", logID(h.identity))
 		}
 		return
 	}
@@ -43,7 +39,7 @@ func (s *Server) serveConn(p *peer) {
 	go p.writeLoop(s.cfg.WriteTimeout) // waited for in teardown
 
 	if old != nil {
-		p.log.Info("identity handover: closing the older connection", "old_conn", old.serial)
+		p.log.Info("identity handover: closing the older connection", "old_conn", old.serial, "why", why)
 		old.shutdown(ErrReplaced)
 		<-old.gone // its Disconnected comes before our Connected
 	}
@@ -60,9 +56,16 @@ func (s *Server) serveConn(p *peer) {
 // readLoop reads messages until the connection fails or is shut down,
 // answering commands and delivering messages. Reader goroutine only.
 func (s *Server) readLoop(p *peer) {
-	fr := newFrameReader(p.conn, s.cfg.MaxMessageSize, s.cfg.MaxFrames)
+	fr := newFrameReader(trackedReader{p}, s.cfg.MaxMessageSize, s.cfg.MaxFrames)
+	fr.acct, fr.partial = p.acct, &p.partial
+	fr.pause = func(paused bool) {
+		p.paused.Store(paused)
+		if !paused {
+			p.lastRead.Store(s.now.Load()) // the wait was ours, not the peer's silence
+		}
+	}
 	for {
-		frames, command, err := fr.next()
+		frames, command, hold, err := fr.next()
 		if err != nil {
 			s.readFailed(p, err)
 			return
@@ -78,20 +81,32 @@ func (s *Server) readLoop(p *peer) {
 			// Shut down (the next read fails) or disconnecting after a
 			// flush: keep reading, so that the peer's EOF is seen and its
 			// data does not pile up unread, but deliver nothing more.
+			hold.Release()
 			continue
 		}
-		if len(frames[0]) == 0 {
-			if len(frames) == 1 {
-				continue // ZMQ_PROBE_ROUTER hello: nothing to deliver
-			}
-			p.enveloped.Store(true)
-			frames = frames[1:]
-		} else {
-			p.enveloped.Store(false)
+		env, payload := splitEnvelope(frames)
+		if len(payload) == 0 {
+			// A ZMQ_PROBE_ROUTER hello (one empty frame), or an envelope
+			// with nothing in it: nothing to deliver.
+			hold.Release()
+			continue
 		}
+		p.setLatestEnvelope(env)
 		s.stats.msgsIn.Add(1)
-		s.h.Message(p.public(), frames)
+		s.h.Message(p.public(), env, payload, hold)
 	}
+}
+
+// trackedReader reads a peer's connection, noting when bytes arrive for
+// the liveness sweeper.
+type trackedReader struct{ p *peer }
+
+func (r trackedReader) Read(b []byte) (int, error) {
+	n, err := r.p.conn.Read(b)
+	if n > 0 {
+		r.p.lastRead.Store(r.p.srv.now.Load())
+	}
+	return n, err
 }
 
 // command handles one command frame after the handshake: PING gets a PONG,
@@ -101,12 +116,33 @@ func (s *Server) command(p *peer, body []byte) error {
 	if err != nil {
 		return err
 	}
+	if name == cmdReady {
+		return fmt.Errorf("%w: a second READY after the handshake", ErrProtocol)
+	}
 	if name == cmdPing {
 		// An error here means the peer is gone or was just dropped for
 		// overflowing its queue; the read loop notices on its next read.
-		_ = s.push(p, outMsg{frames: [][]byte{pongFor(data)}, command: true})
+		_, _ = s.push(p, outMsg{frames: [][]byte{pongFor(data)}, command: true})
 	}
 	return nil
+}
+
+// handshakeFailed counts and logs a failed handshake: refusals that say
+// what the peer asked for at INFO (rate-limited per address), a peer that
+// connected and closed (a TCP health check) at DEBUG.
+func (s *Server) handshakeFailed(p *peer, err error) {
+	switch {
+	case errors.Is(err, errOldVersion):
+		s.stats.versionRefused.Add(1)
+		s.lim.Log(p.log, slog.LevelInfo, "zmtp_version", p.addrKey, "handshake refused: the peer speaks a ZMTP older than 3.0", "err", err)
+	case errors.Is(err, errMechanism):
+		s.stats.mechanismRefused.Add(1)
+		s.lim.Log(p.log, slog.LevelInfo, "zmtp_mechanism", p.addrKey, "handshake refused: the peer asked for a security mechanism this endpoint does not offer", "err", err)
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		p.log.Debug("handshake failed", "err", err)
+	default:
+		s.lim.Log(p.log, slog.LevelInfo, "handshake_failed", p.addrKey, "handshake failed", "err", err, "timeout", isTimeout(err))
+	}
 }
 
 // readFailed shuts p down for a read-side error, counting and logging it
@@ -124,13 +160,30 @@ func (s *Server) readFailed(p *peer, err error) {
 	}
 	switch {
 	case errors.Is(err, ErrMessageTooLarge):
-		p.log.Warn("closing connection: message too large", "err", err)
+		s.lim.Log(p.log, slog.LevelWarn, "oversize", p.addrKey, "closing connection: message too large", "err", err)
 	case errors.Is(err, ErrProtocol):
-		p.log.Warn("closing connection: protocol error", "err", err)
+		s.lim.Log(p.log, slog.LevelWarn, "protocol_error", p.addrKey, "closing connection: protocol error", "err", err)
 	case errors.Is(err, io.EOF):
 		p.log.Debug("peer closed the connection")
 	default:
 		p.log.Debug("connection read failed", "err", err)
+	}
+}
+
+// writeFailed shuts p down after its writer's error: a write that made no
+// progress for WriteTimeout drops a slow peer (counted and logged); other
+// errors mean the connection broke. Writer goroutine of p.
+func (s *Server) writeFailed(p *peer, err error, draining bool) {
+	if draining {
+		err = fmt.Errorf("%w; the last messages were not written: %w", p.q.drainReason, err)
+	}
+	if !isTimeout(err) {
+		p.shutdown(err)
+		return
+	}
+	if p.shutdownCounting(fmt.Errorf("%w: no write progress for %v: %w", ErrPeerDropped, s.cfg.WriteTimeout, err), &s.stats.writeTimeouts) {
+		s.lim.Log(p.log, slog.LevelWarn, "write_timeout", p.addrKey, "dropping slow peer: it read nothing for write_timeout",
+			"write_timeout", s.cfg.WriteTimeout.String(), "held_bytes", p.q.heldBytes())
 	}
 }
 
@@ -145,6 +198,9 @@ func (s *Server) teardown(p *peer, connected, writer bool) {
 	}
 	s.mu.Lock()
 	delete(s.conns, p)
+	if s.perAddr[p.addrKey]--; s.perAddr[p.addrKey] == 0 {
+		delete(s.perAddr, p.addrKey)
+	}
 	if p.id != "" && s.peers[p.id] == p {
 		delete(s.peers, p.id)
 	}

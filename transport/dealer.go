@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"time"
 )
@@ -71,14 +70,24 @@ type Dealer struct {
 	cancel    context.CancelFunc
 	done      chan struct{}
 
+	q *sendQueue // outlives connections: messages wait in it for the next one
+
 	mu        sync.Mutex
-	queue     []outMsg
-	spare     []outMsg
-	qbytes    int64    // sum of the frame bodies in queue
 	conn      net.Conn // the live connection, nil between connections
 	enveloped bool     // the peer is a REP socket
 	closed    bool
-	wake      chan struct{} // 1-buffered: the queue changed
+}
+
+// CheckDial reports what Dial would refuse: a malformed endpoint or an
+// identity longer than ZMTP allows. Any goroutine.
+func CheckDial(endpoint, identity string) error {
+	if _, _, err := ParseEndpoint(endpoint); err != nil {
+		return fmt.Errorf("transport: dial: %w", err)
+	}
+	if len(identity) > maxIdentityLen {
+		return fmt.Errorf("transport: dial %s: identity of %d bytes (max %d)", endpoint, len(identity), maxIdentityLen)
+	}
+	return nil
 }
 
 // Dial starts connecting a DEALER to endpoint ("tcp://host:port" or
@@ -87,13 +96,10 @@ type Dealer struct {
 // dealer's reader goroutine, in order; it must return quickly and must not
 // call Close. Any goroutine.
 func Dial(endpoint string, cfg DialConfig, onMessage func(frames [][]byte)) (*Dealer, error) {
-	network, address, err := parseDialEndpoint(endpoint)
-	if err != nil {
+	if err := CheckDial(endpoint, cfg.Identity); err != nil {
 		return nil, err
 	}
-	if len(cfg.Identity) > maxIdentityLen {
-		return nil, fmt.Errorf("transport: dial %s: identity of %d bytes (max %d)", endpoint, len(cfg.Identity), maxIdentityLen)
-	}
+	network, address, _ := ParseEndpoint(endpoint)
 	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Dealer{
@@ -102,52 +108,28 @@ func Dial(endpoint string, cfg DialConfig, onMessage func(frames [][]byte)) (*De
 		log: cfg.Logger.With("upstream", endpoint),
 		ctx: ctx, cancel: cancel,
 		done: make(chan struct{}),
-		wake: make(chan struct{}, 1),
 	}
+	d.q = newSendQueue(&d.cfg.Limits, nil, nil)
 	go d.run()
 	return d, nil
 }
 
-func parseDialEndpoint(endpoint string) (network, address string, err error) {
-	scheme, rest, ok := strings.Cut(endpoint, "://")
-	switch {
-	case !ok || rest == "":
-	case scheme == "tcp":
-		if _, _, err := net.SplitHostPort(rest); err == nil {
-			return "tcp", rest, nil
-		}
-	case scheme == "ipc":
-		return "unix", rest, nil
-	}
-	return "", "", fmt.Errorf("transport: dial %q: want tcp://host:port or ipc://path", endpoint)
-}
-
 // Send queues one message for the server. It never blocks: it fails with
-// ErrQueueFull when SendQueue messages are already waiting or when the
-// message would take the waiting bytes over SendQueueBytes (on an empty
-// queue any size is accepted), and with ErrClosed after Close. Send takes
-// ownership of frames. Any goroutine.
+// ErrQueueFull when the message would take the queue past SendQueueBytes
+// (on an empty queue any size is accepted), and with ErrClosed after
+// Close. Send takes ownership of frames. Any goroutine.
 func (d *Dealer) Send(frames ...[]byte) error {
 	if len(frames) == 0 {
 		return fmt.Errorf("transport: send to %s: %w", d.endpoint, ErrNoFrames)
 	}
 	m := outMsg{frames: frames}
-	size := m.size()
-	d.mu.Lock()
-	switch {
-	case d.closed:
-		d.mu.Unlock()
+	switch d.q.push(m) {
+	case queueGone:
 		return fmt.Errorf("transport: send to %s: %w", d.endpoint, ErrClosed)
-	case overLimits(d.cfg.Limits, len(d.queue), d.qbytes, size):
-		n, waiting := len(d.queue), d.qbytes
-		d.mu.Unlock()
-		return fmt.Errorf("transport: send to %s: %w (%d messages, %d bytes waiting; a %d-byte message; limits %d and %d)",
-			d.endpoint, ErrQueueFull, n, waiting, size, d.cfg.SendQueue, d.cfg.SendQueueBytes)
+	case queueFull:
+		return fmt.Errorf("transport: send to %s: %w (%d bytes waiting, a %d-byte message; limit %d)",
+			d.endpoint, ErrQueueFull, d.q.heldBytes(), m.cost(), d.cfg.SendQueueBytes)
 	}
-	d.queue = append(d.queue, m)
-	d.qbytes += size
-	d.mu.Unlock()
-	d.signal()
 	return nil
 }
 
@@ -167,19 +149,10 @@ func (d *Dealer) Close() {
 		if d.conn != nil {
 			_ = d.conn.Close()
 		}
-		clear(d.queue)
-		d.queue, d.qbytes = nil, 0
 	}
 	d.mu.Unlock()
-	d.signal()
+	d.q.close()
 	<-d.done
-}
-
-func (d *Dealer) signal() {
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
 }
 
 // run connects, serves the connection until it breaks, and reconnects
@@ -233,7 +206,7 @@ func (d *Dealer) connect() (net.Conn, hello, error) {
 	defer stop()
 	sd := dealerSide
 	sd.identity = d.cfg.Identity
-	h, err := handshakeAs(sd, conn, d.cfg.HandshakeTimeout, d.log)
+	h, err := handshakeAs(sd, conn, d.cfg.HandshakeTimeout)
 	if err != nil {
 		_ = conn.Close()
 		return nil, hello{}, err
@@ -286,7 +259,7 @@ func (d *Dealer) serve(conn net.Conn, h hello) bool {
 func (d *Dealer) readLoop(conn net.Conn) error {
 	fr := newFrameReader(conn, d.cfg.MaxMessageSize, d.cfg.MaxFrames)
 	for {
-		frames, command, err := fr.next()
+		frames, command, _, err := fr.next()
 		if err != nil {
 			return err
 		}
@@ -296,12 +269,9 @@ func (d *Dealer) readLoop(conn net.Conn) error {
 				return err
 			}
 			if name == cmdPing {
-				pong := outMsg{frames: [][]byte{pongFor(data)}, command: true}
-				d.mu.Lock()
-				d.queue = append(d.queue, pong) // tiny, and answers the server: never refused
-				d.qbytes += pong.size()
-				d.mu.Unlock()
-				d.signal()
+				// Refused only when the queue is full: the server is not
+				// reading, so a PONG would not help.
+				d.q.push(outMsg{frames: [][]byte{pongFor(data)}, command: true})
 			}
 			continue
 		}
@@ -315,33 +285,36 @@ func (d *Dealer) readLoop(conn net.Conn) error {
 	}
 }
 
-// writeLoop writes everything queued with one vectored write per batch,
-// until stop or a write error (which closes the connection).
+// writeLoop writes everything queued in vectored writes, until stop or a
+// write error (which closes the connection; what was being written is
+// lost with it).
 func (d *Dealer) writeLoop(conn net.Conn, stop <-chan struct{}) {
 	w := &batchWriter{}
 	for {
-		d.mu.Lock()
-		batch, enveloped := d.queue, d.enveloped
-		d.queue, d.spare, d.qbytes = d.spare[:0], nil, 0
-		d.mu.Unlock()
+		batch, ok := d.q.take()
+		if !ok {
+			return
+		}
 		if len(batch) == 0 {
 			select {
 			case <-stop:
 				return
-			case <-d.wake:
+			case <-d.q.wake:
 				continue
 			}
 		}
+		d.mu.Lock()
+		enveloped := d.enveloped
+		d.mu.Unlock()
 		if enveloped {
 			for i := range batch {
-				batch[i].envelope = !batch[i].command
+				if !batch[i].command {
+					batch[i].envelope = delimiter
+				}
 			}
 		}
-		_, err := w.write(conn, batch, d.cfg.WriteTimeout)
-		clear(batch)
-		d.mu.Lock()
-		d.spare = batch[:0]
-		d.mu.Unlock()
+		_, err := d.q.writeAll(w, conn, batch, d.cfg.WriteTimeout)
+		d.q.finish(batch)
 		if err != nil {
 			_ = conn.Close() // the reader notices and reconnects
 			return

@@ -170,10 +170,10 @@ func TestDealerSendQueueIsBoundedWhileDown(t *testing.T) {
 		cfg   transport.DialConfig
 		sizes []int // message sizes sent in order; the last one must fail
 	}{
-		{"by message count", transport.DialConfig{Limits: transport.Limits{SendQueue: 3}}, []int{1, 1, 1, 1}},
-		{"by bytes", transport.DialConfig{Limits: transport.Limits{SendQueueBytes: 100}}, []int{40, 60, 1}},
+		{"by bytes, with an overhead per message", transport.DialConfig{Limits: transport.Limits{SendQueueBytes: 250}}, []int{36, 36, 36}},
+		{"many empty messages fill it too", transport.DialConfig{Limits: transport.Limits{SendQueueBytes: 1000}}, append(make([]int, 15), 0)},
 		{"a message over the byte bound is accepted on an empty queue", transport.DialConfig{Limits: transport.Limits{SendQueueBytes: 100}}, []int{1000, 1}},
-		{"the byte bound defaults to 16 MiB", transport.DialConfig{}, []int{8 << 20, 8 << 20, 1}},
+		{"the byte bound defaults to 16 MiB", transport.DialConfig{}, []int{8<<20 - 100, 8<<20 - 100, 10}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -206,8 +206,8 @@ func TestDealerClosesTheConnectionOnAMessageWithTooManyFrames(t *testing.T) {
 	// The dealer refuses it by closing the connection, then reconnects.
 	rec.waitFor(t, "the connection to end", func(evs []event) bool { return count(evs, evDisconnected, "frugal") == 1 })
 	evs := rec.waitFor(t, "the reconnection", func(evs []event) bool { return count(evs, evConnected, "frugal") == 2 })
-	if again := evs[len(evs)-1].peer; again.Conn == first.Conn {
-		t.Fatalf("reconnected on the same connection %d", again.Conn)
+	if again := evs[len(evs)-1].peer; again.Serial == first.Serial {
+		t.Fatalf("reconnected on the same connection %d", again.Serial)
 	}
 	if err := srv.Send("frugal", []byte("1"), []byte("2"), []byte("3")); err != nil {
 		t.Fatal(err)

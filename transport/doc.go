@@ -13,27 +13,52 @@
 //	accept → handshake (deadline HandshakeTimeout) → register identity
 //	       → start writer → Connected → Message* → Disconnected
 //
-// The handshake (greeting and NULL security) is run by zmq4.Open over a
-// guard that refuses oversized frame headers before zmq4 can allocate them;
-// the NULL mechanism and its metadata parser are ours (see handshake.go),
-// because zmq4's are unexported or panic on truncated input. After the
+// The handshake (handshake.go) is ours, written from RFC 23: a ZMTP 3.1
+// greeting and the NULL mechanism, read segment by segment, so that a peer
+// speaking ZMTP 1.0 or 2.0 is refused as soon as its first bytes show it
+// (Stats.VersionRefused), one asking for another mechanism at its greeting
+// (Stats.MechanismRefused), each with an INFO line saying what it asked
+// for; a command is size-checked before it is allocated, and an identity
+// starting with a zero byte is refused, as libzmq reserves those for the
+// identities it generates. A READY after the handshake is a protocol
+// error. After the
 // handshake this package owns the frame loop (frame.go): a small bufio
 // reader that enforces MaxMessageSize and MaxFrames before allocating
 // anything (a message over either closes the connection, counted in
 // Stats.Oversize), and a writer goroutine per peer that drains the whole
 // queue with one vectored write (writev on TCP and unix sockets).
 //
-// # Send queues
+// # Flow control
 //
-// Send never blocks: it appends to the peer's queue, which its writer
-// empties. The messages waiting there (not yet taken by the writer) are
-// bounded twice: SendQueue messages and SendQueueBytes bytes of frame
-// bodies. The Send that would break either bound drops the peer
-// (ErrPeerDropped, Stats.SlowDropped), so a client that stops reading costs
-// at most about SendQueueBytes plus what its writer and socket hold, until
-// WriteTimeout ends it. A message bigger than SendQueueBytes is still
-// accepted into an empty queue, so that any reply can be sent. The Dealer's
-// queue has the same two bounds; there Send fails with ErrQueueFull.
+// Reading: before it reads a message frame's body, the reader reserves the
+// frame's room (header and body) on the connection's flow.Account; the
+// reservation blocks while the account holds Config.QueueLimit messages or
+// the shared flow.Budget is spent, so the peer is simply not read and TCP
+// holds it back. The Handler gets the message with its flow.Hold and
+// releases it when the request stops waiting.
+//
+// Sending: one sendQueue type (queue.go) serves both peers and the Dealer.
+// Send never blocks: it appends to the queue, which a writer empties with
+// vectored writes of up to 256 KiB. A message costs its frame bodies plus a
+// fixed overhead per message and per frame. Above the high-water mark
+// (SendHWM messages or SendHWMBytes) the queue is backlogged until it
+// drains to half of both; SendConn reports it and WhenWritable calls back
+// when it clears, so that a producer can wait. A push past SendQueueBytes
+// (unless the queue is empty: any single message may go) drops the peer
+// (ErrPeerDropped, Stats.SlowDropped); on the Dealer it fails with
+// ErrQueueFull. A writer that makes no progress for WriteTimeout drops its
+// peer. Broadcast shares one frame among the queues, skips backlogged peers
+// (Stats.BroadcastSkipped, as libzmq's PUB does) and counts the frame once
+// against MaxSendBytes, the bound on all send queues together: past it, a
+// push to a peer holding more than its share drops that peer, and peers
+// whose writes have stalled are shed, largest first (Stats.Shed).
+//
+// Admission and liveness: connections past MaxConnections, past
+// MaxConnectionsPerAddress from one address, or past MaxHandshakes (half of
+// it per address) are closed at accept. A sweeper (liveness.go) closes a
+// connection stalled mid-message for ReadTimeout (one paused by flow
+// control is not stalled), PINGs a peer silent for HeartbeatInterval and
+// closes it when nothing arrives within HeartbeatTimeout.
 //
 // # How a connection ends
 //
@@ -53,22 +78,24 @@
 // # Identities
 //
 // A peer's routing identity is the "Identity" property of its READY command
-// (1..255 bytes). A peer that sends none gets a libzmq-style generated one:
-// five bytes, 0x00 followed by a big-endian uint32 counter that starts at a
+// (1..255 bytes, not starting with a zero byte). A peer that sends none
+// gets a libzmq-style generated one: five bytes, 0x00 followed by a big-endian uint32 counter that starts at a
 // random value. A second connection claiming an identity already in use is
-// refused (closed) unless Config.Handover is set, in which case the old
+// refused (closed) unless the connection holding it has already been closed
+// by its peer (a peek finds the end of the stream: a client that closed and
+// reconnected at once) or Config.Handover is set; in either case the old
 // connection is closed and the newcomer takes the identity; the old peer's
 // Disconnected is delivered before the newcomer's Connected.
 //
 // # Envelopes (REQ clients)
 //
-// A message that is exactly one empty frame is a ZMQ_PROBE_ROUTER hello; it
-// is dropped and changes nothing. A message whose first frame is empty and
-// that has more frames comes from a REQ socket (or a DEALER emulating one):
-// the empty delimiter is stripped before delivery and the peer is marked
-// enveloped, so every later Send to it is prefixed with an empty frame. A
-// message whose first frame is not empty marks the peer unenveloped again.
-// The flag is read when Send is called.
+// A message's Envelope is its frames up to and including the first empty
+// one (see envelope.go for the exact rule); Handler.Message gets it apart
+// from the payload. A message that is exactly one empty frame is a
+// ZMQ_PROBE_ROUTER hello; it is dropped. ReplyConn writes a given envelope
+// in front of a message, as a REP socket does for the request it answers;
+// SendConn and Broadcast write the envelope of the connection's latest
+// message (none if it had none).
 //
 // # Commands
 //

@@ -31,22 +31,38 @@ func (l *listener) close() error {
 	return l.closeErr
 }
 
-// listen binds one endpoint: "tcp://host:port" (host "*" = all
-// interfaces) or "ipc://path" (absolute "ipc:///tmp/x" or relative
-// "ipc://x"; Linux abstract sockets as "ipc://@name").
-func listen(endpoint string) (*listener, error) {
+// ParseEndpoint splits a ZeroMQ endpoint into the network and address
+// net.Listen and net.Dial take: "tcp://host:port" (host "*": all
+// interfaces, when binding) gives "tcp", or "ipc://path" (absolute
+// "ipc:///tmp/x", relative "ipc://x", Linux abstract "ipc://@name") gives
+// "unix". Anything else is an error naming what is wanted. Any goroutine.
+func ParseEndpoint(endpoint string) (network, address string, err error) {
 	scheme, rest, ok := strings.Cut(endpoint, "://")
-	if !ok || rest == "" {
-		return nil, fmt.Errorf("endpoint %q: want tcp://host:port or ipc://path", endpoint)
-	}
-	switch scheme {
-	case "tcp":
-		return listenTCP(endpoint, rest)
-	case "ipc":
-		return listenIPC(endpoint, rest)
+	switch {
+	case !ok || rest == "":
+	case scheme == "tcp":
+		if _, _, err := net.SplitHostPort(rest); err != nil {
+			return "", "", fmt.Errorf("endpoint %q: %w", endpoint, err)
+		}
+		return "tcp", rest, nil
+	case scheme == "ipc":
+		return "unix", rest, nil
 	default:
-		return nil, fmt.Errorf("endpoint %q: unsupported transport %q (want tcp or ipc)", endpoint, scheme)
+		return "", "", fmt.Errorf("endpoint %q: unsupported transport %q (want tcp or ipc)", endpoint, scheme)
 	}
+	return "", "", fmt.Errorf("endpoint %q: want tcp://host:port or ipc://path", endpoint)
+}
+
+// listen binds one endpoint (see ParseEndpoint).
+func listen(endpoint string) (*listener, error) {
+	network, address, err := ParseEndpoint(endpoint)
+	if err != nil {
+		return nil, err
+	}
+	if network == "unix" {
+		return listenIPC(endpoint, address)
+	}
+	return listenTCP(endpoint, address)
 }
 
 func listenTCP(endpoint, hostPort string) (*listener, error) {

@@ -11,10 +11,11 @@ var (
 	// ErrUnknownPeer: no connected peer has that identity.
 	ErrUnknownPeer = errors.New("transport: unknown peer")
 
-	// ErrPeerDropped: the peer's send queue overflowed, so it was dropped.
+	// ErrPeerDropped: the peer's send queue would have passed its byte
+	// bound, or it was shed for the server-wide bound, so it was dropped.
 	// errors.Is(ErrPeerDropped, ErrUnknownPeer) is true, so callers can
 	// treat both as "client gone".
-	ErrPeerDropped = fmt.Errorf("transport: peer dropped, send queue full: %w", ErrUnknownPeer)
+	ErrPeerDropped = fmt.Errorf("transport: peer dropped, its send queue over its bound: %w", ErrUnknownPeer)
 
 	// ErrServerClosed: Close (or Shutdown) ended the connection.
 	ErrServerClosed = errors.New("transport: server closed")
@@ -40,6 +41,15 @@ var (
 var (
 	// errDuplicate: a newcomer claimed an identity in use (no Handover).
 	errDuplicate = errors.New("transport: identity already in use")
+
+	// errShed: a stuck peer dropped for the server-wide send bound.
+	errShed = fmt.Errorf("%w (shed: all send queues together passed their bound)", ErrPeerDropped)
+
+	// errReadTimeout: a peer stalled in the middle of a message.
+	errReadTimeout = errors.New("transport: read timeout: the peer stalled in the middle of a message")
+
+	// errHeartbeat: nothing arrived within the heartbeat timeout after a PING.
+	errHeartbeat = errors.New("transport: heartbeat timeout: nothing arrived after a PING")
 
 	// errConnEnded: fallback teardown reason when nothing more specific
 	// was recorded.

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
+
+	"github.com/moebius-js/moebius-js/flow"
 )
 
 // ZMTP 3.x frame flags (https://rfc.zeromq.org/spec/23/).
@@ -39,6 +42,14 @@ type frameReader struct {
 	max       int64 // budget per message: sum of header+body bytes
 	maxFrames int   // frames per message
 	hdr       [8]byte
+
+	// Optional (a server peer's reader sets them): acct is reserved every
+	// message frame before its body is read; pause hears when a
+	// reservation has to wait and when it is over; partial is true while a
+	// frame or message is partly read.
+	acct    *flow.Account
+	pause   func(paused bool)
+	partial *atomic.Bool
 }
 
 // newFrameReader reads from r messages of at most maxMessage bytes
@@ -47,12 +58,53 @@ func newFrameReader(r io.Reader, maxMessage int64, maxFrames int) *frameReader {
 	return &frameReader{r: bufio.NewReaderSize(r, readBufferSize), max: maxMessage, maxFrames: maxFrames}
 }
 
-// next reads one message (frames != nil) or one command (command != nil,
-// the raw command frame body). At a message boundary a clean end of stream
-// yields io.EOF; in the middle of one, io.ErrUnexpectedEOF. Errors wrapping
-// ErrMessageTooLarge (over the byte budget or the frame count) or
-// ErrProtocol mean the peer misbehaved.
-func (fr *frameReader) next() (frames [][]byte, command []byte, err error) {
+// next reads one message (frames != nil, with what it holds on fr.acct)
+// or one command (command != nil, the raw command frame body). At a
+// message boundary a clean end of stream yields io.EOF; in the middle of
+// one, io.ErrUnexpectedEOF. Errors wrapping ErrMessageTooLarge (over the
+// byte budget or the frame count) or ErrProtocol mean the peer misbehaved;
+// flow.ErrClosed, that the account was closed while a reservation waited.
+func (fr *frameReader) next() (frames [][]byte, command []byte, hold flow.Hold, err error) {
+	var reserved int64
+	frames, command, err = fr.read(&reserved)
+	if fr.partial != nil {
+		fr.partial.Store(false)
+	}
+	if err != nil {
+		if reserved > 0 {
+			fr.acct.Release(reserved, true)
+		}
+		return nil, nil, flow.Hold{}, err
+	}
+	if frames != nil && fr.acct != nil {
+		hold = flow.NewHold(fr.acct, reserved)
+	}
+	return frames, command, hold, nil
+}
+
+// reserve takes n bytes on the account (and a message slot for the first
+// frame of a message), waiting while they do not fit.
+func (fr *frameReader) reserve(n int64, first bool, reserved *int64) error {
+	if fr.acct == nil {
+		return nil
+	}
+	if !fr.acct.TryReserve(n, first) {
+		if fr.pause != nil {
+			fr.pause(true)
+		}
+		err := fr.acct.Reserve(n, first)
+		if fr.pause != nil {
+			fr.pause(false)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	*reserved += n
+	return nil
+}
+
+func (fr *frameReader) read(reserved *int64) (frames [][]byte, command []byte, err error) {
 	budget := fr.max
 	for {
 		flags, err := fr.r.ReadByte()
@@ -61,6 +113,9 @@ func (fr *frameReader) next() (frames [][]byte, command []byte, err error) {
 				err = io.ErrUnexpectedEOF
 			}
 			return nil, nil, fmt.Errorf("read frame header: %w", err)
+		}
+		if fr.partial != nil {
+			fr.partial.Store(true)
 		}
 		if flags&flagReserved != 0 {
 			return nil, nil, fmt.Errorf("%w: reserved flag bits set (flags 0x%02x)", ErrProtocol, flags)
@@ -108,6 +163,9 @@ func (fr *frameReader) next() (frames [][]byte, command []byte, err error) {
 		// refuse at its header, before reading (and keeping) its body.
 		if flags&flagMore != 0 && len(frames)+1 >= fr.maxFrames {
 			return nil, nil, fmt.Errorf("%w: more than %d frames in one message", ErrMessageTooLarge, fr.maxFrames)
+		}
+		if err := fr.reserve(headerLen+int64(size), len(frames) == 0, reserved); err != nil {
+			return nil, nil, err
 		}
 		body, err := readBody(fr.r, int(size))
 		if err != nil {
@@ -171,8 +229,9 @@ func putHeader(dst []byte, flags byte, size int) []byte {
 
 // ZMTP command names this package speaks after the handshake.
 const (
-	cmdPing = "PING"
-	cmdPong = "PONG"
+	cmdReady = "READY"
+	cmdPing  = "PING"
+	cmdPong  = "PONG"
 
 	// maxPingContext is the longest PING context ZMTP 3.1 allows.
 	maxPingContext = 16
@@ -190,6 +249,10 @@ func parseCommand(body []byte) (name string, data []byte, err error) {
 	}
 	return string(body[1 : 1+n]), body[1+n:], nil
 }
+
+// pingBody is the PING command a server heartbeat sends: TTL 0 (the peer
+// sets no timeout of its own from it) and no context.
+var pingBody = []byte("\x04PING\x00\x00")
 
 // pongFor builds the PONG command body answering a PING's data: 2-byte TTL
 // then up to 16 bytes of context, which the PONG echoes. A PING too short

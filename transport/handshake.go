@@ -1,17 +1,15 @@
 package transport
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/go-zeromq/zmq4"
 )
 
 const (
@@ -36,20 +34,29 @@ type hello struct {
 // side is one end of a handshake: the socket type we announce, our
 // identity, and the peer socket types we can talk to.
 type side struct {
-	socketType zmq4.SocketType
+	socketType string
 	identity   string // announced when not empty (a ROUTER announces none, like libzmq)
-	server     bool
-	peers      []zmq4.SocketType
+	server     bool   // the ROUTER end: it vets the peer's identity
+	peers      []string
 }
 
 var (
-	routerSide = side{socketType: zmq4.Router, server: true, peers: []zmq4.SocketType{zmq4.Dealer, zmq4.Req, zmq4.Router}}
-	dealerSide = side{socketType: zmq4.Dealer, peers: []zmq4.SocketType{zmq4.Router, zmq4.Dealer, zmq4.Rep}}
+	routerSide = side{socketType: "ROUTER", server: true, peers: []string{"DEALER", "REQ", "ROUTER"}}
+	dealerSide = side{socketType: "DEALER", peers: []string{"ROUTER", "DEALER", "REP"}}
+)
+
+// Errors a handshake refuses a peer with (all wrap ErrProtocol), so that
+// the server can count each kind.
+var (
+	errOldVersion        = fmt.Errorf("%w: unsupported ZMTP version", ErrProtocol)
+	errMechanism         = fmt.Errorf("%w: unsupported security mechanism", ErrProtocol)
+	errReservedIdentity  = fmt.Errorf("%w: identity starting with a zero byte (libzmq reserves those for identities it generates)", ErrProtocol)
+	errHandshakeTooLarge = fmt.Errorf("%w: handshake command over %d bytes", ErrMessageTooLarge, handshakeMaxBytes)
 )
 
 // readyMetadata is our READY command's metadata.
 func (sd side) readyMetadata() []byte {
-	md := appendProperty(nil, "Socket-Type", string(sd.socketType))
+	md := appendProperty(nil, "Socket-Type", sd.socketType)
 	if sd.identity != "" {
 		md = appendProperty(md, "Identity", sd.identity)
 	}
@@ -65,103 +72,163 @@ func appendProperty(b []byte, name, value string) []byte {
 
 // handshake runs the ZMTP greeting and NULL security handshake on c as the
 // server side of a ROUTER, within timeout.
-func handshake(c net.Conn, timeout time.Duration, log logger) (hello, error) {
-	return handshakeAs(routerSide, c, timeout, log)
+func handshake(c net.Conn, timeout time.Duration) (hello, error) {
+	return handshakeAs(routerSide, c, timeout)
 }
 
-// handshakeAs runs the ZMTP greeting and NULL security handshake on c as
-// sd, within timeout. It clears c's deadline on success. It uses zmq4.Open
-// for the exchange, fed through a handshakeGuard so that no oversized frame
-// reaches zmq4's allocator, and recovers from any panic inside zmq4 (logged
-// with its stack), turning it into an error.
-func handshakeAs(sd side, c net.Conn, timeout time.Duration, log logger) (hello, error) {
+// handshakeAs runs the ZMTP 3.1 greeting and NULL security handshake
+// (RFC 23) on c as sd, within timeout, and clears c's deadline on success.
+// It reads exactly the bytes of the handshake, segment by segment, so that
+// a peer speaking an older ZMTP is recognised from its first bytes (it
+// would wait for ours), nothing is allocated before its size is checked,
+// and every byte after the handshake is left for the frame reader.
+func handshakeAs(sd side, c net.Conn, timeout time.Duration) (hello, error) {
 	if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
 		return hello{}, fmt.Errorf("set handshake deadline: %w", err)
 	}
-	mech := &nullMechanism{side: sd}
-	if err := openZMTP(newHandshakeGuard(c, handshakeMaxBytes), mech, log); err != nil {
+	// Our greeting and READY go out together: NULL needs nothing from the
+	// peer first.
+	out := greeting("NULL", false)
+	out = appendCommand(out, "READY", sd.readyMetadata())
+	if _, err := c.Write(out); err != nil {
+		return hello{}, fmt.Errorf("send greeting: %w", err)
+	}
+	mech, err := readGreeting(c)
+	if err != nil {
 		return hello{}, err
+	}
+	if mech != "NULL" {
+		return hello{}, fmt.Errorf("%w: the peer asked for %s, this endpoint speaks NULL", errMechanism, mech)
+	}
+	name, data, err := readCommand(c)
+	if err != nil {
+		return hello{}, fmt.Errorf("receive READY: %w", err)
+	}
+	switch name {
+	case "READY":
+	case "ERROR":
+		return hello{}, fmt.Errorf("%w: peer sent ERROR %q", ErrProtocol, errorReason(data))
+	default:
+		return hello{}, fmt.Errorf("%w: expected READY, got command %q", ErrProtocol, name)
+	}
+	h, err := parseReady(data)
+	if err != nil {
+		return hello{}, err
+	}
+	if !slices.Contains(sd.peers, h.socketType) {
+		return hello{}, fmt.Errorf("%w: socket type %q cannot talk to a %s", ErrProtocol, h.socketType, sd.socketType)
+	}
+	if len(h.identity) > maxIdentityLen {
+		return hello{}, fmt.Errorf("%w: identity of %d bytes (max %d)", ErrProtocol, len(h.identity), maxIdentityLen)
+	}
+	if sd.server && len(h.identity) > 0 && h.identity[0] == 0 {
+		return hello{}, errReservedIdentity
 	}
 	if err := c.SetDeadline(time.Time{}); err != nil {
 		return hello{}, fmt.Errorf("clear handshake deadline: %w", err)
 	}
-	return mech.peer, nil
+	return h, nil
 }
 
-// openZMTP calls zmq4.Open, the last line of defence being recover().
-func openZMTP(c net.Conn, mech *nullMechanism, log logger) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			log.Error("zmq4 panicked during handshake", "panic", r, "stack", string(debug.Stack()))
-			err = fmt.Errorf("%w: handshake panicked: %v", ErrProtocol, r)
+// greeting is a ZMTP 3.1 greeting: signature, version 3.1, mechanism,
+// as-server, filler.
+func greeting(mechanism string, asServer bool) []byte {
+	g := make([]byte, greetingLen, greetingLen+64)
+	g[0], g[9] = 0xff, 0x7f
+	g[10], g[11] = 3, 1
+	copy(g[12:32], mechanism)
+	if asServer {
+		g[32] = 1
+	}
+	return g
+}
+
+// readGreeting reads the peer's greeting and returns the mechanism it asks
+// for. A peer speaking ZMTP 1.0 or 2.0 is refused (errOldVersion) as soon
+// as its first bytes show it: it would otherwise wait for a greeting of its
+// own version until the deadline.
+func readGreeting(r io.Reader) (mechanism string, err error) {
+	var g [greetingLen]byte
+	read := func(from, to int) error {
+		if _, err := io.ReadFull(r, g[from:to]); err != nil {
+			return fmt.Errorf("read greeting: %w", err)
 		}
-	}()
-	sd := mech.side
-	if _, err := zmq4.Open(c, mech, sd.socketType, zmq4.SocketIdentity(sd.identity), sd.server, nil); err != nil {
-		return fmt.Errorf("zmtp handshake: %w", err)
+		return nil
 	}
-	return nil
+	// ZMTP 1.0 starts with its identity frame: a length byte (or 0xff and
+	// an 8-byte length), then flags whose low bit is 0 where 2.0 and later
+	// put 0x7f.
+	if err := read(0, 1); err != nil {
+		return "", err
+	}
+	if g[0] != 0xff {
+		return "", fmt.Errorf("%w: the peer speaks ZMTP 1.0", errOldVersion)
+	}
+	if err := read(1, 10); err != nil {
+		return "", err
+	}
+	if g[9]&1 == 0 {
+		return "", fmt.Errorf("%w: the peer speaks ZMTP 1.0", errOldVersion)
+	}
+	if err := read(10, 11); err != nil {
+		return "", err
+	}
+	switch major := g[10]; {
+	case major == 1:
+		return "", fmt.Errorf("%w: the peer speaks ZMTP 2.0 (revision 1)", errOldVersion)
+	case major < 3:
+		return "", fmt.Errorf("%w: the peer speaks ZMTP revision %d", errOldVersion, major)
+	}
+	if err := read(11, greetingLen); err != nil {
+		return "", err
+	}
+	return string(bytes.TrimRight(g[12:32], "\x00")), nil
 }
 
-// logger is the slice of *slog.Logger the handshake needs.
-type logger interface {
-	Error(msg string, args ...any)
+// appendCommand appends a command frame (RFC 23: name length, name, data).
+func appendCommand(b []byte, name string, data []byte) []byte {
+	var hdr [maxHeaderLen]byte
+	b = append(b, putHeader(hdr[:], flagCommand, 1+len(name)+len(data))...)
+	b = append(b, byte(len(name)))
+	b = append(b, name...)
+	return append(b, data...)
 }
 
-// nullMechanism is the ZMTP NULL security mechanism
-// (https://rfc.zeromq.org/spec/23/#the-null-security-mechanism), server
-// side, for one connection. zmq4's own is unexported, and its metadata
-// parser panics on truncated input; this one checks every bound and keeps
-// what it learned about the peer.
-type nullMechanism struct {
-	side side
-	peer hello
+// readCommand reads one command frame of at most handshakeMaxBytes.
+func readCommand(r io.Reader) (name string, data []byte, err error) {
+	var hdr [maxHeaderLen]byte
+	if _, err := io.ReadFull(r, hdr[:1]); err != nil {
+		return "", nil, err
+	}
+	flags := hdr[0]
+	switch {
+	case flags&flagReserved != 0:
+		return "", nil, fmt.Errorf("%w: reserved flag bits set during handshake (flags 0x%02x)", ErrProtocol, flags)
+	case flags&flagCommand == 0:
+		return "", nil, fmt.Errorf("%w: message frame before the handshake completed", ErrProtocol)
+	case flags&flagMore != 0:
+		return "", nil, fmt.Errorf("%w: command frame with MORE flag during handshake", ErrProtocol)
+	}
+	sizeLen := 1
+	if flags&flagLong != 0 {
+		sizeLen = 8
+	}
+	if _, err := io.ReadFull(r, hdr[1:1+sizeLen]); err != nil {
+		return "", nil, err
+	}
+	size := uint64(hdr[1])
+	if sizeLen == 8 {
+		size = binary.BigEndian.Uint64(hdr[1:9])
+	}
+	if size > handshakeMaxBytes {
+		return "", nil, fmt.Errorf("%w (%d bytes)", errHandshakeTooLarge, size)
+	}
+	body := make([]byte, size)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return "", nil, err
+	}
+	return parseCommand(body)
 }
-
-var _ zmq4.Security = (*nullMechanism)(nil)
-
-// Type implements zmq4.Security.
-func (*nullMechanism) Type() zmq4.SecurityType { return zmq4.NullSecurity }
-
-// Handshake implements zmq4.Security: send our READY, receive and check
-// the peer's.
-func (m *nullMechanism) Handshake(conn *zmq4.Conn, server bool) error {
-	if err := conn.SendCmd(zmq4.CmdReady, m.side.readyMetadata()); err != nil {
-		return fmt.Errorf("send READY: %w", err)
-	}
-	cmd, err := conn.RecvCmd()
-	if err != nil {
-		return fmt.Errorf("receive READY: %w", err)
-	}
-	switch cmd.Name {
-	case zmq4.CmdReady:
-	case zmq4.CmdError:
-		return fmt.Errorf("%w: peer sent ERROR %q", ErrProtocol, errorReason(cmd.Body))
-	default:
-		return fmt.Errorf("%w: expected READY, got command %q", ErrProtocol, cmd.Name)
-	}
-
-	h, err := parseReady(cmd.Body)
-	if err != nil {
-		return err
-	}
-	if !slices.Contains(m.side.peers, zmq4.SocketType(h.socketType)) {
-		return fmt.Errorf("%w: socket type %q cannot talk to a %s", ErrProtocol, h.socketType, m.side.socketType)
-	}
-	if len(h.identity) > maxIdentityLen {
-		return fmt.Errorf("%w: identity of %d bytes (max %d)", ErrProtocol, len(h.identity), maxIdentityLen)
-	}
-	// zmq4.Open checks compatibility from this map after Handshake returns.
-	conn.Peer.Meta["Socket-Type"] = h.socketType
-	m.peer = h
-	return nil
-}
-
-// Encrypt implements zmq4.Security: NULL does not encrypt.
-func (*nullMechanism) Encrypt(w io.Writer, data []byte) (int, error) { return w.Write(data) }
-
-// Decrypt implements zmq4.Security: NULL does not decrypt.
-func (*nullMechanism) Decrypt(w io.Writer, data []byte) (int, error) { return w.Write(data) }
 
 // parseReady parses READY metadata: a sequence of properties, each a
 // 1-byte name length (1..255), the name, a 4-byte big-endian value length
@@ -203,114 +270,6 @@ func errorReason(body []byte) string {
 		return ""
 	}
 	return string(body[1:][:min(int(body[0]), len(body)-1)])
-}
-
-// handshakeGuard wraps the net.Conn given to zmq4.Open. Its Read follows
-// the byte stream (64-byte greeting, then ZMTP frames: flags byte, 1- or
-// 8-byte size, body) and fails before handing over the last byte of a
-// frame header that is not an acceptable handshake command: reserved or
-// MORE flag set, not a command, or a size beyond what is left of
-// handshakeMaxBytes. io.ReadFull discards errors once it has all the bytes
-// it asked for, so the guard withholds the offending byte, returning fewer
-// bytes together with the error.
-//
-// Each Read is limited to the current segment (greeting, flags, size or
-// body), so the guard never reads ahead of zmq4: after the handshake the
-// connection's remaining bytes are all still in the socket.
-type handshakeGuard struct {
-	net.Conn
-	limit int64 // bytes allowed after the greeting
-	used  int64 // bytes of frames accepted so far (headers + bodies)
-	state guardState
-	left  uint64 // bytes left in the current segment
-	long  bool   // the current frame has an 8-byte size
-	size  uint64 // frame size accumulated so far
-	err   error  // sticky
-}
-
-type guardState uint8
-
-const (
-	guardGreeting guardState = iota
-	guardFlags
-	guardSize
-	guardBody
-)
-
-func newHandshakeGuard(c net.Conn, limit int64) *handshakeGuard {
-	return &handshakeGuard{Conn: c, limit: limit, state: guardGreeting, left: greetingLen}
-}
-
-// Read implements io.Reader with the checks described on handshakeGuard.
-func (g *handshakeGuard) Read(p []byte) (int, error) {
-	if g.err != nil {
-		return 0, g.err
-	}
-	if len(p) == 0 {
-		return 0, nil
-	}
-	if uint64(len(p)) > g.left {
-		p = p[:g.left]
-	}
-	n, err := g.Conn.Read(p)
-	if kept, gerr := g.advance(p[:n]); gerr != nil {
-		g.err = gerr
-		return kept, gerr
-	}
-	return n, err
-}
-
-// advance moves the state machine over b, which never spans two segments.
-// On a violation it returns how many bytes of b may be handed over.
-func (g *handshakeGuard) advance(b []byte) (int, error) {
-	switch g.state {
-	case guardGreeting, guardBody:
-		g.left -= uint64(len(b))
-		if g.left == 0 {
-			g.state, g.left = guardFlags, 1
-		}
-	case guardFlags:
-		if len(b) == 0 {
-			return 0, nil
-		}
-		flags := b[0]
-		switch {
-		case flags&flagReserved != 0:
-			return 0, fmt.Errorf("%w: reserved flag bits set during handshake (flags 0x%02x)", ErrProtocol, flags)
-		case flags&flagCommand == 0:
-			return 0, fmt.Errorf("%w: message frame before the handshake completed", ErrProtocol)
-		case flags&flagMore != 0:
-			return 0, fmt.Errorf("%w: command frame with MORE flag during handshake", ErrProtocol)
-		}
-		g.long = flags&flagLong != 0
-		g.size, g.state, g.left = 0, guardSize, 1
-		if g.long {
-			g.left = 8
-		}
-	case guardSize:
-		for i, c := range b {
-			g.size = g.size<<8 | uint64(c)
-			g.left--
-			if g.left > 0 {
-				continue
-			}
-			headerLen := int64(shortHeaderLen)
-			if g.long {
-				headerLen = longHeaderLen
-			}
-			room := g.limit - g.used - headerLen
-			if room < 0 || g.size > uint64(room) {
-				return i, fmt.Errorf("%w: handshake frame of %d bytes exceeds the %d-byte handshake limit",
-					ErrMessageTooLarge, g.size, g.limit)
-			}
-			g.used += headerLen + int64(g.size)
-			g.state, g.left = guardBody, g.size
-			if g.size == 0 {
-				g.state, g.left = guardFlags, 1
-			}
-		}
-	}
-	return len(b), nil
 }
 
 // isTimeout reports whether err is a network timeout (e.g. a deadline).

@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-zeromq/zmq4"
 
+	"github.com/moebius-js/moebius-js/flow"
 	"github.com/moebius-js/moebius-js/transport"
 )
 
@@ -39,12 +40,13 @@ func (k eventKind) String() string {
 type event struct {
 	kind   eventKind
 	peer   transport.Peer
+	env    transport.Envelope
 	frames [][]byte
 	reason error
 }
 
 func (e event) String() string {
-	return fmt.Sprintf("%v(%q/%d %q %v)", e.kind, e.peer.ID, e.peer.Conn, e.frames, e.reason)
+	return fmt.Sprintf("%v(%q/%d %q %v)", e.kind, e.peer.ID, e.peer.Serial, e.frames, e.reason)
 }
 
 // recorder is a transport.Handler that records every event and lets tests
@@ -54,12 +56,12 @@ type recorder struct {
 	mu        sync.Mutex
 	events    []event
 	changed   chan struct{} // closed and replaced on every event
-	onMessage func(p transport.Peer, frames [][]byte)
+	onMessage func(p transport.Peer, env transport.Envelope, frames [][]byte)
 }
 
 func newRecorder() *recorder { return &recorder{changed: make(chan struct{})} }
 
-func (r *recorder) add(e event) func(transport.Peer, [][]byte) {
+func (r *recorder) add(e event) func(transport.Peer, transport.Envelope, [][]byte) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events = append(r.events, e)
@@ -72,14 +74,15 @@ func (r *recorder) Connected(p transport.Peer) { r.add(event{kind: evConnected, 
 func (r *recorder) Disconnected(p transport.Peer, reason error) {
 	r.add(event{kind: evDisconnected, peer: p, reason: reason})
 }
-func (r *recorder) Message(p transport.Peer, frames [][]byte) {
-	if f := r.add(event{kind: evMessage, peer: p, frames: frames}); f != nil {
-		f(p, frames)
+func (r *recorder) Message(p transport.Peer, env transport.Envelope, frames [][]byte, hold flow.Hold) {
+	hold.Release()
+	if f := r.add(event{kind: evMessage, peer: p, env: env, frames: frames}); f != nil {
+		f(p, env, frames)
 	}
 }
 
 // setOnMessage installs a reply function. Call it before clients connect.
-func (r *recorder) setOnMessage(f func(p transport.Peer, frames [][]byte)) {
+func (r *recorder) setOnMessage(f func(p transport.Peer, env transport.Envelope, frames [][]byte)) {
 	r.mu.Lock()
 	r.onMessage = f
 	r.mu.Unlock()
@@ -186,9 +189,9 @@ func startServer(t testing.TB, cfg transport.Config) (*transport.Server, *record
 
 // echo makes rec reply to every message with prefix + the same frames.
 func echo(srv *transport.Server, rec *recorder, prefix string) {
-	rec.setOnMessage(func(p transport.Peer, frames [][]byte) {
+	rec.setOnMessage(func(p transport.Peer, env transport.Envelope, frames [][]byte) {
 		out := append([][]byte{[]byte(prefix)}, frames...)
-		_ = srv.Send(p.ID, out...)
+		_, _ = srv.ReplyConn(p.ID, p.Serial, env, out...)
 	})
 }
 

@@ -129,8 +129,10 @@ func TestSilentPeerDelaysNobody(t *testing.T) {
 		t.Fatalf("while silent peers wait: %+v (round trip took %v)", s, served)
 	}
 	for _, rc := range silent {
-		if got := rc.ExpectClosed(waitTimeout); len(got) != 64 {
-			t.Errorf("silent peer received %d bytes, want just the greeting (64)", len(got))
+		// Our greeting and READY go out at once; nothing more.
+		want := len(zmtptest.Greeting(3, "NULL")) + len(zmtptest.Ready("ROUTER", nil))
+		if got := rc.ExpectClosed(waitTimeout); len(got) != want {
+			t.Errorf("silent peer received %d bytes, want just the greeting and READY (%d)", len(got), want)
 		}
 	}
 	if closed := time.Since(opened); closed < timeout {
@@ -143,9 +145,9 @@ func TestSilentPeerDelaysNobody(t *testing.T) {
 }
 
 func TestSlowReaderIsDroppedAlone(t *testing.T) {
-	srv, rec := startServer(t, transport.Config{Limits: transport.Limits{SendQueue: 8, WriteTimeout: time.Minute}})
+	srv, rec := startServer(t, transport.Config{Limits: transport.Limits{SendQueueBytes: 2 << 20, WriteTimeout: time.Minute}})
 	big := bytes.Repeat([]byte("B"), 256<<10) // shared by every reply
-	rec.setOnMessage(func(p transport.Peer, frames [][]byte) {
+	rec.setOnMessage(func(p transport.Peer, env transport.Envelope, frames [][]byte) {
 		if string(frames[0]) == "big" {
 			_ = srv.Send(p.ID, big)
 			return

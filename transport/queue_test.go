@@ -5,98 +5,183 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"testing"
 )
 
-// queueStep is one step of TestSendQueueBounds: a Send of frames of the
-// given sizes, or (take) what the writer does when it takes the queue.
+// queueStep is one step of TestSendQueue: a push of a message with frames
+// of the given body sizes, or (take) the writer taking the queue and
+// writing all of it.
 type queueStep struct {
-	frames []int
-	take   bool
-	want   error // for a Send; nil: accepted
+	frames     []int
+	take       bool
+	want       queueResult // for a push
+	backlogged bool        // after the step
 }
 
-func send(want error, sizes ...int) queueStep { return queueStep{frames: sizes, want: want} }
+func push(want queueResult, sizes ...int) queueStep { return queueStep{frames: sizes, want: want} }
+
+// then sets what isBacklogged reports after the step.
+func (st queueStep) then(backlogged bool) queueStep { st.backlogged = backlogged; return st }
 
 var take = queueStep{take: true}
 
-// TestSendQueueBounds drives Server.Send against a registered peer whose
-// writer is not running, so that the queue holds exactly what the steps
-// put there and only take empties it: the bounds are checked without
-// racing a writer. The drop itself (shutdown, Disconnected) is shared with
-// the message-count overflow and covered end to end by
-// TestSlowReaderIsDroppedAlone.
-func TestSendQueueBounds(t *testing.T) {
+// cost returns what a message of those frame sizes weighs.
+func cost(sizes ...int) int64 {
+	n := int64(msgOverhead)
+	for _, s := range sizes {
+		n += int64(s) + frameOverhead
+	}
+	return n
+}
+
+// TestSendQueue drives a sendQueue without a writer, so that it holds
+// exactly what the steps put there and only take empties it.
+func TestSendQueue(t *testing.T) {
 	const mib = 1 << 20
+	// A message of m body bytes costs 116: round numbers below.
+	m := 116 - msgOverhead - frameOverhead
 	cases := []struct {
 		name  string
-		cfg   Config
+		lim   Limits
 		steps []queueStep
 	}{
-		{"the message count bound drops the peer", Config{Limits: Limits{SendQueue: 3, SendQueueBytes: mib}}, []queueStep{
-			send(nil, 10), send(nil, 10), send(nil, 10), send(ErrPeerDropped, 10),
+		{"a push past the byte bound is refused", Limits{SendQueueBytes: 300}, []queueStep{
+			push(queued, m), push(queued, m), push(queueFull, m),
 		}},
-		{"the message that would exceed the byte bound drops the peer", Config{Limits: Limits{SendQueueBytes: 100}}, []queueStep{
-			send(nil, 40), send(nil, 40), send(ErrPeerDropped, 21),
+		{"exactly the byte bound is accepted", Limits{SendQueueBytes: 232}, []queueStep{
+			push(queued, m), push(queued, m), push(queueFull, 0),
 		}},
-		{"exactly the byte bound is accepted", Config{Limits: Limits{SendQueueBytes: 100}}, []queueStep{
-			send(nil, 40), send(nil, 60), send(ErrPeerDropped, 1),
+		{"every frame of a message counts", Limits{SendQueueBytes: int64(cost(10, 10) + cost(10))}, []queueStep{
+			push(queued, 10, 10), push(queued, 10), push(queueFull, 0),
 		}},
-		{"every frame of a message counts", Config{Limits: Limits{SendQueueBytes: 100}}, []queueStep{
-			send(nil, 30, 30), send(nil, 20, 0, 20), send(ErrPeerDropped, 0, 1),
+		{"a message over the byte bound is accepted on an empty queue", Limits{SendQueueBytes: 100}, []queueStep{
+			push(queued, 1000).then(false), push(queueFull, 1),
 		}},
-		{"a message over the byte bound is accepted on an empty queue", Config{Limits: Limits{SendQueueBytes: 100}}, []queueStep{
-			send(nil, 1000), send(ErrPeerDropped, 1),
+		{"bytes the writer wrote no longer count", Limits{SendQueueBytes: 232}, []queueStep{
+			push(queued, m), push(queued, m), take, push(queued, m), push(queued, m), push(queueFull, m),
 		}},
-		{"bytes the writer took no longer count", Config{Limits: Limits{SendQueueBytes: 100}}, []queueStep{
-			send(nil, 60), take, send(nil, 60), take, send(nil, 100), take, send(nil, 100), send(ErrPeerDropped, 1),
+		{"the message count alone never refuses", Limits{SendHWM: 10_000, SendQueueBytes: mib}, repeatStep(push(queued, 0), 5000)},
+		{"past the message high-water mark it is backlogged", Limits{SendHWM: 2, SendQueueBytes: mib}, []queueStep{
+			push(queued, 1), push(queued, 1).then(false), push(queuedFull, 1).then(true), push(queuedFull, 1).then(true),
 		}},
-		{"the byte bound defaults to 16 MiB", Config{}, []queueStep{
-			send(nil, 8*mib), send(nil, 8*mib), send(ErrPeerDropped, 1),
+		{"past the byte high-water mark it is backlogged", Limits{SendHWMBytes: 200, SendQueueBytes: mib}, []queueStep{
+			push(queued, m).then(false), push(queuedFull, m).then(true),
 		}},
-		{"the count bound defaults to 1000", Config{}, append(
-			repeatStep(send(nil, 1), DefaultSendQueue), send(ErrPeerDropped, 1)),
-		},
-		{"after a drop the peer is unknown", Config{Limits: Limits{SendQueue: 1}}, []queueStep{
-			send(nil, 1), send(ErrPeerDropped, 1), send(ErrUnknownPeer, 1), take, send(ErrUnknownPeer, 1),
+		{"written down to the low-water mark it is writable again", Limits{SendHWM: 2, SendQueueBytes: mib}, []queueStep{
+			push(queued, 1), push(queued, 1), push(queuedFull, 1), take.then(false), push(queued, 1).then(false),
+		}},
+		{"the default byte bound is 16 MiB", Limits{}, []queueStep{
+			push(queuedFull, 8*mib-100), push(queuedFull, 8*mib-100), push(queueFull, 10).then(true),
 		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s, p, remote := queueOnlyPeer(t, tc.cfg)
-			dropped := false
+			lim := tc.lim.withDefaults()
+			var total atomic.Int64
+			q := newSendQueue(&lim, &total, nil)
 			for i, st := range tc.steps {
 				if st.take {
-					if batch, ok := p.takeBatch(); ok {
-						p.returnBatch(batch)
+					batch, _ := q.take()
+					q.done(batch)
+					q.finish(batch)
+				} else {
+					frames := make([][]byte, len(st.frames))
+					for j, n := range st.frames {
+						frames[j] = make([]byte, n)
 					}
-					continue
+					if got := q.push(outMsg{frames: frames}); got != st.want {
+						t.Fatalf("step %d: push of %v bytes = %v, want %v", i, st.frames, got, st.want)
+					}
 				}
-				frames := make([][]byte, len(st.frames))
-				for j, n := range st.frames {
-					frames[j] = make([]byte, n)
+				if got := q.isBacklogged(); got != st.backlogged && (st.take || st.backlogged || i == len(tc.steps)-1) {
+					t.Fatalf("step %d: backlogged = %v, want %v", i, got, st.backlogged)
 				}
-				err := s.Send(p.id, frames...)
-				if !sendErrorIs(err, st.want) {
-					t.Fatalf("step %d: Send of %v bytes: %v, want %v", i, st.frames, err, st.want)
+				if total.Load() != q.heldBytes() {
+					t.Fatalf("step %d: server-wide bytes %d, the queue holds %d", i, total.Load(), q.heldBytes())
 				}
-				dropped = dropped || errors.Is(err, ErrPeerDropped)
-			}
-			want := uint64(0)
-			if dropped {
-				want = 1
-				// Dropped like a count overflow: shut down with ErrPeerDropped.
-				if _, err := remote.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
-					t.Errorf("the dropped peer's connection is still open (read: %v)", err)
-				}
-				if !errors.Is(p.closeReason(), ErrPeerDropped) {
-					t.Errorf("close reason %v, want ErrPeerDropped", p.closeReason())
-				}
-			}
-			if got := s.Stats().SlowDropped; got != want {
-				t.Errorf("SlowDropped = %d, want %d", got, want)
 			}
 		})
+	}
+}
+
+func TestWhenWritableFiresOnceAtTheLowWaterMarkOrAtClose(t *testing.T) {
+	lim := Limits{SendHWM: 2}.withDefaults()
+	q := newSendQueue(&lim, nil, nil)
+	if q.whenWritable(func() {}) {
+		t.Fatal("a queue below its high-water mark arranged a notification")
+	}
+	for i := 0; i < 3; i++ {
+		q.push(outMsg{frames: [][]byte{{1}}})
+	}
+	fired := 0
+	if !q.whenWritable(func() { fired++ }) {
+		t.Fatal("a backlogged queue did not arrange a notification")
+	}
+	batch, _ := q.take()
+	q.done(batch[:1]) // 2 held: above the low-water mark of 1
+	if fired != 0 {
+		t.Fatal("fired above the low-water mark")
+	}
+	q.done(batch[1:])
+	q.finish(batch)
+	if fired != 1 {
+		t.Fatalf("fired %d times at the low-water mark, want 1", fired)
+	}
+	for i := 0; i < 3; i++ {
+		q.push(outMsg{frames: [][]byte{{1}}})
+	}
+	q.whenWritable(func() { fired++ })
+	q.close()
+	if fired != 2 {
+		t.Fatal("close did not fire the notification")
+	}
+}
+
+func TestABroadcastFrameCountsOnceServerWide(t *testing.T) {
+	lim := Limits{}.withDefaults()
+	var total atomic.Int64
+	frame := make([]byte, 1000)
+	sh := newSharedFrame(frame, &total)
+	queues := []*sendQueue{newSendQueue(&lim, &total, nil), newSendQueue(&lim, &total, nil), newSendQueue(&lim, &total, nil)}
+	for _, q := range queues {
+		sh.refs.Add(1)
+		q.push(outMsg{frames: [][]byte{frame}, shared: sh})
+	}
+	sh.release()
+	if got, want := total.Load(), cost(1000); got != want {
+		t.Fatalf("server-wide bytes %d for one frame in three queues, want %d", got, want)
+	}
+	for i, q := range queues {
+		if i == 2 {
+			q.close() // discarded, not written: given back all the same
+			continue
+		}
+		batch, _ := q.take()
+		q.done(batch)
+	}
+	if total.Load() != 0 {
+		t.Fatalf("server-wide bytes %d after every copy left", total.Load())
+	}
+}
+
+// TestPushPastTheByteBoundDropsThePeer checks the Server's side of a
+// refused push: the peer is shut down with ErrPeerDropped and counted.
+func TestPushPastTheByteBoundDropsThePeer(t *testing.T) {
+	s, p, remote := queueOnlyPeer(t, Config{Limits: Limits{SendQueueBytes: 250}})
+	for i, want := range []error{nil, nil, ErrPeerDropped, ErrUnknownPeer} {
+		if err := s.Send(p.id, make([]byte, 36)); !sendErrorIs(err, want) {
+			t.Fatalf("send %d: %v, want %v", i, err, want)
+		}
+	}
+	if _, err := remote.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Errorf("the dropped peer's connection is still open (read: %v)", err)
+	}
+	if !errors.Is(p.closeReason(), ErrPeerDropped) {
+		t.Errorf("close reason %v, want ErrPeerDropped", p.closeReason())
+	}
+	if got := s.Stats().SlowDropped; got != 1 {
+		t.Errorf("SlowDropped = %d, want 1", got)
 	}
 }
 

@@ -9,7 +9,11 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"github.com/moebius-js/moebius-js/flow"
+	"github.com/moebius-js/moebius-js/internal/lograte"
 )
 
 // Handler receives a server's events. Calls for one Peer come from one
@@ -22,9 +26,14 @@ import (
 // or Shutdown.
 type Handler interface {
 	Connected(p Peer)
-	// Message delivers one message: the payload after envelope handling
-	// (see the package doc). The callee owns frames.
-	Message(p Peer, frames [][]byte)
+	// Message delivers one message: its envelope (nil when it has none;
+	// see the package doc) and its payload, at least one frame. The callee
+	// owns env, frames, and hold: what the
+	// message holds on the connection's inbound account (Config.Inbound,
+	// QueueLimit). It must Release hold once it no longer keeps the
+	// message waiting; until then the room it takes stays taken, and a
+	// connection out of room is not read.
+	Message(p Peer, env Envelope, frames [][]byte, hold flow.Hold)
 	// Disconnected reports the end of a connection for which Connected was
 	// delivered. reason wraps io.EOF for a clean close by the peer, or one
 	// of ErrServerClosed, ErrDisconnected, ErrReplaced, ErrPeerDropped,
@@ -40,24 +49,37 @@ type Server struct {
 	listeners []*listener
 	quit      chan struct{} // closed by Close: stops accept back-off sleeps
 
-	mu       sync.RWMutex
-	peers    map[string]*peer   // registry: identity → its registered connection
-	conns    map[*peer]struct{} // every open connection, handshaking or not
-	nextAnon uint32             // counter for generated identities
-	closed   bool
+	lim *lograte.Limiter
 
-	wg         sync.WaitGroup // accept loops and connection readers
+	mu           sync.RWMutex
+	peers        map[string]*peer   // registry: identity → its registered connection
+	conns        map[*peer]struct{} // every open connection, handshaking or not
+	perAddr      map[string]int     // open connections by remote IP address
+	handshaking  int                // connections still in their handshake
+	handshakesBy map[string]int     // the same, by remote IP address
+	nextAnon     uint32             // counter for generated identities
+	closed       bool
+
+	wg         sync.WaitGroup // accept loops, connection readers and the liveness sweeper
 	nextSerial atomic.Uint64
 	closeOnce  sync.Once
 	closeErr   error
 	stats      counters
+
+	sendBytes   atomic.Int64 // bytes held in all send queues (MaxSendBytes)
+	sendHolders atomic.Int64 // send queues holding anything
+	shedding    atomic.Bool  // a goroutine is shedding stuck peers
+	now         atomic.Int64 // coarse clock (unix nanoseconds), kept by the sweeper
 }
 
 // counters are the Server's monotonic statistics.
 type counters struct {
-	accepted, handshakeFailed, oversize, slowDropped atomic.Uint64
-	duplicateRefused, protocolErrors                 atomic.Uint64
-	msgsIn, msgsOut                                  atomic.Uint64
+	accepted, handshakeFailed, oversize, slowDropped      atomic.Uint64
+	writeTimeouts, shed, duplicateRefused, protocolErrors atomic.Uint64
+	readTimeouts, heartbeats, heartbeatTimeouts           atomic.Uint64
+	broadcastSkipped, msgsIn, msgsOut                     atomic.Uint64
+	refusedMax, refusedPerAddr, refusedHandshakes         atomic.Uint64
+	versionRefused, mechanismRefused                      atomic.Uint64
 }
 
 // Listen binds every endpoint of cfg (if any fails, it closes the others
@@ -85,6 +107,7 @@ func Listen(cfg Config, h Handler) (*Server, error) {
 		s.log.Info("listening", "endpoint", l.addr)
 		s.wg.Go(func() { s.acceptLoop(l) })
 	}
+	s.wg.Go(s.sweep)
 	return s, nil
 }
 
@@ -92,15 +115,43 @@ func Listen(cfg Config, h Handler) (*Server, error) {
 // it. Tests drive it directly with startConn.
 func newServer(cfg Config, h Handler) *Server {
 	cfg = cfg.withDefaults()
-	return &Server{
-		cfg:      cfg,
-		h:        h,
-		log:      cfg.Logger,
-		quit:     make(chan struct{}),
-		peers:    make(map[string]*peer),
-		conns:    make(map[*peer]struct{}),
-		nextAnon: rand.Uint32(), // like libzmq, start generated identities at a random value
+	if limit := fdLimit(); limit > 0 && cfg.MaxConnections > limit-fdReserve {
+		cfg.Logger.Warn("max_connections lowered to fit the file descriptor limit",
+			"max_connections", cfg.MaxConnections, "fd_limit", limit, "now", max(limit-fdReserve, 1))
+		cfg.MaxConnections = max(limit-fdReserve, 1)
 	}
+	if cfg.LogLimiter == nil {
+		cfg.LogLimiter = lograte.New()
+	}
+	s := &Server{
+		cfg:          cfg,
+		h:            h,
+		log:          cfg.Logger,
+		lim:          cfg.LogLimiter,
+		quit:         make(chan struct{}),
+		peers:        make(map[string]*peer),
+		conns:        make(map[*peer]struct{}),
+		perAddr:      make(map[string]int),
+		handshakesBy: make(map[string]int),
+		nextAnon:     rand.Uint32(), // like libzmq, start generated identities at a random value
+	}
+	s.now.Store(time.Now().UnixNano())
+	return s
+}
+
+// fdReserve is how many file descriptors MaxConnections leaves for
+// everything else (listeners, upstream connections, files, the admin
+// listener).
+const fdReserve = 128
+
+// fdLimit returns the process's limit on open file descriptors, or 0 when
+// it cannot be read.
+func fdLimit() int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > 1<<30 {
+		return 0
+	}
+	return int(rl.Cur)
 }
 
 // Addrs returns the bound endpoints with their real ports, e.g.
@@ -123,12 +174,25 @@ func (s *Server) Stats() Stats {
 		Conns:            conns,
 		Accepted:         s.stats.accepted.Load(),
 		HandshakeFailed:  s.stats.handshakeFailed.Load(),
+		VersionRefused:   s.stats.versionRefused.Load(),
+		MechanismRefused: s.stats.mechanismRefused.Load(),
 		Oversize:         s.stats.oversize.Load(),
 		SlowDropped:      s.stats.slowDropped.Load(),
+		WriteTimeouts:    s.stats.writeTimeouts.Load(),
+		Shed:             s.stats.shed.Load(),
 		DuplicateRefused: s.stats.duplicateRefused.Load(),
 		ProtocolErrors:   s.stats.protocolErrors.Load(),
+		ReadTimeouts:     s.stats.readTimeouts.Load(),
+		Heartbeats:       s.stats.heartbeats.Load(),
+		HeartbeatTimeout: s.stats.heartbeatTimeouts.Load(),
+		BroadcastSkipped: s.stats.broadcastSkipped.Load(),
 		MsgsIn:           s.stats.msgsIn.Load(),
 		MsgsOut:          s.stats.msgsOut.Load(),
+		SendBytes:        s.sendBytes.Load(),
+
+		RefusedMaxConnections: s.stats.refusedMax.Load(),
+		RefusedPerAddress:     s.stats.refusedPerAddr.Load(),
+		RefusedHandshakes:     s.stats.refusedHandshakes.Load(),
 	}
 }
 
@@ -192,7 +256,7 @@ func (s *Server) drained() bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for _, p := range s.peers {
-		if !p.idle() {
+		if !p.q.idle() {
 			return false
 		}
 	}
@@ -228,16 +292,54 @@ func (s *Server) acceptLoop(l *listener) {
 	}
 }
 
-// startConn tracks c and starts its reader goroutine, unless the server is
-// closed (then c is closed). Called by accept loops (and fuzz tests).
+// startConn admits c and starts its reader goroutine, unless the server is
+// closed or a connection bound refuses it (then c is closed at once,
+// before any handshake). Called by accept loops (and fuzz tests).
 func (s *Server) startConn(c net.Conn, endpoint string) {
 	p := newPeer(s, c, s.nextSerial.Add(1), endpoint)
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+	refused, counter := s.admit(p)
+	if s.closed || refused != "" {
+		s.mu.Unlock()
 		_ = c.Close()
+		if refused != "" {
+			counter.Add(1)
+			s.lim.Log(s.log, slog.LevelWarn, "refused_"+refused, p.addrKey, "connection refused at accept: "+refused,
+				"remote", p.remote, "endpoint", endpoint)
+		}
 		return
 	}
 	s.conns[p] = struct{}{}
+	s.perAddr[p.addrKey]++
+	s.handshaking++
+	s.handshakesBy[p.addrKey]++
+	s.mu.Unlock()
 	s.wg.Go(func() { s.serveConn(p) })
+}
+
+// admit checks p against the connection bounds and names the one it
+// breaks, with its counter ("" when it may come in). Caller holds s.mu.
+func (s *Server) admit(p *peer) (refused string, counter *atomic.Uint64) {
+	perAddr := p.addrKey != "" && s.cfg.MaxConnectionsPerAddress > 0
+	switch {
+	case len(s.conns) >= s.cfg.MaxConnections:
+		return "max_connections reached", &s.stats.refusedMax
+	case perAddr && s.perAddr[p.addrKey] >= s.cfg.MaxConnectionsPerAddress:
+		return "max_connections_per_address reached", &s.stats.refusedPerAddr
+	case s.handshaking >= s.cfg.MaxHandshakes,
+		p.addrKey != "" && s.handshakesBy[p.addrKey] >= max(s.cfg.MaxHandshakes/2, 1):
+		return "max_handshakes reached", &s.stats.refusedHandshakes
+	}
+	return "", nil
+}
+
+// handshakeEnded takes p off the count of connections in their handshake.
+// Reader goroutine of p, once.
+func (s *Server) handshakeEnded(p *peer) {
+	s.mu.Lock()
+	s.handshaking--
+	if s.handshakesBy[p.addrKey]--; s.handshakesBy[p.addrKey] == 0 {
+		delete(s.handshakesBy, p.addrKey)
+	}
+	s.mu.Unlock()
 }

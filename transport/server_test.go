@@ -24,8 +24,8 @@ func TestDealerRoundTripUsesItsIdentity(t *testing.T) {
 
 	dealer := dialZMQ(t, zmq4.Dealer, tcpAddr(t, srv), "client-1")
 	peer := rec.waitConnected(t, "client-1")
-	if peer.Conn == 0 {
-		t.Errorf("Peer.Conn = 0, want a serial")
+	if peer.Serial == 0 {
+		t.Errorf("Peer.Serial = 0, want a serial")
 	}
 
 	sendZMQ(t, dealer, []byte("hello"))
@@ -75,8 +75,8 @@ func TestAnonymousPeersGetGeneratedIdentities(t *testing.T) {
 
 func TestReqRoundTripStripsAndRestoresTheDelimiter(t *testing.T) {
 	srv, rec := startServer(t, transport.Config{})
-	rec.setOnMessage(func(p transport.Peer, frames [][]byte) {
-		_ = srv.Send(p.ID, append([]byte("re:"), frames[0]...))
+	rec.setOnMessage(func(p transport.Peer, env transport.Envelope, frames [][]byte) {
+		_, _ = srv.ReplyConn(p.ID, p.Serial, env, append([]byte("re:"), frames[0]...))
 	})
 
 	t.Run("zmq4 REQ", func(t *testing.T) {
@@ -140,8 +140,9 @@ func TestMultipartBinaryFramesAreByteExact(t *testing.T) {
 		rc.Handshake("DEALER", zmtptest.Str("bin"))
 		rc.Send(frames...)
 		evs := rec.waitFor(t, "the message", func(evs []event) bool { return count(evs, evMessage, "bin") == 1 })
-		if got := messages(evs)[0]; !eqFrames(got, frames) {
-			t.Fatalf("delivered %q\nwant %q", got, frames)
+		// The frames up to the first empty one are the envelope.
+		if e := evs[len(evs)-1]; !eqFrames(e.env, frames[:2]) || !eqFrames(e.frames, frames[2:]) {
+			t.Fatalf("delivered envelope %q and payload %q\nwant %q and %q", e.env, e.frames, frames[:2], frames[2:])
 		}
 		if err := srv.Send("bin", frames...); err != nil {
 			t.Fatal(err)
@@ -405,10 +406,10 @@ func TestSendConnAndDisconnectConnMissALaterConnectionWithTheSameIdentity(t *tes
 	second := zmtptest.Dial(t, tcpAddr(t, srv))
 	second.Handshake("DEALER", zmtptest.Str("again"))
 	rec.waitFor(t, "the second connection", func(evs []event) bool { return count(evs, evConnected, "again") == 2 })
-	if err := srv.SendConn(old.ID, old.Conn, []byte("for the first")); !errors.Is(err, transport.ErrUnknownPeer) {
+	if _, err := srv.SendConn(old.ID, old.Serial, []byte("for the first")); !errors.Is(err, transport.ErrUnknownPeer) {
 		t.Fatalf("SendConn to the old connection: %v, want ErrUnknownPeer", err)
 	}
-	if srv.DisconnectConn(old.ID, old.Conn) {
+	if srv.DisconnectConn(old.ID, old.Serial) {
 		t.Fatal("DisconnectConn of the old connection closed the new one")
 	}
 	if err := srv.Send("again", []byte("for the second")); err != nil {
@@ -426,18 +427,19 @@ func TestDisconnectWritesWhatWasSentFirst(t *testing.T) {
 	payload := func(i int) []byte { return bytes.Repeat([]byte{byte('a' + i)}, 256<<10) }
 	srv, rec := startServer(t, transport.Config{})
 	afterSend := make(chan error, 1)
-	rec.setOnMessage(func(p transport.Peer, frames [][]byte) {
+	rec.setOnMessage(func(p transport.Peer, env transport.Envelope, frames [][]byte) {
 		for i := range n {
-			if err := srv.SendConn(p.ID, p.Conn, payload(i)); err != nil {
+			if _, err := srv.SendConn(p.ID, p.Serial, payload(i)); err != nil {
 				afterSend <- fmt.Errorf("send %d before disconnecting: %w", i, err)
 				return
 			}
 		}
-		if !srv.DisconnectConn(p.ID, p.Conn) {
+		if !srv.DisconnectConn(p.ID, p.Serial) {
 			afterSend <- errors.New("DisconnectConn found no connection")
 			return
 		}
-		afterSend <- srv.SendConn(p.ID, p.Conn, []byte("too late"))
+		_, err := srv.SendConn(p.ID, p.Serial, []byte("too late"))
+		afterSend <- err
 	})
 
 	rc := zmtptest.Dial(t, tcpAddr(t, srv))
@@ -470,7 +472,7 @@ func TestDisconnectOfAPeerThatNeverReadsEndsAtTheWriteTimeout(t *testing.T) {
 	const writeTimeout = 300 * time.Millisecond
 	srv, rec := startServer(t, transport.Config{Limits: transport.Limits{WriteTimeout: writeTimeout}})
 	big := make([]byte, 16<<20) // far more than the socket buffers hold
-	rec.setOnMessage(func(p transport.Peer, frames [][]byte) {
+	rec.setOnMessage(func(p transport.Peer, env transport.Envelope, frames [][]byte) {
 		if string(frames[0]) == "flood" {
 			_ = srv.Send(p.ID, big) // alone in the queue: accepted despite SendQueueBytes
 			srv.Disconnect(p.ID)

@@ -104,6 +104,29 @@ func Dial(t testing.TB, endpoint string) *Client {
 	return c
 }
 
+// DialFrom is Dial from the local IP address from (such as 127.0.0.2, to
+// play another host on loopback).
+func DialFrom(t testing.TB, endpoint, from string) *Client {
+	t.Helper()
+	c, err := DialFromErr(endpoint, from)
+	if err != nil {
+		t.Fatalf("dial %s from %s: %v", endpoint, from, err)
+	}
+	t.Cleanup(func() { _ = c.C.Close() })
+	c.t = t
+	return c
+}
+
+// DialFromErr is DialFrom without a test; the caller closes C.
+func DialFromErr(endpoint, from string) (*Client, error) {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	c, err := d.Dial("tcp", strings.TrimPrefix(endpoint, "tcp://"))
+	if err != nil {
+		return nil, err
+	}
+	return &Client{C: c, r: bufio.NewReader(c), Timeout: 10 * time.Second}, nil
+}
+
 // DialErr connects without a test, for loops that open thousands of
 // connections; the caller closes C. Its methods must not be used without a
 // test (use Exchange).

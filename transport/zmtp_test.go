@@ -1,0 +1,165 @@
+package transport_test
+
+// ZMTP as libzmq speaks it: the 3.1 greeting, refusals that come at once
+// and say why, identities libzmq reserves, and a handshake that is not
+// repeated.
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moebius-js/moebius-js/internal/zmtptest"
+	"github.com/moebius-js/moebius-js/transport"
+)
+
+// logLines is a slog.Handler target that keeps every line, for tests that
+// check what was logged.
+type logLines struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logLines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func startLogged(t *testing.T, cfg transport.Config) (*transport.Server, *recorder, *logLines) {
+	t.Helper()
+	logs := &logLines{}
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	srv, rec := startServer(t, cfg)
+	return srv, rec, logs
+}
+
+func TestTheServerGreetsAsZMTP31(t *testing.T) {
+	srv, _ := startServer(t, transport.Config{})
+	rc := zmtptest.Dial(t, tcpAddr(t, srv))
+	rc.Write(zmtptest.Greeting(3, "NULL"))
+	g := make([]byte, 64)
+	_ = rc.C.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(rc.C, g); err != nil {
+		t.Fatal(err)
+	}
+	if g[0] != 0xff || g[9] != 0x7f || g[10] != 3 || g[11] != 1 {
+		t.Fatalf("greeting % x, want signature and version 3.1", g[:12])
+	}
+	if mech := string(bytes.TrimRight(g[12:32], "\x00")); mech != "NULL" {
+		t.Fatalf("mechanism %q, want NULL", mech)
+	}
+}
+
+// Each peer here would otherwise wait for a greeting or a READY that never
+// comes, until the handshake timeout (a minute in these tests): it must be
+// closed at once, with an INFO line saying why, and counted.
+func TestPeersTheServerCannotSpeakWithAreRefusedAtOnceAndSaidWhy(t *testing.T) {
+	signature := []byte{0xff, 0, 0, 0, 0, 0, 0, 0, 1, 0x7f}
+	cases := []struct {
+		name    string
+		hello   []byte
+		logged  string
+		counter func(transport.Stats) uint64
+	}{
+		{"ZMTP 1.0, short identity frame", []byte{0x01, 0x00}, "ZMTP 1.0",
+			func(s transport.Stats) uint64 { return s.VersionRefused }},
+		{"ZMTP 1.0, long identity frame", []byte{0xff, 0, 0, 0, 0, 0, 0, 0, 2, 0x00, 'i'}, "ZMTP 1.0",
+			func(s transport.Stats) uint64 { return s.VersionRefused }},
+		{"ZMTP 2.0 (revision 01)", append(append([]byte{}, signature...), 0x01, 0x05), "ZMTP 2.0",
+			func(s transport.Stats) uint64 { return s.VersionRefused }},
+		{"ZMTP revision 02", append(append([]byte{}, signature...), 0x02, 0x05), "revision 2",
+			func(s transport.Stats) uint64 { return s.VersionRefused }},
+		{"CURVE", zmtptest.Greeting(3, "CURVE"), "CURVE",
+			func(s transport.Stats) uint64 { return s.MechanismRefused }},
+		{"PLAIN", zmtptest.Greeting(3, "PLAIN"), "PLAIN",
+			func(s transport.Stats) uint64 { return s.MechanismRefused }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, _, logs := startLogged(t, transport.Config{Limits: transport.Limits{HandshakeTimeout: time.Minute}})
+			rc := zmtptest.Dial(t, tcpAddr(t, srv))
+			rc.Write(tc.hello)
+			rc.ExpectClosed(2 * time.Second)
+			waitStat(t, srv, "refusal counted", func(s transport.Stats) bool { return tc.counter(s) == 1 && s.HandshakeFailed == 1 })
+			waitLog(t, logs, tc.logged)
+		})
+	}
+}
+
+func TestAnIdentityStartingWithAZeroByteIsRefusedAsLibzmqDoes(t *testing.T) {
+	srv, rec, logs := startLogged(t, transport.Config{})
+	rc := zmtptest.Dial(t, tcpAddr(t, srv))
+	if err := rc.HandshakeErr("DEALER", zmtptest.Str("\x00mine")); err == nil {
+		// The server may finish its side before it reads ours: then the
+		// close comes next.
+		rc.ExpectClosed(2 * time.Second)
+	}
+	waitStat(t, srv, "refusal counted", func(s transport.Stats) bool { return s.HandshakeFailed == 1 })
+	waitLog(t, logs, "identity starting with a zero byte")
+	if n := count(rec.snapshot(), evConnected, "\x00mine"); n != 0 {
+		t.Fatalf("a peer with a reserved identity was connected")
+	}
+}
+
+func TestASecondReadyAfterTheHandshakeIsAProtocolError(t *testing.T) {
+	srv, rec := startServer(t, transport.Config{})
+	rc := zmtptest.Dial(t, tcpAddr(t, srv))
+	rc.Handshake("DEALER", zmtptest.Str("twice"))
+	rec.waitConnected(t, "twice")
+	rc.Write(zmtptest.Ready("DEALER", zmtptest.Str("twice")))
+	rc.ExpectClosed(2 * time.Second)
+	waitStat(t, srv, "protocol error counted", func(s transport.Stats) bool { return s.ProtocolErrors == 1 })
+}
+
+// A client that closes and reconnects at once with the same identity must
+// never be refused as a duplicate of its own closed connection.
+func TestAClientThatReconnectsAtOnceWithItsIdentityIsNeverRefused(t *testing.T) {
+	srv, rec := startServer(t, transport.Config{})
+	echo(srv, rec, "re:")
+	addr := tcpAddr(t, srv)
+	for i := 0; i < 300; i++ {
+		rc := zmtptest.Dial(t, addr)
+		rc.Handshake("DEALER", zmtptest.Str("again"))
+		rc.SendText("hi")
+		if got := rc.Recv(); len(got) != 2 || string(got[0]) != "re:" {
+			t.Fatalf("try %d: reply %q", i, got)
+		}
+		_ = rc.C.Close()
+	}
+	if s := srv.Stats(); s.DuplicateRefused != 0 {
+		t.Fatalf("%d reconnects refused as duplicates", s.DuplicateRefused)
+	}
+}
+
+func waitStat(t *testing.T, srv *transport.Server, what string, cond func(transport.Stats) bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond(srv.Stats()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: stats %+v", what, srv.Stats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func waitLog(t *testing.T, logs *logLines, want string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line containing %q in:\n%s", want, logs)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
