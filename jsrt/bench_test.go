@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/moebius-js/moebius-js/flow"
 	"github.com/moebius-js/moebius-js/jsrt"
 )
 
@@ -16,12 +17,17 @@ type countingSender struct {
 	replies chan struct{}
 }
 
-func (s *countingSender) SendConn(string, uint64, ...[]byte) error {
+func (s *countingSender) SendConn(string, uint64, ...[]byte) (bool, error) {
 	s.n.Add(1)
 	s.replies <- struct{}{}
-	return nil
+	return false, nil
 }
-func (s *countingSender) DisconnectConn(string, uint64) bool { return true }
+func (s *countingSender) ReplyConn(id string, conn uint64, _ [][]byte, frames ...[]byte) (bool, error) {
+	return s.SendConn(id, conn, frames...)
+}
+func (s *countingSender) Broadcast([]byte, []jsrt.Target) int      { return 0 }
+func (s *countingSender) WhenWritable(string, uint64, func()) bool { return false }
+func (s *countingSender) DisconnectConn(string, uint64) bool       { return true }
 
 const benchHandlers = `
 module.exports = { rules: [
@@ -60,7 +66,7 @@ func BenchmarkRequestRoundTrip(b *testing.B) {
 			payload := []byte(tc.payload)
 			b.ReportAllocs()
 			for b.Loop() {
-				h.Message("client", 1, [][]byte{payload})
+				h.Message("client", 1, nil, [][]byte{payload}, flow.Hold{})
 				<-out.replies
 			}
 		})
@@ -82,7 +88,7 @@ func BenchmarkRequestPipelined(b *testing.B) {
 	}()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		h.Message("client", 1, [][]byte{payload})
+		h.Message("client", 1, nil, [][]byte{payload}, flow.Hold{})
 	}
 	<-done
 }

@@ -77,7 +77,7 @@ func (rt *jsRuntime) broadcast(x, filter goja.Value) {
 			continue
 		}
 		if ok.ToBoolean() {
-			rt.w.sendQuietly(c, f)
+			rt.w.broadcastTo(c, f)
 		}
 	}
 }
@@ -90,7 +90,13 @@ func (rt *jsRuntime) adoptStates(old *jsRuntime) {
 		if c.gone {
 			continue
 		}
-		s, err := old.call(old.jsonStringify, goja.Undefined(), o.Get("state"))
+		var s goja.Value
+		err := old.read(func() { // state may be a getter, toJSON a loop: all guarded
+			var jerr error
+			if s, jerr = old.jsonStringify(goja.Undefined(), o.Get("state")); jerr != nil {
+				panic(jerr) // an exception or an interrupt: goja carries either out of read
+			}
+		})
 		if err == nil && goja.IsUndefined(s) {
 			err = errors.New("it has no JSON form")
 		}

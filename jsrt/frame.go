@@ -2,6 +2,7 @@ package jsrt
 
 import (
 	"errors"
+	"math"
 	"time"
 
 	"github.com/dop251/goja"
@@ -15,16 +16,60 @@ type genFrame struct {
 	gen     *goja.Object
 	scope   *scope // the job's: owns what the generator opens
 	pending waitOp // what it yielded last, if that was a wait
+
+	// Outbound backpressure: while a connection it sent to is backlogged
+	// the frame is parked instead of stepped; held is what it resumes
+	// with once they have drained.
+	held    core.Input
+	holding bool
 }
 
 // Resume runs the generator to its next yield: next(value), or throw(error)
-// when in carries an error.
+// when in carries an error. A generator whose last steps sent to a client
+// that is now backlogged is not stepped: it parks until that client's send
+// queue drains below its low-water mark (or the client goes).
 func (f *genFrame) Resume(in core.Input) core.Step {
-	rt := f.rt
 	if op := f.pending; op != nil {
 		f.pending = nil
 		in = op.resumed(in)
 	}
+	if f.holding {
+		in, f.held, f.holding = f.held, core.Input{}, false
+	}
+	if st, parked := f.waitWritable(in); parked {
+		return st
+	}
+	st := f.step(in)
+	if st.Kind == core.Yield {
+		if wait, parked := f.waitWritable(st.In); parked {
+			return wait
+		}
+	}
+	return st
+}
+
+// waitWritable parks the frame, to resume with in, while a connection its
+// job sent to is backlogged.
+func (f *genFrame) waitWritable(in core.Input) (core.Step, bool) {
+	w := f.rt.w
+	for len(f.scope.backlog) > 0 {
+		t := f.scope.backlog[0]
+		key := w.sched.NewWaitKey()
+		sched := w.sched
+		if w.out.WhenWritable(t.ID, t.Serial, func() { sched.Post(func() { sched.Resolve(key, core.Input{}) }) }) {
+			w.host.backpressure.Add(1)
+			f.held, f.holding = in, true
+			return core.Step{Kind: core.Park, Wait: key}, true
+		}
+		f.scope.backlog = f.scope.backlog[1:]
+	}
+	f.scope.backlog = nil
+	return core.Step{}, false
+}
+
+// step runs the generator once with in.
+func (f *genFrame) step(in core.Input) core.Step {
+	rt := f.rt
 	defer rt.w.enter(f.scope)()
 	var res goja.Value
 	var err error
@@ -53,6 +98,7 @@ func (f *genFrame) Cancel() {
 		f.pending = nil
 		op.cancelled()
 	}
+	f.holding, f.held = false, core.Input{}
 	defer f.rt.w.enter(f.scope)()
 	if _, err := f.rt.call(f.rt.genReturn, f.gen, goja.Undefined()); err != nil {
 		f.rt.w.log.Error("a finally block threw while its generator was cancelled", "error", f.rt.describe(err))
@@ -69,15 +115,33 @@ func uncatchable(err error) bool {
 }
 
 // sleepOp is what sleep(ms) returns; yielding it parks the task.
-type sleepOp struct{ d time.Duration }
+type sleepOp struct {
+	d       time.Duration
+	forever bool // until the task is cancelled
+}
+
+// maxSleepMs is the longest sleep a time.Duration holds, about 292 years;
+// a longer one (or Infinity) lasts until the task is cancelled.
+const maxSleepMs = float64(math.MaxInt64 / int64(time.Millisecond))
+
+// newSleepOp is sleep(ms) for ms >= 0.
+func newSleepOp(ms float64) *sleepOp {
+	if ms >= maxSleepMs {
+		return &sleepOp{forever: true}
+	}
+	return &sleepOp{d: time.Duration(ms * float64(time.Millisecond))}
+}
 
 func (op *sleepOp) park(f *genFrame) core.Step {
+	if op.forever {
+		return core.Step{Kind: core.Park} // no deadline and no wait key: only a cancel ends it
+	}
 	return core.Step{Kind: core.Park, Until: f.rt.w.sched.Now().Add(op.d)}
 }
 func (op *sleepOp) resumed(in core.Input) core.Input { return in }
 func (op *sleepOp) cancelled()                       {}
 
-// yielded decides what a yielded value asks of the scheduler (DESIGN §2).
+// yielded decides what a yielded value asks of the scheduler (docs/design.md §2).
 func (f *genFrame) yielded(v goja.Value) core.Step {
 	rt := f.rt
 	o, ok := v.(*goja.Object)

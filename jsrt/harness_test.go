@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moebius-js/moebius-js/flow"
 	"github.com/moebius-js/moebius-js/internal/waitfor"
 	"github.com/moebius-js/moebius-js/jsrt"
 )
@@ -19,28 +20,79 @@ import (
 // fakeSender stands in for the transport: it records every message sent to
 // each peer and lets tests wait for them.
 type fakeSender struct {
-	mu     sync.Mutex
-	cond   *sync.Cond
-	peers  map[string]bool
-	sent   map[string][][][]byte
-	closed []string
+	mu      sync.Mutex
+	cond    *sync.Cond
+	peers   map[string]bool
+	sent    map[string][][][]byte
+	closed  []string
+	backlog map[string]bool
+	notify  map[string][]func()
 }
 
 func newFakeSender() *fakeSender {
-	s := &fakeSender{peers: map[string]bool{}, sent: map[string][][][]byte{}}
+	s := &fakeSender{peers: map[string]bool{}, sent: map[string][][][]byte{}, backlog: map[string]bool{}, notify: map[string][]func(){}}
 	s.cond = sync.NewCond(&s.mu)
 	return s
 }
 
-func (s *fakeSender) SendConn(id string, conn uint64, frames ...[]byte) error {
+func (s *fakeSender) SendConn(id string, conn uint64, frames ...[]byte) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.peers[id] {
-		return errors.New("unknown peer")
+		return false, errors.New("unknown peer")
 	}
 	s.sent[id] = append(s.sent[id], frames)
 	s.cond.Broadcast()
-	return nil
+	return s.backlog[id], nil
+}
+
+// ReplyConn records the message with its envelope in front, as the
+// transport writes it.
+func (s *fakeSender) ReplyConn(id string, conn uint64, env [][]byte, frames ...[]byte) (bool, error) {
+	return s.SendConn(id, conn, append(append([][]byte{}, env...), frames...)...)
+}
+
+func (s *fakeSender) Broadcast(frame []byte, to []jsrt.Target) int {
+	n := 0
+	for _, t := range to {
+		s.mu.Lock()
+		skip := s.backlog[t.ID]
+		s.mu.Unlock()
+		if skip {
+			continue
+		}
+		if _, err := s.SendConn(t.ID, t.Serial, frame); err == nil {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *fakeSender) WhenWritable(id string, conn uint64, fn func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.backlog[id] {
+		return false
+	}
+	s.notify[id] = append(s.notify[id], fn)
+	return true
+}
+
+// setBacklogged makes id's queue backlogged (SendConn reports it and
+// broadcasts skip it) or, with false, writable again, calling whoever
+// waits for that.
+func (s *fakeSender) setBacklogged(id string, backlogged bool) {
+	s.mu.Lock()
+	s.backlog[id] = backlogged
+	var fire []func()
+	if !backlogged {
+		fire = s.notify[id]
+		delete(s.notify, id)
+	}
+	s.mu.Unlock()
+	for _, fn := range fire {
+		fn()
+	}
 }
 
 func (s *fakeSender) DisconnectConn(id string, conn uint64) bool {
@@ -81,15 +133,20 @@ func (s *fakeSender) messages(id string) [][][]byte {
 }
 
 // env is a Host on a handlers file written by the test, with a fake sender
-// and the log captured.
+// and the log captured. Its clients' messages reserve room on an inbound
+// account as the transport's do (queueLimit messages each), so that tests
+// see when the Host releases them.
 type env struct {
-	t    *testing.T
-	dir  string
-	file string
-	host *jsrt.Host
-	out  *fakeSender
-	logs *syncBuffer
-	conn map[string]uint64
+	t          *testing.T
+	dir        string
+	file       string
+	host       *jsrt.Host
+	out        *fakeSender
+	logs       *syncBuffer
+	conn       map[string]uint64
+	budget     *flow.Budget
+	queueLimit int
+	accts      map[string]*flow.Account
 }
 
 // syncBuffer is a log destination tests can wait on.
@@ -121,7 +178,8 @@ func (s *syncBuffer) String() string {
 // files maps a file name to its source; "handlers.js" is the main one.
 func start(t *testing.T, cfg jsrt.Config, files map[string]string) *env {
 	t.Helper()
-	e := &env{t: t, dir: t.TempDir(), out: newFakeSender(), logs: newSyncBuffer(), conn: map[string]uint64{}}
+	e := &env{t: t, dir: t.TempDir(), out: newFakeSender(), logs: newSyncBuffer(), conn: map[string]uint64{},
+		budget: flow.NewBudget(0), queueLimit: cfg.QueueLimit, accts: map[string]*flow.Account{}}
 	for name, src := range files {
 		e.write(name, src)
 	}
@@ -158,6 +216,7 @@ func (e *env) connect(id string) {
 	e.out.mu.Unlock()
 	connSerial++
 	e.conn[id] = connSerial
+	e.accts[id] = e.budget.Open(e.queueLimit)
 	e.host.Connected(id, connSerial)
 }
 
@@ -168,13 +227,47 @@ func (e *env) disconnect(id string) {
 	e.host.Disconnected(id, e.conn[id])
 }
 
-// send delivers a one-frame (or multi-frame) message from id.
+// send delivers a one-frame (or multi-frame) message from id, waiting (as
+// the transport's reader would) while id's account is out of room.
 func (e *env) send(id string, frames ...string) {
-	raw := make([][]byte, len(frames))
+	raw, n := rawFrames(frames)
+	if err := e.accts[id].Reserve(n, true); err != nil {
+		e.t.Fatal(err)
+	}
+	e.host.Message(id, e.conn[id], nil, raw, flow.NewHold(e.accts[id], n))
+}
+
+// sendUnheld delivers a message that holds no room (a source that cannot
+// pause).
+func (e *env) sendUnheld(id string, frames ...string) {
+	raw, _ := rawFrames(frames)
+	e.host.Message(id, e.conn[id], nil, raw, flow.Hold{})
+}
+
+// trySend is send that reports false, delivering nothing, when id's
+// account is out of room.
+func (e *env) trySend(id string, frames ...string) bool {
+	raw, n := rawFrames(frames)
+	if !e.accts[id].TryReserve(n, true) {
+		return false
+	}
+	e.host.Message(id, e.conn[id], nil, raw, flow.NewHold(e.accts[id], n))
+	return true
+}
+
+// held returns how many messages of id the Host has not yet released.
+func (e *env) held(id string) int {
+	_, n := e.accts[id].Held()
+	return n
+}
+
+func rawFrames(frames []string) (raw [][]byte, size int64) {
+	raw = make([][]byte, len(frames))
 	for i, f := range frames {
 		raw[i] = []byte(f)
+		size += int64(len(f))
 	}
-	e.host.Message(id, e.conn[id], raw)
+	return raw, size
 }
 
 // replies waits until id has received n messages and returns their first

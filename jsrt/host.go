@@ -10,19 +10,44 @@ import (
 	"time"
 
 	"github.com/moebius-js/moebius-js/core"
+	"github.com/moebius-js/moebius-js/flow"
+	"github.com/moebius-js/moebius-js/internal/lograte"
 )
 
 // Sender delivers messages to connected peers; the transport implements it.
 // A peer is one connection (an identity and the connection's serial), so
 // that nothing meant for a client reaches a later connection that reuses
-// its identity.
+// its identity. Every method may be called from any goroutine and never
+// blocks.
 type Sender interface {
 	// SendConn queues one message for that connection (conn 0: whichever
 	// connection holds the identity). It fails when the connection is gone.
-	// Any goroutine; never blocks.
-	SendConn(id string, conn uint64, frames ...[]byte) error
-	// DisconnectConn closes that connection. Any goroutine.
+	// backlogged reports that the connection's send queue is now above
+	// its high-water mark: generators that sent to it wait (WhenWritable).
+	// The message carries the envelope of the latest message from that
+	// connection: what a message that answers no particular request
+	// carries.
+	SendConn(id string, conn uint64, frames ...[]byte) (backlogged bool, err error)
+	// ReplyConn is SendConn carrying env, the envelope of the request
+	// being answered (nil: none), instead.
+	ReplyConn(id string, conn uint64, env [][]byte, frames ...[]byte) (backlogged bool, err error)
+	// Broadcast queues one frame for each of the connections to, skipping
+	// the backlogged ones, and returns how many it queued.
+	Broadcast(frame []byte, to []Target) int
+	// WhenWritable arranges for fn to be called once (on another
+	// goroutine) when that connection's send queue falls below its
+	// low-water mark or the connection ends, and reports true; it reports
+	// false, arranging nothing, when the queue is not backlogged.
+	WhenWritable(id string, conn uint64, fn func()) bool
+	// DisconnectConn closes that connection.
 	DisconnectConn(id string, conn uint64) bool
+}
+
+// Target names one connection: a client identity and the transport's
+// serial of its connection.
+type Target struct {
+	ID     string
+	Serial uint64
 }
 
 // Config sets up a Host. Zero values take the defaults.
@@ -33,30 +58,64 @@ type Config struct {
 	QueueLimit int           // requests a client may queue behind its running one (default 100)
 	Dialer     Dialer        // connects dealer() and request() to other servers (nil: they throw)
 	Logger     *slog.Logger  // default slog.Default()
+
+	// MaxSpawned bounds the tasks server.spawn may have running in one
+	// worker, MaxSpawnedPerClient those spawned on behalf of one client;
+	// past either, server.spawn throws a RangeError. Defaults 10,000 and
+	// 100.
+	MaxSpawned, MaxSpawnedPerClient int
+
+	// NewClock makes each worker's scheduler clock: what sleep() and the
+	// timeouts of recv() and request() count on (default:
+	// core.NewSystemClock). Tests give a virtual one. The step budget is
+	// always real time.
+	NewClock func() core.Clock
+
+	// PoolIdleTimeout is how long one of request()'s connections may stay
+	// idle in its pool before it is closed. Default 60s.
+	PoolIdleTimeout time.Duration
+
+	// LogLimiter rate-limits the log lines that one client can cause again
+	// and again (refused and failed requests). Default: one of the Host's
+	// own.
+	LogLimiter *lograte.Limiter
 }
 
 // Defaults for Config's zero values.
 const (
-	DefaultHandlers   = "handlers.js"
-	DefaultStepBudget = time.Second
+	DefaultHandlers            = "handlers.js"
+	DefaultStepBudget          = time.Second
+	DefaultMaxSpawned          = 10_000
+	DefaultMaxSpawnedPerClient = 100
+	DefaultPoolIdleTimeout     = time.Minute
 )
 
 // Host runs handlers.js on one or more workers and routes each client's
-// events to the worker its identity is pinned to.
+// events to the worker its identity is pinned to. Each worker serves a
+// slot; a worker stuck in a native call is retired and a fresh one takes
+// its slot over (retire.go).
 type Host struct {
-	cfg     Config
-	log     *slog.Logger
-	workers []*worker
+	cfg   Config
+	log   *slog.Logger
+	slots []*slot // fixed at New; the worker in each may change
+	out   Sender  // set by Start
 
-	mu      sync.Mutex // guards gen, files, started, stopped; serialises reloads
-	gen     int
-	files   []string
-	started bool
-	stopped bool
+	mu        sync.Mutex // guards gen, files, sources, started, stopped
+	reloading sync.Mutex // serialises reloads
+	lifecycle sync.Mutex // serialises a retirement with making a generation live and with the start of Shutdown
+	gen       int
+	files     []string
+	sources   map[string][]byte // what the live generation loaded, for a retired worker's successor
+	started   bool
+	stopped   bool
 
-	gates sync.Map // identity -> *gate of its current connection
+	lim *lograte.Limiter
 
 	reloads, reloadFailures atomic.Uint64
+	retired                 atomic.Uint64             // workers retired for a step stuck in a native call
+	abandoned               atomic.Int64              // retired workers whose goroutine has not ended yet
+	backpressure            atomic.Uint64             // generator steps that waited for a backlogged client
+	spawnRefused            atomic.Uint64             // server.spawn calls refused by a bound
 	errorReplies            map[string]*atomic.Uint64 // by error code; the map itself never changes
 }
 
@@ -71,6 +130,9 @@ func ErrorCodes() []string { return slices.Clone(errorCodes) }
 type Counters struct {
 	Reloads        uint64            // successful reloads
 	ReloadFailures uint64            // reloads refused for an error in handlers.js
+	Backpressure   uint64            // generator steps that waited for a backlogged client to drain
+	SpawnRefused   uint64            // server.spawn calls refused by MaxSpawned or MaxSpawnedPerClient
+	WorkersRetired uint64            // workers replaced because a step was stuck in a native call past its budget
 	Errors         map[string]uint64 // failed requests by error code (whether a hook or the default reply answered them)
 }
 
@@ -85,7 +147,9 @@ func (h *Host) ErrorReplies(code string) uint64 {
 
 // Counters returns the Host's totals. Any goroutine.
 func (h *Host) Counters() Counters {
-	c := Counters{Reloads: h.reloads.Load(), ReloadFailures: h.reloadFailures.Load(), Errors: map[string]uint64{}}
+	c := Counters{Reloads: h.reloads.Load(), ReloadFailures: h.reloadFailures.Load(),
+		Backpressure: h.backpressure.Load(), SpawnRefused: h.spawnRefused.Load(), WorkersRetired: h.retired.Load(),
+		Errors: map[string]uint64{}}
 	for code, n := range h.errorReplies {
 		c.Errors[code] = n.Load()
 	}
@@ -102,49 +166,94 @@ func New(cfg Config) (*Host, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 1
 	}
+	if cfg.PoolIdleTimeout <= 0 {
+		cfg.PoolIdleTimeout = DefaultPoolIdleTimeout
+	}
 	if cfg.StepBudget <= 0 {
 		cfg.StepBudget = DefaultStepBudget
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	h := &Host{cfg: cfg, log: cfg.Logger, gen: 1, errorReplies: map[string]*atomic.Uint64{}}
+	limitRegexpMatch(cfg.StepBudget, cfg.Logger) // before load: goja compiles regex literals with the script
+	if cfg.MaxSpawned <= 0 {
+		cfg.MaxSpawned = DefaultMaxSpawned
+	}
+	if cfg.MaxSpawnedPerClient <= 0 {
+		cfg.MaxSpawnedPerClient = DefaultMaxSpawnedPerClient
+	}
+	if cfg.LogLimiter == nil {
+		cfg.LogLimiter = lograte.New()
+	}
+	h := &Host{cfg: cfg, log: cfg.Logger, lim: cfg.LogLimiter, gen: 1, errorReplies: map[string]*atomic.Uint64{}}
 	for _, code := range errorCodes {
 		h.errorReplies[code] = new(atomic.Uint64)
 	}
 	for i := 0; i < cfg.Workers; i++ {
-		log := cfg.Logger
-		if cfg.Workers > 1 {
-			log = log.With("worker", i)
-		}
-		w := &worker{
-			idx:          i,
-			host:         h,
-			budget:       cfg.StepBudget,
-			log:          log,
-			old:          make(map[*jsRuntime]struct{}),
-			dialer:       cfg.Dialer,
-			pool:         make(map[string]*upstreamPool),
-			clients:      make(map[string]*client),
-			clientSpawns: make(map[*client]spawned),
-			drained:      make(chan struct{}),
-			done:         make(chan struct{}),
-		}
-		w.sched = core.New(core.Config{
-			QueueLimit: cfg.QueueLimit,
-			OnPanic: func(where string, v any) {
-				w.log.Error("bug: panic in scheduler callback", "where", where, "panic", fmt.Sprint(v))
-			},
-		})
-		rt, err := load(cfg.Handlers, w, h.gen)
+		s := &slot{clients: make(map[string]uint64)}
+		w := h.newWorker(i, s)
+		rt, err := load(cfg.Handlers, w, h.gen, nil)
 		if err != nil {
+			for _, loaded := range h.slots {
+				loaded.w.rt.scope.close() // what their top level opened (no goroutine runs them yet)
+			}
 			return nil, err
 		}
 		w.rt = rt
-		h.files = rt.files
-		h.workers = append(h.workers, w)
+		s.w = w
+		h.files, h.sources = rt.files, rt.sources
+		h.slots = append(h.slots, s)
 	}
 	return h, nil
+}
+
+// newWorker makes the worker number i, to serve s: its scheduler, no
+// runtime yet, no goroutine. Any goroutine.
+func (h *Host) newWorker(i int, s *slot) *worker {
+	cfg := &h.cfg
+	log := cfg.Logger
+	if cfg.Workers > 1 {
+		log = log.With("worker", i)
+	}
+	w := &worker{
+		idx:          i,
+		host:         h,
+		slot:         s,
+		budget:       cfg.StepBudget,
+		log:          log,
+		old:          make(map[*jsRuntime]struct{}),
+		pool:         make(map[string]*upstreamPool),
+		clients:      make(map[string]*client),
+		clientSpawns: make(map[*client]spawned),
+		retired:      make(chan struct{}),
+		drained:      make(chan struct{}),
+		done:         make(chan struct{}),
+	}
+	if cfg.Dialer != nil {
+		w.tracker = newTrackingDialer(cfg.Dialer, &w.gate)
+		w.dialer = w.tracker
+	}
+	var clock core.Clock
+	if cfg.NewClock != nil {
+		clock = cfg.NewClock()
+	}
+	w.sched = core.New(core.Config{
+		Clock:      clock,
+		QueueLimit: cfg.QueueLimit,
+		OnPanic: func(where string, v any) {
+			w.log.Error("bug: panic in scheduler callback", "where", where, "panic", fmt.Sprint(v))
+		},
+	})
+	return w
+}
+
+// workers returns the worker serving each slot now. Any goroutine.
+func (h *Host) workers() []*worker {
+	ws := make([]*worker, len(h.slots))
+	for i, s := range h.slots {
+		ws[i] = s.current()
+	}
+	return ws
 }
 
 // Start starts the workers' scheduler goroutines and the background
@@ -156,134 +265,89 @@ func (h *Host) Start(out Sender) {
 		return
 	}
 	h.started = true
-	for _, w := range h.workers {
-		w.out = out
-		w.dog = newWatchdog(w.budget)
+	h.out = out
+	for _, s := range h.slots {
+		w := s.w // no retirement before the watchdogs start
+		w.out = gatedSender{out, &w.gate}
+		w.dog = newWatchdog(w.budget, func(owner string, ran time.Duration) bool { return h.retire(w, owner, ran) })
 		go w.run()
 	}
-	h.log.Info("handlers loaded", "file", h.cfg.Handlers, "gen", h.gen, "workers", len(h.workers))
+	h.log.Info("handlers loaded", "file", h.cfg.Handlers, "gen", h.gen, "workers", len(h.slots))
 }
 
-// pick returns the worker a client identity is pinned to.
-func (h *Host) pick(id string) *worker {
-	if len(h.workers) == 1 {
-		return h.workers[0]
+// pick returns the slot a client identity is pinned to.
+func (h *Host) pick(id string) *slot {
+	if len(h.slots) == 1 {
+		return h.slots[0]
 	}
 	hash := uint32(2166136261) // FNV-1a, inline: no allocation per message
 	for i := 0; i < len(id); i++ {
 		hash = (hash ^ uint32(id[i])) * 16777619
 	}
-	return h.workers[hash%uint32(len(h.workers))]
+	return h.slots[hash%uint32(len(h.slots))]
 }
 
-// broadcast sends frame to every client of every worker: from's own at
-// once, the others' on their scheduler goroutines. Scheduler goroutine of
-// from.
+// broadcast sends frame to every client of every worker that is not
+// backlogged: the others' on their scheduler goroutines, then from's own.
+// A retired worker broadcasts nothing. Scheduler goroutine of from.
 func (h *Host) broadcast(from *worker, frame []byte) {
-	for _, w := range h.workers {
-		if w == from {
-			for _, c := range w.clients {
-				w.sendQuietly(c, frame)
-			}
-			continue
-		}
-		w.sched.Post(func() {
-			for _, c := range w.clients {
-				w.sendQuietly(c, frame)
-			}
-		})
+	if !from.gate.enter() {
+		return // retired: the step's end ends its goroutine (guarded)
 	}
+	for _, s := range h.slots {
+		if w := s.current(); w != from {
+			w.sched.Post(func() { w.broadcast(frame) })
+		}
+	}
+	from.gate.leave()
+	from.broadcast(frame) // through its own gate
 }
 
 // Connected reports a new client connection. Any goroutine; calls for one
 // identity must come in order (Connected, Message*, Disconnected).
 func (h *Host) Connected(id string, conn uint64) {
-	g := newGate(conn)
-	h.mu.Lock()
-	if h.stopped {
-		g.close()
-	}
-	h.gates.Store(id, g) // under mu: Shutdown closes every gate stored before it stops
-	h.mu.Unlock()
-	w := h.pick(id)
+	s := h.pick(id)
+	s.mu.Lock()
+	s.clients[id] = conn
+	w := s.w
+	s.mu.Unlock()
 	w.sched.Post(func() { w.connected(id, conn) })
 }
 
-// Message hands over one message from a client; the Host owns frames. Any
-// goroutine, in order per identity. It blocks while the client already has
-// InboxPerClient messages waiting for its worker, so that a client cannot
-// pile up messages while its worker is busy: its connection is simply not
-// read, and TCP slows it down.
-func (h *Host) Message(id string, conn uint64, frames [][]byte) {
-	var g *gate
-	if v, ok := h.gates.Load(id); ok && v.(*gate).conn == conn {
-		g = v.(*gate)
-		g.acquire()
+// Message hands over one message from a client: its envelope (the frames
+// up to and including its first empty frame, nil when it has none), which
+// every reply sent while serving it carries back, and its payload. The
+// Host owns env, frames and hold, which it releases once the request no longer waits (it starts, or
+// is dropped): until then the transport counts it against the client's
+// queue_limit and the server-wide bound, and stops reading a connection
+// that is out of room. Any goroutine, in order per identity; it never
+// blocks.
+func (h *Host) Message(id string, conn uint64, env, frames [][]byte, hold flow.Hold) {
+	s := h.pick(id)
+	t := newTicket(id, conn, env, frames, hold)
+	s.mu.Lock()
+	s.link(t) // in the ledger until it is answered, so a retirement knows of it
+	w := s.w
+	s.mu.Unlock()
+	if !w.sched.Post(func() { w.message(t) }) { // stopped: it will never run
+		t.releaseHold()
+		s.mu.Lock()
+		s.unlink(t)
+		s.mu.Unlock()
 	}
-	w := h.pick(id)
-	w.sched.Post(func() {
-		w.message(id, conn, frames)
-		if g != nil {
-			g.release()
-		}
-	})
 }
 
 // Disconnected reports that a client connection ended: its task is
 // cancelled and its queue freed. Any goroutine, in order per identity.
 func (h *Host) Disconnected(id string, conn uint64) {
-	if v, ok := h.gates.Load(id); ok && v.(*gate).conn == conn {
-		v.(*gate).close()
-		h.gates.CompareAndDelete(id, v)
+	s := h.pick(id)
+	s.mu.Lock()
+	if s.clients[id] == conn {
+		delete(s.clients, id)
 	}
-	w := h.pick(id)
+	w := s.w
+	s.mu.Unlock()
 	w.sched.Post(func() { w.disconnected(id, conn) })
-}
-
-// InboxPerClient is how many of one client's messages may wait for its
-// worker to take them in before reading from that client pauses.
-const InboxPerClient = 16
-
-// gate counts one connection's messages posted to its worker and not yet
-// taken in.
-type gate struct {
-	conn   uint64
-	mu     sync.Mutex
-	cond   sync.Cond
-	n      int
-	closed bool // the connection ended, or the host stopped: never block
-}
-
-func newGate(conn uint64) *gate {
-	g := &gate{conn: conn}
-	g.cond.L = &g.mu
-	return g
-}
-
-// acquire waits for room for one more message. Transport reader goroutine.
-func (g *gate) acquire() {
-	g.mu.Lock()
-	for g.n >= InboxPerClient && !g.closed {
-		g.cond.Wait()
-	}
-	g.n++
-	g.mu.Unlock()
-}
-
-// release frees a message's room. Scheduler goroutine.
-func (g *gate) release() {
-	g.mu.Lock()
-	g.n--
-	g.mu.Unlock()
-	g.cond.Signal()
-}
-
-// close lets every waiter through, now and later. Any goroutine.
-func (g *gate) close() {
-	g.mu.Lock()
-	g.closed = true
-	g.mu.Unlock()
-	g.cond.Broadcast()
 }
 
 // Files lists the files the live generation loaded. Any goroutine.
@@ -305,32 +369,88 @@ func (h *Host) Generation() int {
 // error (with file:line:col) is logged and returned, and the old code keeps
 // serving. Otherwise new requests, and queued ones when they start, go to the
 // new code, work in flight finishes on the code it started on, and the
-// background generator restarts. Any goroutine.
+// background generator restarts.
+//
+// Each worker evaluates the new code on its own scheduler goroutine (a
+// runtime is only ever touched there), between two steps, so its clients
+// wait for the evaluation as they would for a long step; nothing else
+// holds a lock meanwhile. Any goroutine; reloads run one at a time.
 func (h *Host) Reload() error {
+	h.reloading.Lock()
+	defer h.reloading.Unlock()
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.stopped {
-		return errors.New("reload: the server is shutting down")
+	if h.stopped || !h.started {
+		h.mu.Unlock()
+		return errors.New("reload: the server is not running")
 	}
-	gen := h.gen + 1
-	rts := make([]*jsRuntime, 0, len(h.workers))
-	for _, w := range h.workers {
-		rt, err := load(h.cfg.Handlers, w, gen)
-		if err != nil {
-			for _, loaded := range rts {
-				loaded.scope.close() // never used: close what their top level opened
+	gen, live := h.gen+1, h.gen
+	h.mu.Unlock()
+
+	type loaded struct {
+		rt  *jsRuntime
+		err error
+	}
+	n := len(h.slots)
+	results := make([]chan loaded, n)
+	ws := make([]*worker, n) // the worker each load was posted to
+	post := func(i int) {
+		w := h.slots[i].current()
+		ch := make(chan loaded, 1)
+		ws[i], results[i] = w, ch
+		w.post(func() {
+			rt, err := load(h.cfg.Handlers, w, gen, nil)
+			ch <- loaded{rt, err}
+		})
+	}
+	for i := range h.slots {
+		post(i)
+	}
+	rts := make([]*jsRuntime, n)
+	var failure error
+	for i := range h.slots {
+	wait:
+		for {
+			select {
+			case res := <-results[i]:
+				rts[i] = res.rt
+				if res.err != nil && failure == nil {
+					failure = res.err
+				}
+				break wait
+			case <-ws[i].retired: // stuck, and replaced: load on its successor
+				post(i)
+			case <-ws[i].done:
+				failure = errors.New("reload: the server is shutting down")
+				break wait
 			}
-			h.reloadFailures.Add(1)
-			h.log.Error("reload failed; still serving the previous code", "gen", h.gen, "error", err.Error())
-			return err
 		}
-		rts = append(rts, rt)
+	}
+	if failure != nil {
+		for i, rt := range rts {
+			if rt != nil { // never used: close what its top level opened, on its worker
+				ws[i].post(rt.scope.close)
+			}
+		}
+		h.reloadFailures.Add(1)
+		h.log.Error("reload failed; still serving the previous code", "gen", live, "error", failure.Error())
+		return failure
 	}
 	h.reloads.Add(1)
-	h.gen, h.files = gen, rts[0].files
-	for i, w := range h.workers {
-		rt := rts[i]
-		w.sched.Post(func() { w.swap(rt) })
+	h.lifecycle.Lock()
+	defer h.lifecycle.Unlock()
+	h.mu.Lock()
+	h.gen, h.files, h.sources = gen, rts[0].files, rts[0].sources
+	h.mu.Unlock()
+	for i, s := range h.slots {
+		w, rt := s.current(), rts[i]
+		if w != ws[i] {
+			// Retired since it loaded: its successor runs the previous
+			// generation and loads this one from the same sources.
+			src := rts[0].sources
+			w.post(func() { w.reloadTo(gen, src) })
+			continue
+		}
+		w.post(func() { w.swap(rt) })
 	}
 	h.log.Info("handlers reloaded", "file", h.cfg.Handlers, "gen", gen)
 	return nil
@@ -338,58 +458,88 @@ func (h *Host) Reload() error {
 
 // Shutdown stops taking requests, lets the work in flight finish for up to
 // grace, cancels what is left and stops the workers. It returns once every
-// scheduler goroutine has ended. Any goroutine, once Start has run.
+// scheduler goroutine has ended, or at a hard deadline (five step budgets,
+// at least a second, after the grace period) for a worker stuck in a
+// native call. No worker is retired once it has begun; one retired before
+// is not waited for. Any goroutine, once Start has run.
 func (h *Host) Shutdown(grace time.Duration) {
+	h.lifecycle.Lock()
 	h.mu.Lock()
 	if h.stopped || !h.started {
 		h.stopped = true
 		h.mu.Unlock()
+		h.lifecycle.Unlock()
 		return
 	}
 	h.stopped = true
 	h.mu.Unlock()
+	workers := h.workers() // no retirement changes them from now on
+	h.lifecycle.Unlock()
 
-	for _, w := range h.workers {
+	for _, w := range workers {
 		w.sched.Post(w.beginDrain)
 	}
 	timer := time.NewTimer(grace)
 	defer timer.Stop()
 waiting:
-	for _, w := range h.workers {
+	for _, w := range workers {
 		select {
 		case <-w.drained:
 		case <-timer.C:
 			break waiting
 		}
 	}
-	for _, w := range h.workers {
+	for _, w := range workers {
 		w.sched.Post(func() {
 			w.sched.CancelAll(errShutdown)
 			w.closeConnections()
 			w.sched.Stop()
 		})
 	}
-	for _, w := range h.workers {
-		<-w.done
+	// A worker stuck in a native call (one the watchdog's interrupt cannot
+	// reach) would hold the process for good: past a hard deadline it is
+	// abandoned, to end when that call returns, if ever.
+	deadline := max(stopDeadlineBudgets*h.cfg.StepBudget, minStopDeadline)
+	hard := time.NewTimer(deadline)
+	defer hard.Stop()
+	expired := false
+	for _, w := range workers {
+		if !expired {
+			select {
+			case <-w.done:
+			case <-hard.C:
+				expired = true
+			}
+		}
+		if expired {
+			select {
+			case <-w.done:
+			default:
+				h.log.Error("a worker did not stop: it is stuck in a call the step budget cannot interrupt; leaving it behind",
+					"worker", w.idx, "waited", deadline)
+				continue
+			}
+		}
 		w.dog.stop()
 	}
-	// Nothing takes messages in any more: readers must not wait for it.
-	h.mu.Lock()
-	h.gates.Range(func(_, v any) bool {
-		v.(*gate).close()
-		return true
-	})
-	h.mu.Unlock()
 }
+
+// How long Shutdown waits, after the grace period, for the workers to stop.
+const (
+	stopDeadlineBudgets = 5
+	minStopDeadline     = time.Second
+)
 
 // errShutdown ends the work still running (or queued) when the grace
 // period is over; its clients get the shutting_down reply.
 var errShutdown = errors.New("the server is shutting down")
 
-// Stats returns each worker's scheduler counters. Any goroutine.
+// Stats returns the scheduler counters of the worker serving each slot
+// (a retired worker's successor carries its counts on). Any goroutine.
 func (h *Host) Stats() []*core.Stats {
-	out := make([]*core.Stats, len(h.workers))
-	for i, w := range h.workers {
+	ws := h.workers()
+	out := make([]*core.Stats, len(ws))
+	for i, w := range ws {
 		out[i] = w.sched.Stats()
 	}
 	return out

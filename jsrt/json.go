@@ -15,22 +15,16 @@ import (
 // exhaust the stack.
 const maxJSONDepth = 1000
 
-// parseJSON turns a request payload into JavaScript values, as JSON.parse
-// would, straight from its bytes. It exists because the default router
-// parses every request and goja's JSON.parse (a string conversion, then
-// encoding/json's tokenizer) took half of the scheduler goroutine's time.
-// The rare payload it cannot represent (a lone surrogate escape) goes to
-// JSON.parse.
+// parseJSON turns a request payload into JavaScript values, as the
+// language's JSON.parse does, straight from its bytes. It exists because
+// the default router parses every request and goja's JSON.parse (a string
+// conversion, then encoding/json's tokenizer) took half of the scheduler
+// goroutine's time; it also differs from the standard where goja's does:
+// a lone surrogate escape ("\udc00") stays one, as in any JavaScript
+// engine, where goja makes it U+FFFD, and a number beyond float64's range
+// ("1e400") is Infinity, where goja refuses it.
 func (rt *jsRuntime) parseJSON(data []byte) (goja.Value, error) {
-	v, err := rt.fastParseJSON(data)
-	if errors.Is(err, errLoneSurrogate) {
-		return rt.jsonParse(goja.Undefined(), rt.vm.ToValue(string(data)))
-	}
-	return v, err
-}
-
-func (rt *jsRuntime) fastParseJSON(data []byte) (goja.Value, error) {
-	p := jsonParser{vm: rt.vm, data: data}
+	p := jsonParser{vm: rt.vm, setOwn: rt.setOwn, data: data}
 	p.skipSpace()
 	v, err := p.value(0)
 	if err != nil {
@@ -49,10 +43,25 @@ func (p *jsonParser) end() error {
 }
 
 type jsonParser struct {
-	vm   *goja.Runtime
-	data []byte
-	pos  int
-	buf  []byte // scratch for strings with escapes
+	vm     *goja.Runtime
+	setOwn goja.Callable // defines a key a Go string cannot hold
+	data   []byte
+	pos    int
+	buf    []byte // scratch for strings with escapes
+}
+
+// jsonString is a decoded JSON string: its text, or, when it holds a lone
+// surrogate escape (which a Go string cannot), its UTF-16 code units.
+type jsonString struct {
+	text  string
+	utf16 []uint16 // non-nil: the string has a lone surrogate; text is unused
+}
+
+func (p *jsonParser) jsString(s jsonString) goja.Value {
+	if s.utf16 != nil {
+		return goja.StringFromUTF16(s.utf16)
+	}
+	return p.vm.ToValue(s.text)
 }
 
 func (p *jsonParser) errorf(format string, args ...any) error {
@@ -93,7 +102,7 @@ func (p *jsonParser) value(depth int) (goja.Value, error) {
 		if err != nil {
 			return nil, err
 		}
-		return p.vm.ToValue(s), nil
+		return p.jsString(s), nil
 	case c == '-' || c >= '0' && c <= '9':
 		return p.number()
 	case p.literal("true"):
@@ -117,19 +126,20 @@ func (p *jsonParser) literal(word string) bool {
 
 func (p *jsonParser) object(depth int) (goja.Value, error) {
 	obj := p.vm.NewObject()
-	err := p.members(depth, true, func(key string, keyErr error) error {
-		if keyErr != nil {
-			return keyErr // a lone surrogate: parseJSON hands the payload to JSON.parse
-		}
+	err := p.members(depth, true, func(key jsonString) error {
 		v, err := p.value(depth)
 		if err != nil {
 			return err
 		}
-		if key == "__proto__" {
+		switch {
+		case key.utf16 != nil:
+			_, err = p.setOwn(goja.Undefined(), obj, p.jsString(key), v)
+			return err
+		case key.text == "__proto__":
 			// JSON.parse makes an own property; Set would change the prototype.
-			return obj.DefineDataProperty(key, v, goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_TRUE)
+			return obj.DefineDataProperty(key.text, v, goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_TRUE)
 		}
-		return obj.Set(key, v)
+		return obj.Set(key.text, v)
 	})
 	if err != nil {
 		return nil, err
@@ -139,7 +149,7 @@ func (p *jsonParser) object(depth int) (goja.Value, error) {
 
 func (p *jsonParser) array(depth int) (goja.Value, error) {
 	var items []any
-	err := p.members(depth, false, func(string, error) error {
+	err := p.members(depth, false, func(jsonString) error {
 		v, err := p.value(depth)
 		items = append(items, v)
 		return err
@@ -153,9 +163,8 @@ func (p *jsonParser) array(depth int) (goja.Value, error) {
 // members walks the object or array whose bracket is at p.pos, depth
 // levels deep, calling each once a member, with the parser at the member's
 // value: each must consume it. An object's keys are decoded and passed
-// when decodeKeys is set, else only checked; a key holding a lone
-// surrogate comes as keyErr errLoneSurrogate.
-func (p *jsonParser) members(depth int, decodeKeys bool, each func(key string, keyErr error) error) error {
+// when decodeKeys is set, else only checked.
+func (p *jsonParser) members(depth int, decodeKeys bool, each func(key jsonString) error) error {
 	if depth > maxJSONDepth {
 		return p.errorf("nested deeper than %d", maxJSONDepth)
 	}
@@ -170,19 +179,19 @@ func (p *jsonParser) members(depth int, decodeKeys bool, each func(key string, k
 		return nil
 	}
 	for {
-		var key string
-		var keyErr error
+		var key jsonString
 		if open == '{' {
 			if p.pos >= len(p.data) || p.data[p.pos] != '"' {
 				return p.errorf("expected a string key, found %s", p.describe())
 			}
+			var err error
 			if decodeKeys {
-				key, keyErr = p.string()
+				key, err = p.string()
 			} else {
-				keyErr = p.skipString()
+				err = p.skipString()
 			}
-			if keyErr != nil && !errors.Is(keyErr, errLoneSurrogate) {
-				return keyErr
+			if err != nil {
+				return err
 			}
 			p.skipSpace()
 			if p.pos >= len(p.data) || p.data[p.pos] != ':' {
@@ -191,7 +200,7 @@ func (p *jsonParser) members(depth int, decodeKeys bool, each func(key string, k
 			p.pos++
 			p.skipSpace()
 		}
-		if err := each(key, keyErr); err != nil {
+		if err := each(key); err != nil {
 			return err
 		}
 		if more, err := p.next(closer); !more {
@@ -233,21 +242,10 @@ func (p *jsonParser) number() (goja.Value, error) {
 			return p.vm.ToValue(n), nil
 		}
 	}
-	f, err := p.float(text)
-	if err != nil {
-		return nil, err
-	}
+	// numberText checked the syntax, so the one error left is ErrRange,
+	// where ParseFloat gives ±Inf as JSON.parse does (or 0 below the range).
+	f, _ := strconv.ParseFloat(text, 64)
 	return p.vm.ToValue(f), nil
-}
-
-// float converts a number's text; one beyond float64's range is an error,
-// as JSON.parse makes it in goja.
-func (p *jsonParser) float(text string) (float64, error) {
-	f, err := strconv.ParseFloat(text, 64)
-	if err != nil {
-		return 0, p.errorf("number %s out of range", text)
-	}
-	return f, nil
 }
 
 // numberText consumes a JSON number and returns its text.
@@ -290,8 +288,8 @@ func (p *jsonParser) numberText() (string, error) {
 }
 
 // string parses a JSON string at the current '"'. Invalid UTF-8 becomes
-// U+FFFD; a lone surrogate escape is kept as JavaScript would.
-func (p *jsonParser) string() (string, error) {
+// U+FFFD; a lone surrogate escape is kept as JavaScript keeps it.
+func (p *jsonParser) string() (jsonString, error) {
 	p.pos++ // '"'
 	start := p.pos
 	// Fast path: no escapes, valid UTF-8.
@@ -301,7 +299,7 @@ func (p *jsonParser) string() (string, error) {
 			s := p.data[start:p.pos]
 			p.pos++
 			if utf8.Valid(s) {
-				return string(s), nil
+				return jsonString{text: string(s)}, nil
 			}
 			p.pos = start
 			return p.slowString()
@@ -312,64 +310,79 @@ func (p *jsonParser) string() (string, error) {
 		}
 		p.pos++
 	}
-	return "", p.errorf("unterminated string")
+	return jsonString{}, p.errorf("unterminated string")
 }
 
-func (p *jsonParser) slowString() (string, error) {
+// slowString decodes a string with escapes or invalid UTF-8 into p.buf,
+// switching to UTF-16 code units at its first lone surrogate.
+func (p *jsonParser) slowString() (jsonString, error) {
 	b := p.buf[:0]
+	var wide []uint16
+	add := func(r rune) {
+		if wide != nil {
+			wide = utf16.AppendRune(wide, r)
+		} else {
+			b = utf8.AppendRune(b, r)
+		}
+	}
 	for {
 		if p.pos >= len(p.data) {
-			return "", p.errorf("unterminated string")
+			return jsonString{}, p.errorf("unterminated string")
 		}
 		c := p.data[p.pos]
 		switch {
 		case c == '"':
 			p.pos++
 			p.buf = b
-			return string(b), nil
+			if wide != nil {
+				return jsonString{utf16: wide}, nil
+			}
+			return jsonString{text: string(b)}, nil
 		case c < 0x20:
-			return "", p.errorf("control character %#02x in a string", c)
+			return jsonString{}, p.errorf("control character %#02x in a string", c)
 		case c == '\\':
 			p.pos++
 			if p.pos >= len(p.data) {
-				return "", p.errorf("unterminated string")
+				return jsonString{}, p.errorf("unterminated string")
 			}
 			e := p.data[p.pos]
 			p.pos++
 			switch e {
 			case '"', '\\', '/':
-				b = append(b, e)
+				add(rune(e))
 			case 'b':
-				b = append(b, '\b')
+				add('\b')
 			case 'f':
-				b = append(b, '\f')
+				add('\f')
 			case 'n':
-				b = append(b, '\n')
+				add('\n')
 			case 'r':
-				b = append(b, '\r')
+				add('\r')
 			case 't':
-				b = append(b, '\t')
+				add('\t')
 			case 'u':
 				r, err := p.hex4()
 				if err != nil {
-					return "", err
+					return jsonString{}, err
 				}
-				if utf16.IsSurrogate(r) {
-					if r2, ok := p.lowSurrogate(r); ok {
-						b = utf8.AppendRune(b, utf16.DecodeRune(r, r2))
-						continue
+				if !utf16.IsSurrogate(r) {
+					add(r)
+				} else if r2, ok := p.lowSurrogate(r); ok {
+					add(utf16.DecodeRune(r, r2))
+				} else {
+					// A lone surrogate, which only UTF-16 can hold.
+					if wide == nil {
+						wide = utf16.Encode([]rune(string(b)))
 					}
-					// A lone surrogate: Go strings cannot hold it.
-					return "", errLoneSurrogate
+					wide = append(wide, uint16(r))
 				}
-				b = utf8.AppendRune(b, r)
 			default:
 				p.pos--
-				return "", p.errorf("bad escape \\%c", e)
+				return jsonString{}, p.errorf("bad escape \\%c", e)
 			}
 		default:
 			r, size := utf8.DecodeRune(p.data[p.pos:])
-			b = utf8.AppendRune(b, r) // invalid bytes become U+FFFD
+			add(r) // invalid bytes become U+FFFD
 			p.pos += size
 		}
 	}
@@ -401,10 +414,6 @@ func (p *jsonParser) lowSurrogate(high rune) (rune, bool) {
 	}
 	return low, true
 }
-
-// errLoneSurrogate: the payload holds a "\uD800"-style escape without its
-// pair, which only a UTF-16 string can keep; parse it with JSON.parse.
-var errLoneSurrogate = errors.New("lone surrogate escape")
 
 // scanCommand checks that data is JSON and finds the string value of its
 // top-level "command", building no JavaScript values: routing needs only
@@ -438,8 +447,8 @@ func (p *jsonParser) scanTop() (*string, error) {
 		return nil, p.skip(1)
 	}
 	var command *string
-	err := p.members(1, true, func(key string, keyErr error) error {
-		if key != "command" || keyErr != nil {
+	err := p.members(1, true, func(key jsonString) error {
+		if key.text != "command" || key.utf16 != nil {
 			return p.skip(2)
 		}
 		command = nil
@@ -447,11 +456,8 @@ func (p *jsonParser) scanTop() (*string, error) {
 			return p.skip(2)
 		}
 		s, err := p.string()
-		switch {
-		case err == nil:
-			command = &s
-		case errors.Is(err, errLoneSurrogate):
-			err = nil // valid JSON, but no command a rule could name
+		if err == nil && s.utf16 == nil { // one with a lone surrogate names no rule
+			command = &s.text
 		}
 		return err
 	})
@@ -466,14 +472,11 @@ func (p *jsonParser) skip(depth int) error {
 	}
 	switch c := p.data[p.pos]; {
 	case c == '{' || c == '[':
-		return p.members(depth, false, func(string, error) error { return p.skip(depth + 1) })
+		return p.members(depth, false, func(jsonString) error { return p.skip(depth + 1) })
 	case c == '"':
 		return p.skipString()
 	case c == '-' || c >= '0' && c <= '9':
-		text, err := p.numberText()
-		if err == nil {
-			_, err = p.float(text)
-		}
+		_, err := p.numberText()
 		return err
 	case p.literal("true"), p.literal("false"), p.literal("null"):
 		return nil
@@ -484,8 +487,5 @@ func (p *jsonParser) skip(depth int) error {
 // skipString consumes a string, checking its escapes.
 func (p *jsonParser) skipString() error {
 	_, err := p.string()
-	if errors.Is(err, errLoneSurrogate) {
-		return nil // valid JSON; only its value could not be a Go string
-	}
 	return err
 }

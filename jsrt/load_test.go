@@ -159,3 +159,27 @@ module.exports = { rules: [{ command: 'v', handler: (c) => c.send(v.name) }] };`
 		t.Fatalf("after editing the required file: %q", got)
 	}
 }
+
+// A reload whose new code opened a dealer() at the top and then failed
+// closes that dealer on its worker's goroutine, where its replies are
+// delivered: under -race, closing it on the reloading goroutine while a
+// reply arrives is a data race.
+func TestAFailedReloadClosesWhatItsTopLevelOpenedOnTheWorker(t *testing.T) {
+	e := start(t, jsrt.Config{Dialer: newFakeDialer()}, map[string]string{"handlers.js": `
+module.exports = { rules: [{ command: 'echo', handler: (c, d) => c.send(d) }] };`})
+	e.connect("c")
+	for i := 0; i < 20; i++ {
+		e.write("handlers.js", `
+const { dealer } = require('moebius');
+const up = dealer('tcp://multi');
+for (let i = 0; i < 50; i++) up.send('x');
+throw new Error('broken on purpose');`)
+		if err := e.host.Reload(); err == nil {
+			t.Fatal("a reload of a throwing file succeeded")
+		}
+	}
+	e.send("c", `{"command":"echo"}`)
+	if got := e.reply("c", 1); got != `{"command":"echo"}` {
+		t.Fatalf("the old code does not serve: %q", got)
+	}
+}

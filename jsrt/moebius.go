@@ -3,9 +3,9 @@ package jsrt
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
-	"time"
 
 	"github.com/dop251/goja"
 
@@ -23,10 +23,10 @@ func (rt *jsRuntime) moebiusModule(vm *goja.Runtime, module *goja.Object) {
 	set("sleep", func(call goja.FunctionCall) goja.Value {
 		ms := call.Argument(0)
 		f := ms.ToFloat()
-		if !goja.IsNumber(ms) || math.IsNaN(f) || f < 0 || math.IsInf(f, 0) {
-			rt.throw(badArgument("sleep(ms) needs a finite number of milliseconds >= 0, got %s", ms.String()))
+		if !goja.IsNumber(ms) || math.IsNaN(f) || f < 0 {
+			rt.throw(badArgument("sleep(ms) needs a number of milliseconds >= 0 (Infinity: until cancelled), got %s", ms.String()))
 		}
-		return vm.ToValue(&sleepOp{d: time.Duration(f * float64(time.Millisecond))})
+		return vm.ToValue(newSleepOp(f))
 	})
 	set("text", func(call goja.FunctionCall) goja.Value {
 		if o, ok := call.Argument(0).(*goja.Object); ok {
@@ -113,7 +113,9 @@ func (rt *jsRuntime) serverObject() *goja.Object {
 			rt.throw(badArgument("server.spawn(generatorFunction, ...args) needs a function"))
 		}
 		args := append([]goja.Value(nil), call.Arguments[1:]...)
-		rt.spawn(f, args, "spawned work")
+		if err := rt.spawn(f, args, "spawned work"); err != nil {
+			rt.throw(err)
+		}
 		return goja.Undefined()
 	})
 	return o
@@ -152,7 +154,7 @@ func (rt *jsRuntime) sendTo(call goja.FunctionCall) {
 	}
 	if c := rt.w.clients[raw]; c != nil {
 		err = rt.w.send(c, frames) // this worker's client: aimed at its connection
-	} else if err = rt.w.out.SendConn(raw, 0, frames...); err != nil {
+	} else if err = rt.w.sendTo(Target{ID: raw}, id.String(), frames); err != nil {
 		err = &clientGoneError{"client " + id.String() + " is not connected"}
 	}
 	if err != nil {
@@ -196,26 +198,47 @@ type spawnJob struct {
 }
 
 // spawn starts fn(...args) as a task of its own, owned like the code
-// running now: by its client, or as background work.
-func (rt *jsRuntime) spawn(fn goja.Callable, args []goja.Value, what string) {
+// running now: by its client, or as background work. It fails with a
+// RangeError past MaxSpawned tasks in the worker or MaxSpawnedPerClient
+// for the owning client. What a guarded call spawns is cancelled if that
+// call is interrupted (see jsRuntime.call).
+func (rt *jsRuntime) spawn(fn goja.Callable, args []goja.Value, what string) error {
 	w := rt.w
+	cfg := &w.host.cfg
 	j := &spawnJob{rt: rt, fn: fn, args: args, what: what}
 	switch owner := w.scope; {
 	case owner != nil && owner.client != nil && !owner.client.gone:
-		j.scope.client = owner.client
-		j.set = w.clientSpawns[owner.client]
+		c := owner.client
+		j.scope.client = c
+		j.scope.answers, j.scope.env = owner.answers, owner.env // replies of work spawned for a request carry its envelope
+		j.set = w.clientSpawns[c]
+		if len(j.set) >= cfg.MaxSpawnedPerClient {
+			return rt.spawnRefused(fmt.Sprintf("client %s has %d spawned tasks running already (max_spawned_per_client)", c.text, len(j.set)), c.id)
+		}
 		if j.set == nil {
 			j.set = spawned{}
-			w.clientSpawns[owner.client] = j.set
+			w.clientSpawns[c] = j.set
 		}
 	case owner != nil && owner.client != nil:
-		return // its client is gone: the work has no one to do it for
+		return nil // its client is gone: the work has no one to do it for
 	default:
 		j.scope.background = true
 		j.set = rt.bgSpawns
 	}
+	if n := w.sched.Spawned(); n >= cfg.MaxSpawned {
+		return rt.spawnRefused(fmt.Sprintf("this worker has %d spawned tasks running already (max_spawned)", n), "")
+	}
 	j.id = w.sched.Spawn(j)
 	j.set[j.id] = struct{}{}
+	w.stepSpawns = append(w.stepSpawns, j.id)
+	return nil
+}
+
+// spawnRefused counts, logs (rate-limited) and returns a spawn refusal.
+func (rt *jsRuntime) spawnRefused(why, key string) error {
+	rt.w.host.spawnRefused.Add(1)
+	rt.w.host.lim.Log(rt.w.log, slog.LevelWarn, "spawn_refused", key, "server.spawn refused: "+why)
+	return &rangeError{"server.spawn: " + why + "; let some finish first"}
 }
 
 func (j *spawnJob) Start() (core.Frame, error) {

@@ -3,10 +3,12 @@ package jsrt
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/dop251/goja"
 
 	"github.com/moebius-js/moebius-js/core"
+	"github.com/moebius-js/moebius-js/flow"
 )
 
 // request is one client message on its way to a handler: a core.Job.
@@ -20,9 +22,11 @@ import (
 // reply goes out in its turn, so a client's replies keep the order of its
 // requests.
 type request struct {
-	w   *worker
-	c   *client
-	raw [][]byte
+	w    *worker
+	c    *client
+	env  [][]byte // its envelope, carried back by every reply while it is served
+	raw  [][]byte
+	hold flow.Hold // its room on the client's inbound account, until it starts
 
 	rt      *jsRuntime    // the runtime it was routed on
 	err     error         // why it cannot be routed
@@ -62,7 +66,7 @@ func (r *request) route(rt *jsRuntime) core.Strategy {
 // message returns the request's message object, made on first use.
 func (r *request) message() *goja.Object {
 	if r.msg == nil {
-		r.msg = r.rt.vm.NewDynamicObject(&message{rt: r.rt, raw: r.raw})
+		r.msg = r.rt.vm.NewDynamicObject(&message{rt: r.rt, env: r.env, raw: r.raw})
 	}
 	return r.msg
 }
@@ -70,7 +74,7 @@ func (r *request) message() *goja.Object {
 // customRoute asks handlers.js's route(message, client) for
 // {handler, strategy?, data?}. What route() opens is closed when it returns.
 func (r *request) customRoute(rt *jsRuntime) (core.Strategy, error) {
-	s := scope{client: r.c}
+	s := r.answering()
 	leave := r.w.enter(&s)
 	res, err := rt.call(rt.route, goja.Undefined(), r.message(), rt.object(r.c))
 	leave()
@@ -85,21 +89,54 @@ func (r *request) customRoute(rt *jsRuntime) (core.Strategy, error) {
 	if !ok {
 		return core.Queue, &requestError{CodeNoRoute, "no route for this message"}
 	}
-	h, ok := goja.AssertFunction(o.Get("handler"))
-	if !ok {
-		return core.Queue, &requestError{CodeNoRoute, "route returned no handler function"}
-	}
-	strategy := core.Queue
-	if v := o.Get("strategy"); v != nil && !goja.IsUndefined(v) {
-		if strategy, err = core.ParseStrategy(v.String()); err != nil {
-			return core.Queue, &requestError{CodeNoRoute, "route returned a bad strategy: " + err.Error()}
+	// The result's properties may be getters: read them guarded.
+	var (
+		h        goja.Callable
+		strategy = core.Queue
+		data     goja.Value
+		bad      error
+	)
+	err = rt.read(func() {
+		var ok bool
+		if h, ok = goja.AssertFunction(o.Get("handler")); !ok {
+			bad = &requestError{CodeNoRoute, "route returned no handler function"}
+			return
 		}
+		if v := o.Get("strategy"); v != nil && !goja.IsUndefined(v) {
+			var perr error
+			if strategy, perr = core.ParseStrategy(v.String()); perr != nil {
+				bad = &requestError{CodeNoRoute, "route returned a bad strategy: " + perr.Error()}
+				return
+			}
+		}
+		data = o.Get("data")
+	})
+	switch {
+	case err != nil && uncatchable(err):
+		return core.Queue, err
+	case err != nil:
+		return core.Queue, &requestError{CodeNoRoute, "reading what route returned threw: " + rt.errorText(err)}
+	case bad != nil:
+		return core.Queue, bad
 	}
 	r.handler, r.data = h, r.message().Get("text")
-	if d := o.Get("data"); d != nil {
-		r.data = d
+	if data != nil {
+		r.data = data
 	}
 	return strategy, nil
+}
+
+// answering is the scope of code that serves r: its sends to r's client
+// carry r's envelope.
+func (r *request) answering() scope {
+	return scope{client: r.c, answers: true, env: r.env}
+}
+
+// releaseHold gives back the request's room on its client's inbound
+// account: it no longer waits. Idempotent.
+func (r *request) releaseHold() {
+	r.hold.Release()
+	r.hold = flow.Hold{}
 }
 
 // bind readies the handler's data (the default router parses the JSON
@@ -120,6 +157,7 @@ func (r *request) bind() error {
 // code was reloaded since the request arrived, then calls the handler, or
 // sends the error reply of a request that cannot be routed.
 func (r *request) Start() (core.Frame, error) {
+	r.releaseHold()
 	rt := r.w.rt
 	if r.rt != rt {
 		r.route(rt)
@@ -130,10 +168,10 @@ func (r *request) Start() (core.Frame, error) {
 		r.err = r.bind()
 	}
 	if r.err != nil {
-		r.w.failed(rt, r.c, r.message(), r.err)
+		r.w.failed(rt, r.c, r.env, r.message(), r.err)
 		return nil, nil
 	}
-	r.scope.client = r.c
+	r.scope = r.answering()
 	leave := r.w.enter(&r.scope)
 	res, err := rt.call(r.handler, goja.Undefined(), rt.object(r.c), r.data, r.message())
 	leave()
@@ -149,6 +187,7 @@ func (r *request) Start() (core.Frame, error) {
 // Finish reports how the request ended: a failure gets its error reply, a
 // request cut short by shutdown the shutting_down reply.
 func (r *request) Finish(res core.Input) {
+	r.releaseHold()
 	if r.started {
 		defer r.rt.release()
 	}
@@ -157,18 +196,18 @@ func (r *request) Finish(res core.Input) {
 	switch {
 	case errors.Is(res.Err, errShutdown):
 		if !r.c.gone {
-			r.w.shuttingDown(r.c)
+			r.w.shuttingDown(r.c, r.env)
 		}
 	case res.Err == nil, errors.Is(res.Err, core.ErrCancelled), errors.Is(res.Err, core.ErrReplaced):
 	default:
-		r.w.failed(r.rt, r.c, r.message(), res.Err)
+		r.w.failed(r.rt, r.c, r.env, r.message(), res.Err)
 	}
 }
 
 // failed handles a request that could not run or that threw: the error hook
 // runs when handlers.js defines one, else the client gets the JSON error
 // reply; either way the log says why, with the JavaScript stack.
-func (w *worker) failed(rt *jsRuntime, c *client, msg *goja.Object, err error) {
+func (w *worker) failed(rt *jsRuntime, c *client, env [][]byte, msg *goja.Object, err error) {
 	code, text := rt.classify(err)
 	if n := w.host.errorReplies[code]; n != nil {
 		n.Add(1)
@@ -176,9 +215,9 @@ func (w *worker) failed(rt *jsRuntime, c *client, msg *goja.Object, err error) {
 	var re *requestError
 	routing := errors.As(err, &re)
 	if routing {
-		w.log.Warn("request refused", "client", c.text, "code", code, "error", text)
+		w.host.lim.Log(w.log, slog.LevelWarn, code, c.id, "request refused", "client", c.text, "code", code, "error", text)
 	} else {
-		w.log.Error("handler failed", "client", c.text, "code", code, "error", rt.describe(err))
+		w.host.lim.Log(w.log, slog.LevelError, code, c.id, "handler failed", "client", c.text, "code", code, "error", rt.describe(err))
 	}
 	if c.gone {
 		return
@@ -188,7 +227,7 @@ func (w *worker) failed(rt *jsRuntime, c *client, msg *goja.Object, err error) {
 		hook, args = rt.onMessageError, []goja.Value{args[0], msg, args[1]}
 	}
 	if hook != nil {
-		hs := scope{client: c} // what the hook opens closes when it returns
+		hs := scope{client: c, answers: true, env: env} // what the hook opens closes when it returns
 		leave := w.enter(&hs)
 		_, herr := rt.call(hook, goja.Undefined(), args...)
 		leave()
@@ -198,7 +237,7 @@ func (w *worker) failed(rt *jsRuntime, c *client, msg *goja.Object, err error) {
 		}
 		w.log.Error("error hook threw; sending the default error reply", "client", c.text, "error", rt.describe(herr))
 	}
-	if err := w.send(c, [][]byte{errorReply(code, text)}); err != nil {
+	if err := w.reply(c, env, [][]byte{errorReply(code, text)}); err != nil {
 		w.log.Debug("error reply not delivered", "client", c.text, "error", err)
 	}
 }

@@ -3,7 +3,6 @@ package jsrt_test
 import (
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -213,32 +212,139 @@ module.exports = { rules: [
 ]};
 `
 
-func TestAClientCannotPileUpMessagesWhileItsWorkerIsBusy(t *testing.T) {
-	e := start(t, jsrt.Config{StepBudget: 10 * time.Second}, map[string]string{"handlers.js": busyWorker})
+func TestRequestsHoldTheirRoomUntilTheyStart(t *testing.T) {
+	e := start(t, jsrt.Config{StepBudget: 10 * time.Second, QueueLimit: 3}, map[string]string{"handlers.js": busyWorker})
 	e.connect("spinner")
 	e.connect("flooder")
-	e.send("spinner", `{"command":"spin","ms":1000}`)
-	e.reply("spinner", 1) // the worker is now busy for a second
-	var delivered atomic.Int32
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		for i := 0; i < jsrt.InboxPerClient+4; i++ {
-			e.host.Message("flooder", e.conn["flooder"], [][]byte{[]byte(`{"command":"echo"}`)})
-			delivered.Add(1)
+	e.send("spinner", `{"command":"spin","ms":500}`)
+	e.reply("spinner", 1) // the worker is now busy for half a second
+	for i := 0; i < 3; i++ {
+		if !e.trySend("flooder", `{"command":"echo"}`) {
+			t.Fatalf("message %d refused within the queue limit of 3", i)
 		}
-	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for delivered.Load() < jsrt.InboxPerClient {
-		if time.Now().After(deadline) {
-			t.Fatal("the flooder's first messages were not taken")
+	}
+	if e.trySend("flooder", `{"command":"echo"}`) {
+		t.Fatal("a fourth message got room while three waited for the busy worker")
+	}
+	e.send("flooder", `{"command":"echo"}`) // waits, as a reader would, until one starts
+	e.replies("flooder", 4)                 // each released its room when it started, before replying
+	if n := e.held("flooder"); n != 0 {
+		t.Fatalf("%d messages still held after every request ran", n)
+	}
+}
+
+func TestDroppedRequestsReleaseTheirRoom(t *testing.T) {
+	e := start(t, jsrt.Config{QueueLimit: 10}, map[string]string{"handlers.js": `
+const { sleep } = require('moebius');
+module.exports = { rules: [
+  { command: 'park', handler: function* (c) { c.send('parked'); yield sleep(60000); } },
+  { command: 'skip', handler: (c) => c.send('ran'), strategy: 'ignore' },
+]};`})
+	e.connect("a")
+	e.connect("b")
+	e.send("a", `{"command":"park"}`)
+	e.reply("a", 1)
+	e.send("a", `{"command":"skip"}`) // ignored: the park still runs
+	e.send("a", `{"command":"park"}`) // queued behind it
+	e.send("a", `{"command":"park"}`)
+	e.send("b", `{"command":"skip"}`) // taken in after a's: once b is answered, a's were handled
+	e.reply("b", 1)
+	if n := e.held("a"); n != 2 {
+		t.Fatalf("%d messages held; want the 2 queued (the ignored one released)", n)
+	}
+	e.disconnect("a") // the queued ones are dropped with the task
+	e.send("b", `{"command":"skip"}`)
+	e.reply("b", 2)
+	if n := e.held("a"); n != 0 {
+		t.Fatalf("%d messages held after the client left", n)
+	}
+}
+
+// JavaScript a custom route returns (or a client's state) may run code of
+// its own when it is read: a getter, a toString. Reading it is a step like
+// any other: a loop there is interrupted, and the worker serves on.
+func TestValuesReadAfterARouteOrAtReloadRunUnderTheWatchdog(t *testing.T) {
+	const src = `
+const echo = (c, d) => c.send('echo ' + d);
+module.exports = {
+  route(message) {
+    switch (message.text) {
+    case 'getter': return { get handler() { for (;;) {} } };
+    case 'strategy': return { handler: echo, strategy: { toString() { for (;;) {} } } };
+    case 'trap':
+      return { handler: (c) => {
+        delete c.state;
+        Object.defineProperty(c, 'state', { get() { for (;;) {} }, configurable: true });
+        c.send('trapped');
+      } };
+    default: return { handler: echo };
+    }
+  },
+};`
+	cases := []struct{ name, msg string }{{"a looping handler getter", "getter"}, {"a looping strategy toString", "strategy"}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := start(t, jsrt.Config{StepBudget: 100 * time.Millisecond}, map[string]string{"handlers.js": src})
+			e.connect("a")
+			e.connect("b")
+			e.send("a", tc.msg)
+			if got := e.reply("a", 1); !strings.Contains(got, `"runaway_handler"`) {
+				t.Fatalf("reply %s, want runaway_handler", got)
+			}
+			e.send("b", "hello")
+			if got := e.reply("b", 1); got != "echo hello" {
+				t.Fatalf("the worker is stuck: %q", got)
+			}
+		})
+	}
+	t.Run("a looping state getter at reload", func(t *testing.T) {
+		e := start(t, jsrt.Config{StepBudget: 100 * time.Millisecond}, map[string]string{"handlers.js": src})
+		e.connect("a")
+		e.send("a", "trap")
+		if got := e.reply("a", 1); got != "trapped" {
+			t.Fatalf("reply %q", got)
 		}
-		time.Sleep(time.Millisecond)
+		done := make(chan error, 1)
+		go func() { done <- e.host.Reload() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("reload: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("reload hangs on a looping state getter")
+		}
+		e.send("a", "again")
+		if got := e.reply("a", 2); got != "echo again" {
+			t.Fatalf("after the reload: %q", got)
+		}
+	})
+}
+
+// blockingDialer's Dial blocks until release is closed: a native call the
+// step budget cannot interrupt.
+type blockingDialer struct{ release chan struct{} }
+
+func (d blockingDialer) Dial(string, string, func([][]byte)) (jsrt.Upstream, error) {
+	<-d.release
+	return nil, fmt.Errorf("released")
+}
+
+func TestShutdownReturnsThoughAWorkerIsStuckInANativeCall(t *testing.T) {
+	d := blockingDialer{release: make(chan struct{})}
+	defer close(d.release) // let the abandoned goroutine end with the test
+	e := start(t, jsrt.Config{Dialer: d, StepBudget: 50 * time.Millisecond}, map[string]string{"handlers.js": `
+const { dealer, log } = require('moebius');
+module.exports = { rules: [{ command: 'stuck', handler: () => { log.info('entering the stuck call'); dealer('tcp://nowhere'); } }] };`})
+	e.connect("c")
+	e.send("c", `{"command":"stuck"}`)
+	e.waitLog("entering the stuck call")
+	done := make(chan struct{})
+	go func() { e.host.Shutdown(0); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Shutdown waits for good on a worker stuck in a native call")
 	}
-	time.Sleep(50 * time.Millisecond) // a window in which no more may get through
-	if n := delivered.Load(); n != jsrt.InboxPerClient || len(e.out.messages("spinner")) != 1 {
-		t.Fatalf("%d messages taken while the worker was busy (want %d)", n, jsrt.InboxPerClient)
-	}
-	<-finished // once the worker is free, the rest go through
-	e.replies("flooder", jsrt.InboxPerClient+4)
+	e.waitLog("a worker did not stop")
 }

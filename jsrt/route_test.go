@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/moebius-js/moebius-js/flow"
 	"github.com/moebius-js/moebius-js/jsrt"
 )
 
@@ -31,7 +32,7 @@ func TestCustomRouteServesARawProtocol(t *testing.T) {
 	if got := e.reply("r", 1); got != "World" {
 		t.Fatalf("Hello -> %q", got)
 	}
-	e.host.Message("r", e.conn["r"], [][]byte{{0, 1, 2}, {}, {0xff, 0xfe}})
+	e.host.Message("r", e.conn["r"], nil, [][]byte{{0, 1, 2}, {}, {0xff, 0xfe}}, flow.Hold{})
 	e.replies("r", 2)
 	m := e.out.messages("r")[1]
 	want := [][]byte{{0xff, 0xfe}, {}, {0, 1, 2}}

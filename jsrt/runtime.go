@@ -54,9 +54,11 @@ type jsRuntime struct {
 	typeErrorCtor   goja.Value // handlers.js may overwrite the globals
 	rangeErrorCtor  goja.Value
 	ownDescriptor   goja.Callable // Object.getOwnPropertyDescriptor
+	setOwn          goja.Callable // (o, k, v): define k as o's own data property, for keys Go strings cannot hold
 
 	server      *goja.Object             // the moebius server object, made on first use
 	loaded      bool                     // evaluation is over: the worker's state may be used
+	sources     map[string][]byte        // what the load read, by path: a retired worker's successor loads the same code
 	clients     map[*client]*goja.Object // this runtime's object for each client
 	scope       scope                    // what code run at load time opened (module-level dealers)
 	bgSpawns    spawned                  // background() and the work it spawned
@@ -77,9 +79,14 @@ const maxRules = 10_000
 const maxCallStack = 10_000
 
 // load evaluates the handlers file at path into a new runtime for w. The
-// error names the file, line and column. Any goroutine.
-func load(path string, w *worker, gen int) (*jsRuntime, error) {
-	rt := &jsRuntime{w: w, gen: gen, vm: goja.New(), clients: make(map[*client]*goja.Object), bgSpawns: spawned{}}
+// error names the file, line and column. Files found in src (the sources
+// of an earlier load, or nil) are read from there rather than from disk, so
+// that the successor of a retired worker runs the code of the generation
+// it replaces even when the files changed since. Any goroutine; on w's
+// scheduler goroutine once that runs.
+func load(path string, w *worker, gen int, src map[string][]byte) (*jsRuntime, error) {
+	rt := &jsRuntime{w: w, gen: gen, vm: goja.New(), clients: make(map[*client]*goja.Object), bgSpawns: spawned{},
+		sources: make(map[string][]byte)}
 	vm := rt.vm
 	vm.SetMaxCallStackSize(maxCallStack)
 	vm.SetFieldNameMapper(goja.UncapFieldNameMapper())
@@ -88,14 +95,18 @@ func load(path string, w *worker, gen int) (*jsRuntime, error) {
 	}
 
 	reg := require.NewRegistry(require.WithLoader(func(p string) ([]byte, error) {
-		b, err := require.DefaultSourceLoader(p)
-		if err != nil {
-			return nil, err
+		b, ok := src[p]
+		if !ok {
+			var err error
+			if b, err = require.DefaultSourceLoader(p); err != nil {
+				return nil, err
+			}
 		}
 		if err := checkSyntax(p, b); err != nil {
 			return nil, err
 		}
 		rt.files = append(rt.files, p)
+		rt.sources[p] = b
 		return b, nil
 	}))
 	reg.RegisterNativeModule("moebius", rt.moebiusModule)
@@ -108,7 +119,7 @@ func load(path string, w *worker, gen int) (*jsRuntime, error) {
 		return nil, fmt.Errorf("install console: %w", err)
 	}
 
-	if _, err := os.Stat(path); err != nil {
+	if _, err := os.Stat(path); err != nil && src == nil { // a successor loads what src holds, even if the file is gone
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
 	spec := path
@@ -202,9 +213,13 @@ func (rt *jsRuntime) cacheIntrinsics() error {
     constructor(message) { super(message); this.name = 'ClientGoneError'; }
   }
   const genFuncProto = Object.getPrototypeOf(function* () {});
+  const defineProperty = Object.defineProperty;
+  const setOwn = (o, k, v) => {
+    defineProperty(o, k, { value: v, writable: true, enumerable: true, configurable: true });
+  };
   return [JSON.parse, JSON.stringify, genFuncProto.prototype,
           Uint8Array, TimeoutError, ClientGoneError, genFuncProto,
-          Error, TypeError, RangeError, Object.getOwnPropertyDescriptor];
+          Error, TypeError, RangeError, Object.getOwnPropertyDescriptor, setOwn];
 })()`)
 	if err != nil {
 		return fmt.Errorf("set up runtime: %w", err)
@@ -223,6 +238,7 @@ func (rt *jsRuntime) cacheIntrinsics() error {
 	rt.genFuncProto = get(6).(*goja.Object)
 	rt.errorCtor, rt.typeErrorCtor, rt.rangeErrorCtor = get(7), get(8), get(9)
 	rt.ownDescriptor, _ = goja.AssertFunction(get(10))
+	rt.setOwn, _ = goja.AssertFunction(get(11))
 	return nil
 }
 
@@ -303,11 +319,58 @@ func (rt *jsRuntime) readExports(path string, exports goja.Value) error {
 	return nil
 }
 
-// call runs fn under the step watchdog. Scheduler goroutine.
+// call runs fn under the step watchdog. If the call is interrupted (or
+// blows the call stack), the tasks it spawned are cancelled with it: they
+// are what a runaway loop left behind. Scheduler goroutine.
 func (rt *jsRuntime) call(fn goja.Callable, this goja.Value, args ...goja.Value) (goja.Value, error) {
-	rt.w.dog.begin(rt.vm)
-	defer rt.w.dog.end()
-	return fn(this, args...)
+	w := rt.w
+	mark := len(w.stepSpawns)
+	v, err := rt.guarded(fn, this, args)
+	if err != nil && uncatchable(err) && len(w.stepSpawns) > mark {
+		spawned := w.stepSpawns[mark:]
+		w.log.Warn("cancelling the tasks an interrupted step spawned", "tasks", len(spawned))
+		for _, id := range spawned {
+			w.sched.Cancel(id)
+		}
+	}
+	if mark == 0 {
+		clear(w.stepSpawns)
+		w.stepSpawns = w.stepSpawns[:0]
+	} else {
+		w.stepSpawns = w.stepSpawns[:mark]
+	}
+	return v, err
+}
+
+// read runs f, which reads or converts JavaScript values and may so run
+// code of the script's (a getter, toString, toJSON), as a guarded call:
+// under the watchdog like any step, with what it throws, or its
+// interruption, returned as the error. Values the script made are only
+// read this way, never directly after a call returned.
+func (rt *jsRuntime) read(f func()) error {
+	fn, _ := goja.AssertFunction(rt.vm.ToValue(func(goja.FunctionCall) goja.Value {
+		f()
+		return goja.Undefined()
+	}))
+	_, err := rt.call(fn, goja.Undefined())
+	return err
+}
+
+// guarded brackets one call with the watchdog. A worker retired while the
+// call ran (it was stuck in a native call, retire.go) ends its goroutine
+// as soon as the call returns: nothing it would do next may reach anyone.
+func (rt *jsRuntime) guarded(fn goja.Callable, this goja.Value, args []goja.Value) (goja.Value, error) {
+	w := rt.w
+	w.exitIfRetired()
+	owner := ""
+	if s := w.scope; s != nil && s.client != nil {
+		owner = s.client.text
+	}
+	w.dog.begin(rt.vm, owner)
+	defer w.dog.end()
+	v, err := fn(this, args...)
+	w.exitIfRetired()
+	return v, err
 }
 
 func (rt *jsRuntime) acquire() { rt.refs++ }

@@ -6,12 +6,24 @@ import "github.com/moebius-js/moebius-js/core"
 // (and the work it spawns), or background work. It collects what that code
 // opened, to close when it ends: the dealers its handler made.
 type scope struct {
-	client     *client // the client it works for; nil for background work
-	background bool    // background() or work it spawned: cancelled on reload
+	client     *client  // the client it works for; nil for background work
+	answers    bool     // it serves one of client's requests: its sends to client carry env
+	env        [][]byte // that request's envelope
+	background bool     // background() or work it spawned: cancelled on reload
 	cleanups   []func()
+	backlog    []Target // connections it sent to that are backlogged: a generator waits for them
 }
 
 func (s *scope) add(f func()) { s.cleanups = append(s.cleanups, f) }
+
+// backlogged notes that the code sent to t and t's send queue is now
+// above its high-water mark.
+func (s *scope) backlogged(t Target) {
+	if n := len(s.backlog); n > 0 && s.backlog[n-1] == t {
+		return
+	}
+	s.backlog = append(s.backlog, t)
+}
 
 // close runs the cleanups, most recent first.
 func (s *scope) close() {
@@ -19,12 +31,13 @@ func (s *scope) close() {
 		s.cleanups[i]()
 	}
 	s.cleanups = nil
+	s.backlog = nil
 }
 
 // own hands cleanup to the owner of the JavaScript running now: the job
 // being stepped, or the runtime itself for code run while loading.
 func (rt *jsRuntime) own(cleanup func()) {
-	if rt.loaded && rt.w.scope != nil {
+	if rt.w.scope != nil { // evaluation runs between steps, outside any scope
 		rt.w.scope.add(cleanup)
 		return
 	}

@@ -67,11 +67,13 @@ func TestStrategiesDecideWhatABusyClientsNextRequestDoes(t *testing.T) {
 	}
 }
 
-func TestFullQueueIsRefusedWithErrorReply(t *testing.T) {
+// A source that cannot pause (one that holds no room on an inbound
+// account, as in-process ones) past the queue limit gets queue_full.
+func TestFullQueueIsRefusedWithErrorReplyWhenTheSourceCannotPause(t *testing.T) {
 	e := start(t, jsrt.Config{QueueLimit: 2}, map[string]string{"handlers.js": strategies})
 	e.connect("c")
 	for i := 0; i < 4; i++ {
-		e.send("c", fmt.Sprintf(`{"command":"queue","tag":"t%d"}`, i))
+		e.sendUnheld("c", fmt.Sprintf(`{"command":"queue","tag":"t%d"}`, i))
 	}
 	got := e.replies("c", 4)
 	if !strings.Contains(got[0], `"code":"queue_full"`) {

@@ -272,10 +272,11 @@ type upstreamPool struct {
 // pooledConn is one of request()'s connections: it carries one request at
 // a time, so a reply belongs to the task that waits on key.
 type pooledConn struct {
-	w    *worker
-	pool *upstreamPool
-	up   Upstream     // nil once discarded
-	key  core.WaitKey // the request in flight, 0 when idle
+	w         *worker
+	pool      *upstreamPool
+	up        Upstream     // nil once discarded
+	key       core.WaitKey // the request in flight, 0 when idle
+	idleSince time.Time    // when it last went idle
 }
 
 // requestOp is what request() returns: yield it to send x and wait for the
@@ -335,6 +336,7 @@ func (op *requestOp) park(f *genFrame) core.Step {
 func (pool *upstreamPool) nextWaiting(now time.Time) *requestOp {
 	for len(pool.waiting) > 0 {
 		op := pool.waiting[0]
+		pool.waiting[0] = nil // the backing array must not keep it alive
 		pool.waiting = pool.waiting[1:]
 		if op.deadline.IsZero() || now.Before(op.deadline) {
 			return op
@@ -435,10 +437,49 @@ func (pc *pooledConn) free() {
 		return
 	}
 	if len(pool.idle) < maxIdlePerAddress && !pc.w.draining {
+		pc.idleSince = pc.w.sched.Now()
 		pool.idle = append(pool.idle, pc)
+		pc.w.armPoolExpiry()
 		return
 	}
 	pc.discard()
+}
+
+// armPoolExpiry makes sure idle pooled connections are looked at again
+// once they may have been idle for PoolIdleTimeout. Scheduler goroutine.
+func (w *worker) armPoolExpiry() {
+	if w.poolTimer != nil {
+		return
+	}
+	w.poolTimer = time.AfterFunc(w.host.cfg.PoolIdleTimeout, func() { w.sched.Post(w.expirePool) })
+}
+
+// expirePool closes the pooled connections idle for PoolIdleTimeout or
+// more, and forgets pools with nothing left. Scheduler goroutine.
+func (w *worker) expirePool() {
+	w.poolTimer = nil
+	cutoff := w.sched.Now().Add(-w.host.cfg.PoolIdleTimeout)
+	left := false
+	for _, pool := range w.pool {
+		keep := pool.idle[:0]
+		var stale []*pooledConn
+		for _, pc := range pool.idle {
+			if pc.idleSince.After(cutoff) {
+				keep = append(keep, pc)
+			} else {
+				stale = append(stale, pc)
+			}
+		}
+		clear(pool.idle[len(keep):])
+		pool.idle = keep
+		for _, pc := range stale {
+			pc.discard()
+		}
+		left = left || len(keep) > 0
+	}
+	if left {
+		w.armPoolExpiry()
+	}
 }
 
 // discard closes the connection for good and, as the pool has room again,
@@ -456,6 +497,9 @@ func (pc *pooledConn) discard() {
 	if pc.w.draining || !slices.ContainsFunc(pool.waiting, func(op *requestOp) bool {
 		return op.deadline.IsZero() || now.Before(op.deadline)
 	}) {
+		if pool.open == 0 && len(pool.waiting) == 0 && pc.w.pool[pool.addr] == pool {
+			delete(pc.w.pool, pool.addr) // an address used once is not kept for good
+		}
 		return
 	}
 	next, err := pool.take(pc.w)

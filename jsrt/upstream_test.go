@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -333,5 +335,61 @@ func TestClosingADealerWakesItsWaiter(t *testing.T) {
 	e.send("c", `{"command":"orphan"}`)
 	if got := e.reply("c", 1); got != "dealer tcp://down was closed" {
 		t.Fatalf("got %q", got)
+	}
+}
+
+func TestIdlePooledConnectionsExpire(t *testing.T) {
+	d := newFakeDialer()
+	e := start(t, jsrt.Config{Dialer: d, PoolIdleTimeout: 50 * time.Millisecond}, map[string]string{"handlers.js": upstreamHandlers})
+	e.connect("c")
+	e.send("c", `{"command":"viaRequest","text":"once"}`)
+	if got := e.reply("c", 1); got != "echo:once" {
+		t.Fatalf("reply %q", got)
+	}
+	// The module-level dealer stays; the pooled connection goes once idle.
+	opened, _ := d.counts()
+	d.waitClosed(t, opened-1)
+	e.send("c", `{"command":"viaRequest","text":"again"}`)
+	if got := e.reply("c", 2); got != "echo:again" {
+		t.Fatalf("after expiry: %q", got)
+	}
+}
+
+// secondDialFails is a Dialer whose second Dial fails; it counts closes.
+type secondDialFails struct {
+	mu             sync.Mutex
+	dials, closeds int
+}
+
+func (d *secondDialFails) Dial(string, string, func([][]byte)) (jsrt.Upstream, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.dials++
+	if d.dials == 2 {
+		return nil, errors.New("refused on purpose")
+	}
+	return closeCounter{d}, nil
+}
+
+type closeCounter struct{ d *secondDialFails }
+
+func (c closeCounter) Send(...[]byte) error { return nil }
+func (c closeCounter) Close()               { c.d.mu.Lock(); c.d.closeds++; c.d.mu.Unlock() }
+
+func TestALoadThatFailsOnOneWorkerClosesWhatTheOthersOpened(t *testing.T) {
+	d := &secondDialFails{}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "handlers.js")
+	src := "const { dealer } = require('moebius');\nconst up = dealer('tcp://anywhere');\nmodule.exports = { rules: [] };\n"
+	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := jsrt.New(jsrt.Config{Handlers: file, Workers: 2, Dialer: d}); err == nil {
+		t.Fatal("New succeeded though worker 1 could not open its dealer")
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closeds != 1 {
+		t.Fatalf("%d of worker 0's dealers closed, want 1", d.closeds)
 	}
 }

@@ -19,17 +19,20 @@ var (
 	typeRequestOp   = reflect.TypeOf(&requestOp{})
 )
 
-// These Go errors become TimeoutError, ClientGoneError and TypeError when
+// These Go errors become TimeoutError, ClientGoneError, TypeError and
+// RangeError when
 // thrown into JavaScript.
 type (
 	timeoutError    struct{ msg string }
 	clientGoneError struct{ msg string }
 	typeError       struct{ msg string }
+	rangeError      struct{ msg string }
 )
 
 func (e *timeoutError) Error() string    { return e.msg }
 func (e *clientGoneError) Error() string { return e.msg }
 func (e *typeError) Error() string       { return e.msg }
+func (e *rangeError) Error() string      { return e.msg }
 
 // badArgument is a TypeError for a moebius API call's arguments.
 func badArgument(format string, args ...any) error {
@@ -105,6 +108,7 @@ func (rt *jsRuntime) errorValue(err error) goja.Value {
 	var te *timeoutError
 	var cg *clientGoneError
 	var tye *typeError
+	var re *rangeError
 	switch {
 	case errors.As(err, &ex):
 		return ex.Value()
@@ -114,6 +118,8 @@ func (rt *jsRuntime) errorValue(err error) goja.Value {
 		return rt.newError(rt.clientGoneError, cg.msg)
 	case errors.As(err, &tye):
 		return rt.newError(rt.typeErrorCtor, tye.msg)
+	case errors.As(err, &re):
+		return rt.newError(rt.rangeErrorCtor, re.msg)
 	case errors.Is(err, core.ErrStackOverflow):
 		return rt.newError(rt.rangeErrorCtor, err.Error())
 	}
@@ -137,10 +143,12 @@ func (rt *jsRuntime) throw(err error) {
 // Uint8Array of the exact bytes) and "text" (the first frame as UTF-8), both
 // built on first use.
 type message struct {
-	rt     *jsRuntime
-	raw    [][]byte
-	frames goja.Value
-	text   goja.Value
+	rt       *jsRuntime
+	env      [][]byte // the envelope, delimiter included; nil: none
+	raw      [][]byte
+	frames   goja.Value
+	text     goja.Value
+	envelope goja.Value
 }
 
 func (m *message) Get(key string) goja.Value {
@@ -156,6 +164,21 @@ func (m *message) Get(key string) goja.Value {
 		return m.frames
 	case "text":
 		return m.textValue()
+	case "envelope":
+		// The frames before the delimiter, or null when the message came
+		// with none.
+		if m.envelope == nil {
+			if m.env == nil {
+				m.envelope = goja.Null()
+			} else {
+				vals := make([]any, len(m.env)-1)
+				for i, f := range m.env[:len(m.env)-1] {
+					vals[i] = m.rt.bytesValue(f)
+				}
+				m.envelope = m.rt.vm.NewArray(vals...)
+			}
+		}
+		return m.envelope
 	}
 	return nil
 }
@@ -172,6 +195,8 @@ func (m *message) textValue() goja.Value {
 }
 
 func (m *message) Set(string, goja.Value) bool { return false }
-func (m *message) Has(key string) bool         { return key == "frames" || key == "text" }
-func (m *message) Delete(string) bool          { return false }
-func (m *message) Keys() []string              { return []string{"frames", "text"} }
+func (m *message) Has(key string) bool {
+	return key == "frames" || key == "text" || key == "envelope"
+}
+func (m *message) Delete(string) bool { return false }
+func (m *message) Keys() []string     { return []string{"frames", "text", "envelope"} }

@@ -16,27 +16,61 @@ var errStepBudget = errors.New("step exceeded its time budget")
 // One watchdog serves one scheduler goroutine, which brackets every call
 // into JavaScript with begin and end; the watchdog's own goroutine checks
 // every budget/8 whether the same call is still running and, once it has
-// run for the whole budget, interrupts its runtime. It parks while no call
-// runs, so an idle server costs no wake-ups.
+// run for the whole budget by the clock (not by counting ticks, which
+// drifts late by every sleep's overshoot), interrupts its runtime, and
+// again every budget after that. It parks while no call runs, so an idle
+// server costs no wake-ups.
+//
+// An interrupt is seen between JavaScript instructions, not inside a
+// native call; the one that can run long, a backtracking regular
+// expression, gives up at twice the budget (regexp.go), by when the
+// interrupt is pending, so it ends the step as soon as the match returns.
+// Any other native call ('x'.repeat(2**29), a huge Array fill or
+// JSON.stringify) runs to its end. A call still running stuckAfter(budget)
+// after its first interrupt is reported to stuck; when stuck says it
+// retired the worker (retire.go), the watchdog's work is over and its
+// goroutine ends, else the call is reported again each stuckAfter(budget)
+// while it runs.
 type watchdog struct {
 	budget time.Duration
 	tick   time.Duration
+	stuck  func(owner string, ran time.Duration) bool // nil: nothing is reported
 
 	mu      sync.Mutex
 	vm      *goja.Runtime // the runtime inside a guarded call, or nil
 	depth   int           // nesting of guarded calls (only the outermost counts)
 	seq     uint64        // counts guarded calls
+	began   time.Time     // when the outermost guarded call began
+	owner   string        // whom it runs for (client.id as text; "" for background work)
 	parked  bool          // the watchdog goroutine waits on wake
 	stopped bool
 	wake    chan struct{}
 	done    chan struct{}
 }
 
-// newWatchdog starts a watchdog goroutine; stop ends it. Any goroutine.
-func newWatchdog(budget time.Duration) *watchdog {
+// How long after its first interrupt a guarded call that is still running
+// counts as stuck in a native call: three budgets, and at least a second.
+// A backtracking regular expression started just before the interrupt
+// gives up two budgets (plus regexp2's 100ms clock) after it, so it ends
+// as an ordinary runaway well before; what is still running past this is
+// a call the interrupt cannot stop.
+const (
+	stuckBudgets = 3
+	minStuck     = time.Second
+)
+
+// stuckAfter is that span for a step budget.
+func stuckAfter(budget time.Duration) time.Duration { return max(stuckBudgets*budget, minStuck) }
+
+// newWatchdog starts a watchdog goroutine; stop ends it. stuck (which may
+// be nil) hears of a call stuck in native code, on the watchdog's
+// goroutine, and reports whether the worker was retired for it. Any
+// goroutine.
+func newWatchdog(budget time.Duration, stuck func(owner string, ran time.Duration) bool) *watchdog {
 	w := &watchdog{
 		budget: budget,
 		tick:   max(budget/8, time.Millisecond),
+		stuck:  stuck,
 		wake:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
 	}
@@ -44,8 +78,9 @@ func newWatchdog(budget time.Duration) *watchdog {
 	return w
 }
 
-// begin marks the start of a guarded call on vm. Scheduler goroutine.
-func (w *watchdog) begin(vm *goja.Runtime) {
+// begin marks the start of a guarded call on vm, run for owner.
+// Scheduler goroutine.
+func (w *watchdog) begin(vm *goja.Runtime, owner string) {
 	w.mu.Lock()
 	w.depth++
 	if w.depth > 1 {
@@ -54,6 +89,8 @@ func (w *watchdog) begin(vm *goja.Runtime) {
 	}
 	w.vm = vm
 	w.seq++
+	w.began = time.Now()
+	w.owner = owner
 	wake := w.parked
 	w.parked = false
 	w.mu.Unlock()
@@ -80,7 +117,8 @@ func (w *watchdog) end() {
 	vm.ClearInterrupt()
 }
 
-// stop ends the watchdog goroutine and waits for it. Any goroutine, once.
+// stop ends the watchdog goroutine and waits for it (at once if it ended
+// by retiring its worker). Any goroutine, once.
 func (w *watchdog) stop() {
 	w.mu.Lock()
 	w.stopped = true
@@ -95,7 +133,8 @@ func (w *watchdog) stop() {
 func (w *watchdog) run() {
 	defer close(w.done)
 	var seen uint64
-	var ran time.Duration
+	var due time.Time     // when the call seen is to be interrupted (again)
+	var stuckAt time.Time // when it is to be reported as stuck; zero: not interrupted yet
 	for {
 		w.mu.Lock()
 		if w.stopped {
@@ -106,16 +145,40 @@ func (w *watchdog) run() {
 			w.parked = true
 			w.mu.Unlock()
 			<-w.wake
-			ran = 0
 			continue
 		}
 		if w.seq != seen {
-			seen, ran = w.seq, 0
-		} else if ran += w.tick; ran >= w.budget {
+			seen, due, stuckAt = w.seq, w.began.Add(w.budget), time.Time{}
+		}
+		now := time.Now()
+		if !now.Before(due) {
 			w.vm.Interrupt(fmt.Errorf("%w (%v)", errStepBudget, w.budget))
-			ran = 0
+			due = now.Add(w.budget)
+			if stuckAt.IsZero() {
+				stuckAt = now.Add(stuckAfter(w.budget))
+			}
+		}
+		next := due
+		var owner string
+		var ran time.Duration
+		report := false
+		if !stuckAt.IsZero() && w.stuck != nil {
+			if now.Before(stuckAt) {
+				if stuckAt.Before(next) {
+					next = stuckAt
+				}
+			} else {
+				report, stuckAt = true, now.Add(stuckAfter(w.budget)) // again then, if it is not retired
+				owner, ran = w.owner, now.Sub(w.began)
+			}
 		}
 		w.mu.Unlock()
-		time.Sleep(w.tick)
+		if report {
+			if w.stuck(owner, ran) {
+				return // the worker was retired: nothing is left to watch
+			}
+			continue
+		}
+		time.Sleep(min(w.tick, next.Sub(now)))
 	}
 }

@@ -12,24 +12,33 @@ import (
 
 // worker is one scheduler goroutine with its runtime(s) and the clients
 // pinned to it. Every field belongs to the scheduler goroutine except those
-// set before it starts.
+// set before it starts, and gate and retired, which retire.go shares with
+// the goroutine that retires the worker.
 type worker struct {
 	idx    int
 	host   *Host
+	slot   *slot // the position it serves; a successor takes it over when it is retired
 	log    *slog.Logger
 	sched  *core.Scheduler
 	dog    *watchdog
 	budget time.Duration // the step budget
-	out    Sender        // set by Host.Start before the goroutine starts
+	out    Sender        // Host's Sender through gate, set before the goroutine starts
 
-	dialer       Dialer                   // opens dealer() and request() connections; nil: none
+	gate    gate          // shut when the worker is retired: nothing it does reaches anyone after
+	retired chan struct{} // closed once it is retired and its successor serves its slot
+
+	dialer       Dialer                   // opens dealer() and request() connections (through tracker); nil: none
+	tracker      *trackingDialer          // what dialer opened, closed when the worker is retired; nil: no dialer
 	pool         map[string]*upstreamPool // request()'s connections, by address
+	poolTimer    *time.Timer              // armed while idle pooled connections may expire
 	dealers      int                      // dealer() sockets open
 	scope        *scope                   // owner of what the JavaScript running now opens
 	rt           *jsRuntime               // the live generation
 	old          map[*jsRuntime]struct{}  // retired generations with work still running
 	clients      map[string]*client       // connected clients, by identity
+	targets      []Target                 // scratch for broadcast
 	clientSpawns map[*client]spawned      // server.spawn work of each client, cancelled when it leaves
+	stepSpawns   []core.SpawnID           // spawned by the guarded call running now (cancelled if it is interrupted)
 	draining     bool                     // shutting down: no new requests
 	drained      chan struct{}            // closed once draining and no client task is left
 	done         chan struct{}            // closed when the scheduler goroutine ends
@@ -43,6 +52,7 @@ func (w *worker) run() {
 }
 
 func (w *worker) connected(id string, conn uint64) {
+	w.exitIfRetired()
 	if c := w.clients[id]; c != nil {
 		// The transport reports a connection's end before the next one with
 		// the same identity; this is a stale duplicate.
@@ -53,6 +63,7 @@ func (w *worker) connected(id string, conn uint64) {
 }
 
 func (w *worker) disconnected(id string, conn uint64) {
+	w.exitIfRetired()
 	c := w.clients[id]
 	if c == nil || c.conn != conn {
 		return
@@ -71,42 +82,101 @@ func (w *worker) disconnected(id string, conn uint64) {
 	w.checkDrained()
 }
 
-// message routes one request and hands it to the scheduler.
-func (w *worker) message(id string, conn uint64, frames [][]byte) {
-	c := w.clients[id]
-	if c == nil || c.conn != conn {
+// message routes one request and hands it to the scheduler. The request
+// keeps its ticket's hold until it starts (or is dropped); the ticket
+// leaves the slot's ledger when the request no longer needs an answer.
+func (w *worker) message(t *ticket) {
+	w.exitIfRetired()
+	c := w.clients[t.id]
+	if c == nil || c.conn != t.conn {
+		t.releaseHold()
+		w.settle(t)
 		return // from a connection already reported gone
 	}
 	if w.draining {
-		w.shuttingDown(c)
+		t.releaseHold()
+		w.shuttingDown(c, t.env)
+		w.settle(t)
 		return
 	}
-	r := &request{w: w, c: c, raw: frames}
-	switch w.sched.Submit(id, r, r.route(w.rt)) {
+	t.phase.Store(phaseRouting) // a custom route() runs JavaScript for it
+	j := &job{request: request{w: w, c: c, env: t.env, raw: t.frames}, t: t}
+	strategy := j.route(w.rt)
+	t.phase.Store(phaseQueued)
+	switch w.sched.Submit(t.id, j, strategy) {
 	case core.Refused:
-		w.failed(r.rt, c, r.message(), &requestError{CodeQueueFull,
+		t.releaseHold()
+		w.failed(j.rt, c, t.env, j.message(), &requestError{CodeQueueFull,
 			"too many requests queued for this client; wait for replies before sending more"})
+		w.settle(t)
 	case core.Ignored:
+		t.releaseHold()
 		w.log.Debug("request ignored: the client's previous request is still running", "client", c.text)
+		w.settle(t)
 	}
 }
 
-// send delivers one message to c, or fails with a ClientGoneError.
+// send delivers one message to c, or fails with a ClientGoneError. Code
+// serving one of c's requests (its scope answers it) sends with that
+// request's envelope; any other code with the envelope of c's latest
+// message. When c's send queue is backlogged, the code running now (its
+// scope) is told: a generator waits before its next step.
 func (w *worker) send(c *client, frames [][]byte) error {
+	if s := w.scope; s != nil && s.answers && s.client == c {
+		return w.reply(c, s.env, frames)
+	}
 	if c.gone {
 		return &clientGoneError{"client " + c.text + " has disconnected"}
 	}
-	if err := w.out.SendConn(c.id, c.conn, frames...); err != nil {
-		return &clientGoneError{"client " + c.text + " is gone: " + err.Error()}
+	return w.sendTo(Target{c.id, c.conn}, c.text, frames)
+}
+
+// reply delivers one message to c carrying env, the envelope of the
+// request it answers.
+func (w *worker) reply(c *client, env, frames [][]byte) error {
+	if c.gone {
+		return &clientGoneError{"client " + c.text + " has disconnected"}
+	}
+	backlogged, err := w.out.ReplyConn(c.id, c.conn, env, frames...)
+	return w.sent(Target{c.id, c.conn}, c.text, backlogged, err)
+}
+
+// sendTo delivers one message to a connection (conn 0: any with that
+// identity), whichever worker its client is pinned to.
+func (w *worker) sendTo(t Target, text string, frames [][]byte) error {
+	backlogged, err := w.out.SendConn(t.ID, t.Serial, frames...)
+	return w.sent(t, text, backlogged, err)
+}
+
+// sent is what a send's outcome means to the code that sent.
+func (w *worker) sent(t Target, text string, backlogged bool, err error) error {
+	if err != nil {
+		return &clientGoneError{"client " + text + " is gone: " + err.Error()}
+	}
+	if backlogged && w.scope != nil {
+		w.scope.backlogged(t)
 	}
 	return nil
 }
 
-// sendQuietly sends one frame to c, as broadcasts do: a client that has
-// just gone is skipped.
-func (w *worker) sendQuietly(c *client, frame []byte) {
-	if err := w.send(c, [][]byte{frame}); err != nil {
-		w.log.Debug("broadcast skipped a client", "client", c.text, "error", err)
+// broadcast queues frame for every client of this worker that is not
+// backlogged (those are skipped, as libzmq's PUB does; the transport
+// counts them).
+func (w *worker) broadcast(frame []byte) {
+	to := w.targets[:0]
+	for _, c := range w.clients {
+		to = append(to, Target{c.id, c.conn})
+	}
+	w.out.Broadcast(frame, to)
+	clear(to)
+	w.targets = to
+}
+
+// broadcastTo sends one broadcast copy to c, as a filtered broadcast does:
+// skipped when c is gone or backlogged.
+func (w *worker) broadcastTo(c *client, frame []byte) {
+	if !c.gone {
+		w.out.Broadcast(frame, []Target{{c.id, c.conn}})
 	}
 }
 
@@ -124,7 +194,10 @@ func (w *worker) startBackground() {
 		return
 	}
 	leave := w.enter(nil) // owned by no client: background work
-	rt.spawn(rt.background, []goja.Value{rt.serverObject()}, "background")
+	if err := rt.spawn(rt.background, []goja.Value{rt.serverObject()}, "background"); err != nil {
+		w.log.Error("background() not started", "error", err.Error())
+	}
+	w.stepSpawns = w.stepSpawns[:0]
 	leave()
 }
 
@@ -164,6 +237,10 @@ func (w *worker) checkDrained() {
 // closeConnections closes request()'s pool and the dealers the live and
 // retired runtimes opened at load time, at shutdown.
 func (w *worker) closeConnections() {
+	if w.poolTimer != nil {
+		w.poolTimer.Stop()
+		w.poolTimer = nil
+	}
 	for addr, pool := range w.pool {
 		for _, pc := range pool.idle {
 			pc.discard()
@@ -176,8 +253,24 @@ func (w *worker) closeConnections() {
 	}
 }
 
+// reloadTo loads generation gen from src and makes it live, unless the
+// worker runs gen (or a later one) already: a worker that replaced a
+// retired one while a reload was under way catches up this way.
+func (w *worker) reloadTo(gen int, src map[string][]byte) {
+	if w.rt.gen >= gen {
+		return
+	}
+	rt, err := load(w.host.cfg.Handlers, w, gen, src)
+	if err != nil {
+		w.log.Error("reload failed on the worker that replaced a retired one; it serves the previous code",
+			"gen", w.rt.gen, "error", err.Error())
+		return
+	}
+	w.swap(rt)
+}
+
 // shuttingDown answers a request the draining server will not run.
-func (w *worker) shuttingDown(c *client) {
+func (w *worker) shuttingDown(c *client, env [][]byte) {
 	w.host.errorReplies[CodeShuttingDown].Add(1)
-	_ = w.send(c, [][]byte{errorReply(CodeShuttingDown, "the server is shutting down")})
+	_ = w.reply(c, env, [][]byte{errorReply(CodeShuttingDown, "the server is shutting down")})
 }
