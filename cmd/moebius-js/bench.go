@@ -67,7 +67,7 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	case len(*prefix) > maxBenchPrefix:
 		return usageErr("--identity-prefix is longer than %d bytes", maxBenchPrefix)
 	}
-	if _, _, err := splitEndpoint(*endpoint); err != nil {
+	if _, _, err := transport.ParseEndpoint(*endpoint); err != nil {
 		return usageErr("%v", err)
 	}
 
@@ -198,7 +198,7 @@ type latencySummary struct {
 // reporter — and stops and waits for both, then closes every Dealer
 // (which waits for their goroutines) before it returns.
 func runBench(ctx context.Context, cfg benchConfig) (benchResult, error) {
-	network, address, err := splitEndpoint(cfg.Endpoint)
+	network, address, err := transport.ParseEndpoint(cfg.Endpoint)
 	if err != nil {
 		return benchResult{}, err
 	}
@@ -533,23 +533,6 @@ func (c *benchClient) checkTimeout(now time.Time) {
 		// checked before the run; try again at the next timeout.
 		c.sentAt, c.waiting = now, true
 	}
-}
-
-// splitEndpoint parses tcp://host:port or ipc://path into a network and an
-// address for net.Dial.
-func splitEndpoint(endpoint string) (network, address string, err error) {
-	scheme, rest, _ := strings.Cut(endpoint, "://")
-	switch scheme {
-	case "tcp":
-		if _, _, err := net.SplitHostPort(rest); err == nil {
-			return "tcp", rest, nil
-		}
-	case "ipc":
-		if rest != "" {
-			return "unix", rest, nil
-		}
-	}
-	return "", "", fmt.Errorf("endpoint %q: want tcp://host:port or ipc://path", endpoint)
 }
 
 // Latency histogram.

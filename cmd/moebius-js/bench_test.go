@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moebius-js/moebius-js/flow"
 	"github.com/moebius-js/moebius-js/transport"
 )
 
@@ -273,9 +274,9 @@ func TestSplitEndpoint(t *testing.T) {
 		{"127.0.0.1:5555", "", ""},
 		{"ipc://", "", ""},
 	} {
-		n, a, err := splitEndpoint(tc.in)
+		n, a, err := transport.ParseEndpoint(tc.in)
 		if n != tc.network || a != tc.address || (err != nil) != (tc.network == "") {
-			t.Errorf("splitEndpoint(%q) = %q, %q, %v", tc.in, n, a, err)
+			t.Errorf("transport.ParseEndpoint(%q) = %q, %q, %v", tc.in, n, a, err)
 		}
 	}
 }
@@ -333,7 +334,8 @@ func startFakeRouter(t *testing.T, answer answerFunc) (*fakeRouter, string) {
 
 func (f *fakeRouter) Connected(transport.Peer)           {}
 func (f *fakeRouter) Disconnected(transport.Peer, error) {}
-func (f *fakeRouter) Message(p transport.Peer, frames [][]byte) {
+func (f *fakeRouter) Message(p transport.Peer, _ transport.Envelope, frames [][]byte, hold flow.Hold) {
+	hold.Release()
 	f.mu.Lock()
 	f.seen[p.ID]++
 	n := f.seen[p.ID]

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -12,9 +14,10 @@ import (
 	"github.com/knadh/koanf/providers/confmap"
 	"github.com/knadh/koanf/providers/env/v2"
 	"github.com/knadh/koanf/providers/file"
-	"github.com/knadh/koanf/providers/posflag"
 	"github.com/knadh/koanf/v2"
 	"github.com/spf13/pflag"
+
+	"github.com/moebius-js/moebius-js/transport"
 )
 
 // serveConfig is everything `moebius-js serve` can be told. Each key can
@@ -30,8 +33,20 @@ type serveConfig struct {
 	MaxMessageSize   int64         `koanf:"max_message_size"`
 	MaxFrames        int           `koanf:"max_frames"`
 	QueueLimit       int           `koanf:"queue_limit"`
-	SendQueue        int           `koanf:"send_queue"`
+	MaxPendingBytes  int64         `koanf:"max_pending_bytes"`
+	SendHWM          int           `koanf:"send_hwm"`
+	SendHWMBytes     int64         `koanf:"send_hwm_bytes"`
 	SendQueueBytes   int64         `koanf:"send_queue_bytes"`
+	MaxSendBytes     int64         `koanf:"max_send_bytes"`
+	WriteTimeout     time.Duration `koanf:"write_timeout"`
+	MaxConnections   int           `koanf:"max_connections"`
+	MaxConnsPerAddr  int           `koanf:"max_connections_per_address"`
+	MaxHandshakes    int           `koanf:"max_handshakes"`
+	ReadTimeout      time.Duration `koanf:"read_timeout"`
+	HeartbeatIvl     time.Duration `koanf:"heartbeat_interval"`
+	HeartbeatTimeout time.Duration `koanf:"heartbeat_timeout"`
+	MaxSpawned       int           `koanf:"max_spawned"`
+	MaxSpawnedPerCli int           `koanf:"max_spawned_per_client"`
 	StepBudget       time.Duration `koanf:"step_budget"`
 	HandshakeTimeout time.Duration `koanf:"handshake_timeout"`
 	ShutdownGrace    time.Duration `koanf:"shutdown_grace"`
@@ -54,9 +69,21 @@ var configKeys = []struct {
 	{"log_format", "text", "text or json"},
 	{"max_message_size", "1048576", "largest incoming message in bytes; a peer that sends more is disconnected"},
 	{"max_frames", "256", "most frames in one incoming message; a peer that sends more is disconnected"},
-	{"queue_limit", "100", "requests a client may queue behind its running one; more get a queue_full error"},
-	{"send_queue", "1000", "messages waiting to be written to one peer; past it the peer is dropped"},
-	{"send_queue_bytes", "16777216", "bytes waiting to be written to one peer; past it the peer is dropped"},
+	{"queue_limit", "100", "requests a client may have waiting; then its connection is not read until one starts"},
+	{"max_pending_bytes", "134217728", "bytes of requests waiting across all clients; past it the clients holding some are not read"},
+	{"send_hwm", "1000", "messages queued to one client above which its generators pause and broadcasts skip it"},
+	{"send_hwm_bytes", "4194304", "bytes queued to one client above which its generators pause and broadcasts skip it"},
+	{"send_queue_bytes", "16777216", "bytes queued to one client; a send past it drops the client"},
+	{"max_send_bytes", "268435456", "bytes queued to all clients; past it the clients that do not read are dropped, largest first"},
+	{"write_timeout", "10s", "a client that reads nothing for this long while replies wait is dropped"},
+	{"max_connections", "10000", "open connections; more are closed at accept (lowered to fit the file descriptor limit)"},
+	{"max_connections_per_address", "5000", "open connections from one IP address; more are closed at accept (0: no bound)"},
+	{"max_handshakes", "1000", "connections in their handshake (half of it per address); more are closed at accept"},
+	{"read_timeout", "30s", "a connection that stalls this long in the middle of a message is closed"},
+	{"heartbeat_interval", "30s", "PING a client silent for this long (0: no server heartbeats)"},
+	{"heartbeat_timeout", "30s", "close a connection when nothing arrives this long after a PING"},
+	{"max_spawned", "10000", "tasks server.spawn may have running per worker; more throw"},
+	{"max_spawned_per_client", "100", "tasks server.spawn may have running for one client; more throw"},
 	{"step_budget", "1s", "longest one step of a handler may run before it is interrupted"},
 	{"handshake_timeout", "5s", "time a new connection has to complete the ZMTP handshake"},
 	{"shutdown_grace", "5s", "on SIGINT/SIGTERM, how long work in flight may finish before it is cancelled"},
@@ -67,24 +94,112 @@ var configKeys = []struct {
 // serveFlags defines serve's flags on fs.
 func serveFlags(fs *pflag.FlagSet) {
 	fs.String("config", "", "YAML config file (default ./"+defaultConfigFile+" when it exists)")
+	bools := &boolArgs{fs: fs}
 	for _, k := range configKeys {
 		name := strings.ReplaceAll(k.key, "_", "-")
 		switch k.key {
 		case "bind":
 			fs.StringArray(name, []string{k.def}, k.help)
 		case "watch", "identity_handover":
-			fs.Bool(name, k.def == "true", k.help)
+			f := fs.VarPF(&boolValue{v: k.def == "true", args: bools}, name, "", k.help+" (off: --"+name+"=false or --"+name+" false)")
+			f.NoOptDefVal = "true"
 		default:
 			fs.String(name, k.def, k.help)
 		}
 	}
 }
 
+// boolValue is the value of a bool flag (--watch, --identity-handover).
+// pflag lets a bool flag stand alone (--watch means --watch=true), so
+// `--watch false` would leave "false" as the handlers file; boolValue
+// records where each flag was met among the positional arguments, so that
+// takeBoolArgs can give a "true" or "false" right after it to the flag.
+type boolValue struct {
+	v    bool
+	args *boolArgs
+}
+
+func (b *boolValue) Type() string   { return "bool" }
+func (b *boolValue) String() string { return strconv.FormatBool(b.v) }
+
+func (b *boolValue) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	b.v = v
+	// pflag appends each positional argument to fs.Args() as it meets it:
+	// its length now is the index the next positional argument will have.
+	b.args.sets = append(b.args.sets, boolSet{b, v, len(b.args.fs.Args()), s == "true"})
+	return nil
+}
+
+// boolArgs is what the bool flags of one FlagSet were set to, in order.
+type boolArgs struct {
+	fs   *pflag.FlagSet
+	sets []boolSet
+}
+
+type boolSet struct {
+	flag *boolValue
+	v    bool
+	at   int  // index in fs.Args() of the next positional argument
+	bare bool // set to "true": --flag alone (or --flag=true)
+}
+
+// takeBoolArgs returns fs.Args() without the "true" and "false" that came
+// right after a bool flag given alone, and sets that flag to them:
+// `--watch false` is --watch=false. Arguments after "--" are left alone.
+func takeBoolArgs(fs *pflag.FlagSet) []string {
+	args := fs.Args()
+	var rec *boolArgs
+	fs.VisitAll(func(f *pflag.Flag) {
+		if b, ok := f.Value.(*boolValue); ok {
+			rec = b.args
+		}
+	})
+	if rec == nil || len(rec.sets) == 0 {
+		return args
+	}
+	// Only the last flag before a positional argument is right before it.
+	last := map[int]int{}
+	for i, s := range rec.sets {
+		last[s.at] = i
+	}
+	taken := map[int]bool{}
+	dash := fs.ArgsLenAtDash()
+	for i, s := range rec.sets {
+		if s.bare && last[s.at] == i && s.at < len(args) && (dash < 0 || s.at < dash) {
+			switch args[s.at] {
+			case "true":
+				s.v, taken[s.at] = true, true
+			case "false":
+				s.v, taken[s.at] = false, true
+			}
+		}
+		s.flag.v = s.v // the last setting of each flag wins
+	}
+	var rest []string
+	for i, a := range args {
+		if !taken[i] {
+			rest = append(rest, a)
+		}
+	}
+	return rest
+}
+
+// notSettings are MOEBIUS_ variables that are not settings but are set on
+// purpose: the end-to-end tests (tests/main_test.go) read MOEBIUS_BIN and
+// pass their whole environment to the server they start.
+var notSettings = []string{"MOEBIUS_BIN"}
+
 // loadServeConfig merges the defaults, the config file, the environment
-// and the flags (already parsed into fs), then checks the result.
+// and the flags (already parsed into fs), then checks the result. fs may
+// define only some of serve's flags (check defines --config alone).
 //
-// Unknown MOEBIUS_* variables are not errors (the environment is shared with
-// other programs); they come back as warnings.
+// An unknown key in the file or an unknown MOEBIUS_* variable (but those in
+// notSettings) is an error naming the closest key, as is a duration without
+// a unit. warnings is for what should be said but does not stop the server.
 func loadServeConfig(fs *pflag.FlagSet, environ func() []string) (cfg serveConfig, warnings []string, err error) {
 	k := koanf.New(".")
 	defaults := map[string]any{}
@@ -96,33 +211,45 @@ func loadServeConfig(fs *pflag.FlagSet, environ func() []string) (cfg serveConfi
 		return cfg, nil, fmt.Errorf("defaults: %w", err)
 	}
 
-	path, _ := fs.GetString("config")
+	path := ""
+	if fs.Lookup("config") != nil {
+		path, _ = fs.GetString("config")
+	}
 	if path == "" {
 		if _, err := os.Stat(defaultConfigFile); err == nil {
 			path = defaultConfigFile
 		}
 	}
 	if path != "" {
+		where := "config file " + path
 		fk := koanf.New(".")
 		if err := fk.Load(file.Provider(path), yaml.Parser()); err != nil {
-			return cfg, nil, fmt.Errorf("config file %s: %w", path, err)
+			return cfg, nil, fmt.Errorf("%s: %w", where, err)
 		}
-		if err := checkKeys(fk.Keys(), "config file "+path); err != nil {
+		if err := checkKeys(fk.Keys(), where); err != nil {
+			return cfg, nil, err
+		}
+		if err := checkDurations(fk.All(), func(key string) string { return where + ": " + key }); err != nil {
 			return cfg, nil, err
 		}
 		if err := k.Merge(fk); err != nil {
-			return cfg, nil, fmt.Errorf("config file %s: %w", path, err)
+			return cfg, nil, fmt.Errorf("%s: %w", where, err)
 		}
 	}
 
-	var unknownEnv []string
+	var unknownEnv []error
+	ek := koanf.New(".")
 	ep := env.Provider(".", env.Opt{
 		Prefix:      "MOEBIUS_",
 		EnvironFunc: environ,
-		TransformFunc: func(key, value string) (string, any) {
-			key = strings.ToLower(strings.TrimPrefix(key, "MOEBIUS_"))
+		TransformFunc: func(name, value string) (string, any) {
+			key := strings.ToLower(strings.TrimPrefix(name, "MOEBIUS_"))
+			if slices.Contains(notSettings, name) {
+				return "", nil
+			}
 			if !isKey(key) {
-				unknownEnv = append(unknownEnv, "MOEBIUS_"+strings.ToUpper(key))
+				unknownEnv = append(unknownEnv, fmt.Errorf("environment variable %s is not a setting (did you mean MOEBIUS_%s? known keys: %s)",
+					name, strings.ToUpper(closestKey(key)), knownKeys()))
 				return "", nil
 			}
 			if key == "bind" {
@@ -131,26 +258,46 @@ func loadServeConfig(fs *pflag.FlagSet, environ func() []string) (cfg serveConfi
 			return key, value
 		},
 	})
-	if err := k.Load(ep, nil); err != nil {
+	if err := ek.Load(ep, nil); err != nil {
 		return cfg, nil, fmt.Errorf("environment: %w", err)
 	}
-	for _, name := range unknownEnv {
-		warnings = append(warnings, fmt.Sprintf("environment variable %s is not a setting (known keys: %s)", name, knownKeys()))
+	if len(unknownEnv) > 0 {
+		return cfg, nil, errors.Join(unknownEnv...)
+	}
+	if err := checkDurations(ek.All(), func(key string) string {
+		return "environment variable MOEBIUS_" + strings.ToUpper(key) + " (" + key + ")"
+	}); err != nil {
+		return cfg, nil, err
+	}
+	if err := k.Merge(ek); err != nil {
+		return cfg, nil, fmt.Errorf("environment: %w", err)
 	}
 
-	fp := posflag.ProviderWithFlag(fs, ".", k, func(f *pflag.Flag) (string, any) {
+	args := takeBoolArgs(fs)
+	flags := map[string]any{}
+	fs.Visit(func(f *pflag.Flag) { // the flags given
 		key := strings.ReplaceAll(f.Name, "-", "_")
-		if !isKey(key) || !f.Changed {
-			return "", nil
+		if !isKey(key) {
+			return
 		}
-		return key, posflag.FlagVal(fs, f)
+		switch v := f.Value.(type) {
+		case pflag.SliceValue:
+			flags[key] = v.GetSlice()
+		case *boolValue:
+			flags[key] = v.v
+		default:
+			flags[key] = f.Value.String()
+		}
 	})
-	if err := k.Load(fp, nil); err != nil {
+	if err := checkDurations(flags, func(key string) string { return "flag --" + strings.ReplaceAll(key, "_", "-") }); err != nil {
+		return cfg, nil, err
+	}
+	if err := k.Load(confmap.Provider(flags, "."), nil); err != nil {
 		return cfg, nil, fmt.Errorf("flags: %w", err)
 	}
-	if args := fs.Args(); len(args) > 0 {
+	if len(args) > 0 {
 		if len(args) > 1 {
-			return cfg, nil, fmt.Errorf("serve takes one handlers file, got %q", args)
+			return cfg, nil, fmt.Errorf("%s takes one handlers file, got %q", fs.Name(), args)
 		}
 		_ = k.Set("handlers", args[0])
 	}
@@ -159,6 +306,59 @@ func loadServeConfig(fs *pflag.FlagSet, environ func() []string) (cfg serveConfi
 		return cfg, nil, fmt.Errorf("config: %w", err)
 	}
 	return cfg, warnings, cfg.check()
+}
+
+// durationKeys are the keys whose values are time.Durations.
+var durationKeys = func() map[string]bool {
+	keys := map[string]bool{}
+	t := reflect.TypeFor[serveConfig]()
+	for i := 0; i < t.NumField(); i++ {
+		if f := t.Field(i); f.Type == reflect.TypeFor[time.Duration]() {
+			keys[f.Tag.Get("koanf")] = true
+		}
+	}
+	return keys
+}()
+
+// checkDurations refuses a duration in values (one source's settings)
+// that is not one: a number without a unit (YAML's `5`, or "5" from the
+// environment or a flag) would be read as nanoseconds. A bare 0 is 0 in
+// any unit, so it is allowed (check() refuses it where 0 cannot work).
+// name says where a key's value came from.
+func checkDurations(values map[string]any, name func(key string) string) error {
+	var errs []error
+	for _, c := range configKeys {
+		v, ok := values[c.key]
+		if !ok || !durationKeys[c.key] {
+			continue
+		}
+		if err := checkDuration(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name(c.key), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkDuration(v any) error {
+	number := ""
+	switch v := v.(type) {
+	case string:
+		if _, err := time.ParseDuration(v); err == nil {
+			return nil
+		}
+		if _, err := strconv.ParseFloat(v, 64); err != nil {
+			return fmt.Errorf("%q is not a duration (write one like \"5s\", \"250ms\" or \"1m30s\")", v)
+		}
+		number = v
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32, float64:
+		if reflect.ValueOf(v).IsZero() {
+			return nil
+		}
+		number = fmt.Sprint(v)
+	default:
+		return fmt.Errorf("%v is not a duration (write one like \"5s\", \"250ms\" or \"1m30s\")", v)
+	}
+	return fmt.Errorf("%s has no unit; a duration needs one, e.g. \"%ss\" or \"%sms\"", number, number, number)
 }
 
 func isKey(key string) bool {
@@ -173,10 +373,42 @@ func knownKeys() string {
 	return strings.Join(names, ", ")
 }
 
+// closestKey returns the known key nearest to key in edit distance.
+func closestKey(key string) string {
+	best, bestDist := "", -1
+	for _, c := range configKeys {
+		if d := editDistance(key, c.key); bestDist < 0 || d < bestDist {
+			best, bestDist = c.key, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
 func checkKeys(keys []string, where string) error {
 	for _, key := range keys {
 		if !isKey(key) {
-			return fmt.Errorf("%s: unknown key %q (known: %s)", where, key, knownKeys())
+			return fmt.Errorf("%s: unknown key %q (did you mean %q? known: %s)", where, key, closestKey(key), knownKeys())
 		}
 	}
 	return nil
@@ -189,8 +421,8 @@ func (c serveConfig) check() error {
 		errs = append(errs, errors.New("bind: at least one endpoint is needed"))
 	}
 	for _, b := range c.Bind {
-		if !strings.HasPrefix(b, "tcp://") && !strings.HasPrefix(b, "ipc://") {
-			errs = append(errs, fmt.Errorf("bind: %q is not tcp://host:port or ipc://path", b))
+		if _, _, err := transport.ParseEndpoint(b); err != nil {
+			errs = append(errs, fmt.Errorf("bind: %w", err))
 		}
 	}
 	if c.Handlers == "" {
@@ -198,9 +430,14 @@ func (c serveConfig) check() error {
 	}
 	positive := map[string]int64{
 		"workers": int64(c.Workers), "max_message_size": c.MaxMessageSize, "max_frames": int64(c.MaxFrames),
-		"send_queue_bytes": c.SendQueueBytes,
-		"queue_limit":      int64(c.QueueLimit), "send_queue": int64(c.SendQueue),
-		"step_budget": int64(c.StepBudget), "handshake_timeout": int64(c.HandshakeTimeout),
+		"queue_limit": int64(c.QueueLimit), "max_pending_bytes": c.MaxPendingBytes,
+		"send_hwm": int64(c.SendHWM), "send_hwm_bytes": c.SendHWMBytes,
+		"send_queue_bytes": c.SendQueueBytes, "max_send_bytes": c.MaxSendBytes,
+		"write_timeout": int64(c.WriteTimeout), "max_connections": int64(c.MaxConnections),
+		"max_handshakes": int64(c.MaxHandshakes), "read_timeout": int64(c.ReadTimeout),
+		"heartbeat_timeout": int64(c.HeartbeatTimeout), "max_spawned": int64(c.MaxSpawned),
+		"max_spawned_per_client": int64(c.MaxSpawnedPerCli),
+		"step_budget":            int64(c.StepBudget), "handshake_timeout": int64(c.HandshakeTimeout),
 	}
 	for _, ck := range configKeys {
 		if v, ok := positive[ck.key]; ok && v <= 0 {
@@ -209,6 +446,15 @@ func (c serveConfig) check() error {
 	}
 	if c.ShutdownGrace < 0 {
 		errs = append(errs, errors.New("shutdown_grace: must not be negative"))
+	}
+	if c.MaxConnsPerAddr < 0 {
+		errs = append(errs, errors.New("max_connections_per_address: must not be negative (0: no bound)"))
+	}
+	if c.HeartbeatIvl < 0 {
+		errs = append(errs, errors.New("heartbeat_interval: must not be negative (0: no server heartbeats)"))
+	}
+	if c.MaxMessageSize > 0 && c.MaxPendingBytes > 0 && c.MaxMessageSize > c.MaxPendingBytes {
+		errs = append(errs, fmt.Errorf("max_message_size (%d) must not be larger than max_pending_bytes (%d)", c.MaxMessageSize, c.MaxPendingBytes))
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
 		errs = append(errs, fmt.Errorf("log_level: %q is not debug, info, warn or error", c.LogLevel))

@@ -34,7 +34,7 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	if len(cfg.Bind) != 1 || cfg.Bind[0] != "tcp://127.0.0.1:5555" || cfg.Handlers != "handlers.js" ||
 		!cfg.Watch || cfg.Workers != 1 || cfg.StepBudget != time.Second || cfg.MaxMessageSize != 1<<20 ||
-		cfg.QueueLimit != 100 || cfg.SendQueue != 1000 || cfg.ShutdownGrace != 5*time.Second || cfg.Metrics != "" {
+		cfg.QueueLimit != 100 || cfg.SendHWM != 1000 || cfg.MaxPendingBytes != 128<<20 || cfg.ReadTimeout != 30*time.Second || cfg.ShutdownGrace != 5*time.Second || cfg.Metrics != "" {
 		t.Fatalf("defaults: %+v", cfg)
 	}
 }
@@ -42,9 +42,7 @@ func TestConfigDefaults(t *testing.T) {
 func TestConfigPrecedenceFileEnvFlags(t *testing.T) {
 	dir := t.TempDir()
 	yaml := "step_budget: 2s\nworkers: 2\nqueue_limit: 7\nlog_level: debug\nbind: [\"tcp://127.0.0.1:7001\", \"ipc:///tmp/x.sock\"]\n"
-	if err := os.WriteFile(filepath.Join(dir, "moebius.yaml"), []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, dir, "moebius.yaml", yaml)
 	env := []string{"MOEBIUS_WORKERS=3", "MOEBIUS_QUEUE_LIMIT=8", "HOME=/root"}
 	cfg, _, err := loadIn(t, dir, env, "--queue-limit", "9", "app.js")
 	if err != nil {
@@ -93,29 +91,21 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		{"unknown file key", "step_budgett: 1s\n", nil, nil, `unknown key "step_budgett"`},
 		{"bad duration", "", []string{"MOEBIUS_STEP_BUDGET=soon"}, nil, "step_budget"},
 		{"zero workers", "", nil, []string{"--workers", "0"}, "workers: must be greater than zero"},
-		{"bad endpoint", "", nil, []string{"--bind", "http://x"}, `"http://x" is not tcp://`},
+		{"bad endpoint", "", nil, []string{"--bind", "http://x"}, `bind: endpoint "http://x": unsupported transport "http"`},
+		{"endpoint without a port", "", nil, []string{"--bind", "tcp://127.0.0.1"}, `bind: endpoint "tcp://127.0.0.1": address 127.0.0.1: missing port`},
 		{"bad level", "log_level: loud\n", nil, nil, `log_level: "loud"`},
 		{"two files", "", nil, []string{"a.js", "b.js"}, "one handlers file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			if tc.yaml != "" {
-				if err := os.WriteFile(filepath.Join(dir, "moebius.yaml"), []byte(tc.yaml), 0o644); err != nil {
-					t.Fatal(err)
-				}
+				writeFile(t, dir, "moebius.yaml", tc.yaml)
 			}
 			_, _, err := loadIn(t, dir, tc.env, tc.args...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want it to contain %q", err, tc.want)
 			}
 		})
-	}
-}
-
-func TestUnknownEnvironmentVariableIsAWarning(t *testing.T) {
-	_, warn, err := loadIn(t, t.TempDir(), []string{"MOEBIUS_COLOUR=blue"})
-	if err != nil || len(warn) != 1 || !strings.Contains(warn[0], "MOEBIUS_COLOUR") {
-		t.Fatalf("err %v, warnings %v", err, warn)
 	}
 }
 
@@ -131,5 +121,118 @@ func TestLoggerFormats(t *testing.T) {
 		if !strings.HasPrefix(b.String(), tc.want) || strings.Contains(b.String(), "hidden") {
 			t.Errorf("%s: %q", tc.format, b.String())
 		}
+	}
+}
+
+// A duration without a unit is refused wherever it comes from, naming the
+// key (or flag) and asking for a unit; a bare 0 is 0 in any unit.
+func TestDurationWithoutAUnitIsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		yaml string
+		env  []string
+		args []string
+		want []string
+	}{
+		{"file int", "handshake_timeout: 5\n", nil, nil, []string{"moebius.yaml", "handshake_timeout", "unit", `"5s"`}},
+		{"file float", "step_budget: 1.5\n", nil, nil, []string{"step_budget", "unit", `"1.5s"`}},
+		{"file negative", "heartbeat_interval: -3\n", nil, nil, []string{"heartbeat_interval", "unit"}},
+		{"file quoted", "read_timeout: \"30\"\n", nil, nil, []string{"read_timeout", "unit", `"30s"`}},
+		{"env", "", []string{"MOEBIUS_WRITE_TIMEOUT=10"}, nil, []string{"MOEBIUS_WRITE_TIMEOUT", "write_timeout", "unit", `"10s"`}},
+		{"flag", "", nil, []string{"--shutdown-grace", "5"}, []string{"--shutdown-grace", "unit", `"5s"`}},
+		{"file not a duration", "shutdown_grace: [1]\n", nil, nil, []string{"shutdown_grace", "not a duration"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tc.yaml != "" {
+				writeFile(t, dir, "moebius.yaml", tc.yaml)
+			}
+			cfg, _, err := loadIn(t, dir, tc.env, tc.args...)
+			if err == nil {
+				t.Fatalf("accepted: %+v", cfg)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestDurationZeroNeedsNoUnit(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "moebius.yaml", "heartbeat_interval: 0\nshutdown_grace: 0\nstep_budget: 250ms\n")
+	cfg, _, err := loadIn(t, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HeartbeatIvl != 0 || cfg.ShutdownGrace != 0 || cfg.StepBudget != 250*time.Millisecond {
+		t.Fatalf("got %+v", cfg)
+	}
+	// 0 for a key that must be positive is refused for that reason.
+	_, _, err = loadIn(t, t.TempDir(), []string{"MOEBIUS_HANDSHAKE_TIMEOUT=0"})
+	if err == nil || !strings.Contains(err.Error(), "handshake_timeout: must be greater than zero") {
+		t.Fatalf("error %v", err)
+	}
+}
+
+// pflag's bool flags take no separate value; `--watch false` must not
+// load a handlers file named "false".
+func TestBoolFlagsTakeASeparateTrueOrFalse(t *testing.T) {
+	for _, tc := range []struct {
+		args            []string
+		watch, handover bool
+		handlers        string
+	}{
+		{[]string{"--watch", "false"}, false, false, "handlers.js"},
+		{[]string{"--watch", "false", "app.js"}, false, false, "app.js"},
+		{[]string{"app.js", "--watch", "false"}, false, false, "app.js"},
+		{[]string{"--watch=false", "--watch", "true", "app.js"}, true, false, "app.js"},
+		{[]string{"--watch", "app.js"}, true, false, "app.js"},
+		{[]string{"--watch=false", "app.js"}, false, false, "app.js"},
+		{[]string{"--identity-handover", "true", "app.js"}, true, true, "app.js"},
+		{[]string{"--identity-handover", "app.js"}, true, true, "app.js"},
+		{[]string{"--identity-handover", "false"}, true, false, "handlers.js"},
+		{[]string{"--watch", "--identity-handover", "false", "app.js"}, true, false, "app.js"},
+		{[]string{"--watch", "false", "--identity-handover", "true"}, false, true, "handlers.js"},
+		{[]string{"--watch", "--", "false"}, true, false, "false"}, // after "--", a file name
+	} {
+		cfg, _, err := loadIn(t, t.TempDir(), nil, tc.args...)
+		if err != nil {
+			t.Errorf("%q: %v", tc.args, err)
+			continue
+		}
+		if cfg.Watch != tc.watch || cfg.IdentityHandover != tc.handover || cfg.Handlers != tc.handlers {
+			t.Errorf("%q: watch %v identity_handover %v handlers %q, want %v %v %q",
+				tc.args, cfg.Watch, cfg.IdentityHandover, cfg.Handlers, tc.watch, tc.handover, tc.handlers)
+		}
+	}
+}
+
+// MOEBIUS_ is our prefix: an unknown MOEBIUS_ variable is a mistyped
+// setting, refused like an unknown key in the file, naming the closest key.
+func TestUnknownEnvironmentVariableIsRefused(t *testing.T) {
+	_, _, err := loadIn(t, t.TempDir(), []string{"MOEBIUS_STEP_BUDGE=2s", "HOME=/root"})
+	if err == nil || !strings.Contains(err.Error(), "MOEBIUS_STEP_BUDGE") || !strings.Contains(err.Error(), "MOEBIUS_STEP_BUDGET") {
+		t.Fatalf("error %v", err)
+	}
+}
+
+// MOEBIUS_BIN is the end-to-end tests' own variable, and they pass their
+// environment to the server they start.
+func TestMoebiusBinIsNotASetting(t *testing.T) {
+	_, warn, err := loadIn(t, t.TempDir(), []string{"MOEBIUS_BIN=/tmp/moebius-js"})
+	if err != nil || len(warn) != 0 {
+		t.Fatalf("err %v, warnings %v", err, warn)
+	}
+}
+
+func TestUnknownFileKeyNamesTheClosest(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "moebius.yaml", "hearbeat_interval: 1s\n")
+	_, _, err := loadIn(t, dir, nil)
+	if err == nil || !strings.Contains(err.Error(), `unknown key "hearbeat_interval"`) || !strings.Contains(err.Error(), `did you mean "heartbeat_interval"`) {
+		t.Fatalf("error %v", err)
 	}
 }

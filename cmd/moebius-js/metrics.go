@@ -9,13 +9,24 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/moebius-js/moebius-js/core"
+	"github.com/moebius-js/moebius-js/flow"
+	"github.com/moebius-js/moebius-js/internal/lograte"
 	"github.com/moebius-js/moebius-js/jsrt"
 	"github.com/moebius-js/moebius-js/transport"
 )
 
+// gauges is everything /metrics reads at scrape time.
+type gauges struct {
+	host    *jsrt.Host
+	srv     *transport.Server
+	inbound *flow.Budget
+	lim     *lograte.Limiter
+}
+
 // metricsHandler serves the transport's and the schedulers' counters,
 // read at scrape time, plus the Go runtime's.
-func metricsHandler(host *jsrt.Host, srv *transport.Server) http.Handler {
+func metricsHandler(g gauges) http.Handler {
+	host, srv := g.host, g.srv
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -33,7 +44,45 @@ func metricsHandler(host *jsrt.Host, srv *transport.Server) http.Handler {
 	counter("connections_accepted_total", "Connections accepted.", ts(func(s transport.Stats) float64 { return float64(s.Accepted) }))
 	counter("handshakes_failed_total", "Connections closed during the handshake.", ts(func(s transport.Stats) float64 { return float64(s.HandshakeFailed) }))
 	counter("oversize_total", "Connections closed for a message over max_message_size or max_frames.", ts(func(s transport.Stats) float64 { return float64(s.Oversize) }))
-	counter("slow_peers_dropped_total", "Peers dropped because their send queue overflowed (send_queue or send_queue_bytes).", ts(func(s transport.Stats) float64 { return float64(s.SlowDropped) }))
+	counter("slow_peers_dropped_total", "Peers dropped because a send would take their queue past send_queue_bytes.", ts(func(s transport.Stats) float64 { return float64(s.SlowDropped) }))
+	counter("write_timeouts_total", "Peers dropped because they read nothing for write_timeout while replies waited.", ts(func(s transport.Stats) float64 { return float64(s.WriteTimeouts) }))
+	counter("peers_shed_total", "Peers that did not read, dropped because all send queues together passed max_send_bytes.", ts(func(s transport.Stats) float64 { return float64(s.Shed) }))
+	gauge("send_queue_bytes", "Bytes held in all send queues.", ts(func(s transport.Stats) float64 { return float64(s.SendBytes) }))
+	counter("broadcast_skipped_total", "Broadcast copies skipped because the client was above its send high-water mark.", ts(func(s transport.Stats) float64 { return float64(s.BroadcastSkipped) }))
+	counter("read_timeouts_total", "Connections closed for stalling in the middle of a message for read_timeout.", ts(func(s transport.Stats) float64 { return float64(s.ReadTimeouts) }))
+	counter("heartbeats_sent_total", "Heartbeat PINGs sent to silent clients.", ts(func(s transport.Stats) float64 { return float64(s.Heartbeats) }))
+	counter("heartbeat_timeouts_total", "Connections closed because nothing arrived within heartbeat_timeout of a PING.", ts(func(s transport.Stats) float64 { return float64(s.HeartbeatTimeout) }))
+	for reason, f := range map[string]func(transport.Stats) float64{
+		"max_connections":             func(s transport.Stats) float64 { return float64(s.RefusedMaxConnections) },
+		"max_connections_per_address": func(s transport.Stats) float64 { return float64(s.RefusedPerAddress) },
+		"max_handshakes":              func(s transport.Stats) float64 { return float64(s.RefusedHandshakes) },
+	} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "moebius_connections_refused_total",
+			Help:        "Connections closed at accept, before any handshake, by the bound that refused them.",
+			ConstLabels: prometheus.Labels{"bound": reason},
+		}, ts(f)))
+	}
+	for reason, f := range map[string]func(transport.Stats) float64{
+		"zmtp_version": func(s transport.Stats) float64 { return float64(s.VersionRefused) },
+		"mechanism":    func(s transport.Stats) float64 { return float64(s.MechanismRefused) },
+	} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "moebius_handshakes_refused_total",
+			Help:        "Handshakes refused for what the peer asked for: a ZMTP older than 3.0, or a security mechanism the endpoint does not offer.",
+			ConstLabels: prometheus.Labels{"reason": reason},
+		}, ts(f)))
+	}
+	gauge("pending_bytes", "Bytes of requests read and not yet started, across all clients.", func() float64 { return float64(g.inbound.Used()) })
+	counter("reads_paused_total", "Times a connection was not read because it had queue_limit requests waiting.",
+		func() float64 { return float64(g.inbound.Stats().CountPauses.Load()) })
+	counter("pending_bound_pauses_total", "Times a connection was not read because all clients together held max_pending_bytes.",
+		func() float64 { return float64(g.inbound.Stats().BudgetPauses.Load()) })
+	counter("backpressure_waits_total", "Generator steps held back until a client above its send high-water mark drained.",
+		func() float64 { return float64(host.Counters().Backpressure) })
+	counter("spawn_refused_total", "server.spawn calls refused by max_spawned or max_spawned_per_client.",
+		func() float64 { return float64(host.Counters().SpawnRefused) })
+	counter("log_lines_suppressed_total", "Repeated log lines held back by the rate limit.", func() float64 { return float64(g.lim.Suppressed()) })
 	counter("duplicate_identities_refused_total", "Connections refused because their identity was in use.", ts(func(s transport.Stats) float64 { return float64(s.DuplicateRefused) }))
 	counter("protocol_errors_total", "Connections closed for a ZMTP violation.", ts(func(s transport.Stats) float64 { return float64(s.ProtocolErrors) }))
 	counter("messages_received_total", "Messages received from clients.", ts(func(s transport.Stats) float64 { return float64(s.MsgsIn) }))
@@ -64,6 +113,8 @@ func metricsHandler(host *jsrt.Host, srv *transport.Server) http.Handler {
 		return float64(host.Generation())
 	})
 	counter("reloads_total", "Successful reloads of handlers.js.", func() float64 { return float64(host.Counters().Reloads) })
+	counter("workers_retired_total", "Workers replaced by a fresh one because a step was stuck in a native call past its step budget.",
+		func() float64 { return float64(host.Counters().WorkersRetired) })
 	counter("reload_failures_total", "Reloads refused for an error in handlers.js (the old code kept serving).",
 		func() float64 { return float64(host.Counters().ReloadFailures) })
 	for _, code := range jsrt.ErrorCodes() {

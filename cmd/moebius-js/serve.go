@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/moebius-js/moebius-js/flow"
+	"github.com/moebius-js/moebius-js/internal/lograte"
 	"github.com/moebius-js/moebius-js/jsrt"
 	"github.com/moebius-js/moebius-js/transport"
 )
@@ -56,11 +59,11 @@ func newLogger(cfg serveConfig, w io.Writer) *slog.Logger {
 // events adapts the transport's Handler to the Host.
 type events struct{ h *jsrt.Host }
 
-func (e events) Connected(p transport.Peer) { e.h.Connected(p.ID, p.Conn) }
-func (e events) Message(p transport.Peer, frames [][]byte) {
-	e.h.Message(p.ID, p.Conn, frames)
+func (e events) Connected(p transport.Peer) { e.h.Connected(p.ID, p.Serial) }
+func (e events) Message(p transport.Peer, env transport.Envelope, frames [][]byte, hold flow.Hold) {
+	e.h.Message(p.ID, p.Serial, env, frames, hold)
 }
-func (e events) Disconnected(p transport.Peer, _ error) { e.h.Disconnected(p.ID, p.Conn) }
+func (e events) Disconnected(p transport.Peer, _ error) { e.h.Disconnected(p.ID, p.Serial) }
 
 // upstreams opens the DEALER connections of dealer() and request().
 type upstreams struct{ cfg transport.DialConfig }
@@ -71,6 +74,21 @@ func (u upstreams) Dial(endpoint, identity string, onMessage func([][]byte)) (js
 	return transport.Dial(endpoint, cfg, onMessage)
 }
 
+// sender adapts the transport's Server to the Host's Sender.
+type sender struct{ *transport.Server }
+
+func (s sender) ReplyConn(id string, conn uint64, env [][]byte, frames ...[]byte) (bool, error) {
+	return s.Server.ReplyConn(id, conn, env, frames...)
+}
+
+func (s sender) Broadcast(frame []byte, to []jsrt.Target) int {
+	peers := make([]transport.Peer, len(to))
+	for i, t := range to {
+		peers[i] = transport.Peer{ID: t.ID, Serial: t.Serial}
+	}
+	return s.Server.Broadcast(frame, peers)
+}
+
 func runServer(cfg serveConfig, log *slog.Logger) error {
 	// The same bounds hold for clients' connections and for those that
 	// dealer() and request() open.
@@ -78,19 +96,26 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 		MaxMessageSize:   cfg.MaxMessageSize,
 		MaxFrames:        cfg.MaxFrames,
 		HandshakeTimeout: cfg.HandshakeTimeout,
-		SendQueue:        cfg.SendQueue,
+		WriteTimeout:     cfg.WriteTimeout,
+		SendHWM:          cfg.SendHWM,
+		SendHWMBytes:     cfg.SendHWMBytes,
 		SendQueueBytes:   cfg.SendQueueBytes,
 	}
+	lim := lograte.New() // one limit per kind of line for the whole server
+	inbound := flow.NewBudget(cfg.MaxPendingBytes)
 	host, err := jsrt.New(jsrt.Config{
-		Handlers:   cfg.Handlers,
-		Workers:    cfg.Workers,
-		StepBudget: cfg.StepBudget,
-		QueueLimit: cfg.QueueLimit,
+		Handlers:            cfg.Handlers,
+		Workers:             cfg.Workers,
+		StepBudget:          cfg.StepBudget,
+		QueueLimit:          cfg.QueueLimit,
+		MaxSpawned:          cfg.MaxSpawned,
+		MaxSpawnedPerClient: cfg.MaxSpawnedPerCli,
 		Dialer: upstreams{transport.DialConfig{
 			Limits: limits,
 			Logger: log,
 		}},
-		Logger: log,
+		Logger:     log,
+		LogLimiter: lim,
 	})
 	if err != nil {
 		return fmt.Errorf("load handlers: %w", err)
@@ -100,16 +125,33 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(signals)
+	perAddr, heartbeat := cfg.MaxConnsPerAddr, cfg.HeartbeatIvl
+	if perAddr == 0 {
+		perAddr = -1 // off
+	}
+	if heartbeat == 0 {
+		heartbeat = -1 // off
+	}
 	srv, err := transport.Listen(transport.Config{
-		Endpoints: cfg.Bind,
-		Limits:    limits,
-		Handover:  cfg.IdentityHandover,
-		Logger:    log,
+		Endpoints:                cfg.Bind,
+		Limits:                   limits,
+		Handover:                 cfg.IdentityHandover,
+		Inbound:                  inbound,
+		QueueLimit:               cfg.QueueLimit,
+		MaxSendBytes:             cfg.MaxSendBytes,
+		MaxConnections:           cfg.MaxConnections,
+		MaxConnectionsPerAddress: perAddr,
+		MaxHandshakes:            cfg.MaxHandshakes,
+		ReadTimeout:              cfg.ReadTimeout,
+		HeartbeatInterval:        heartbeat,
+		HeartbeatTimeout:         cfg.HeartbeatTimeout,
+		Logger:                   log,
+		LogLimiter:               lim,
 	}, events{host})
 	if err != nil {
 		return err
 	}
-	host.Start(srv)
+	host.Start(sender{srv})
 
 	if cfg.Watch {
 		stop, err := host.Watch(0)
@@ -120,7 +162,7 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 		}
 	}
 	if cfg.Metrics != "" {
-		stop, err := serveMetrics(cfg.Metrics, host, srv, log)
+		stop, err := serveMetrics(cfg.Metrics, gauges{host, srv, inbound, lim}, log)
 		if err != nil {
 			host.Shutdown(0)
 			srv.Close()
@@ -153,13 +195,15 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 const flushTimeout = 2 * time.Second
 
 // serveMetrics serves Prometheus /metrics on addr until the returned stop.
-func serveMetrics(addr string, host *jsrt.Host, srv *transport.Server, log *slog.Logger) (stop func(), err error) {
+func serveMetrics(addr string, g gauges, log *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics listen %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", metricsHandler(host, srv))
+	mux.Handle("/metrics", metricsHandler(g))
+	mux.HandleFunc("/debug/pprof/", pprof.Index) // profiles for whoever can reach the (loopback) listener
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	hs := &http.Server{Handler: mux}
 	done := make(chan struct{})
 	go func() {
