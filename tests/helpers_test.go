@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -72,13 +73,29 @@ var listening = regexp.MustCompile(`msg=listening endpoint=(tcp://\S+)`)
 // must exit 0.
 func startServer(t *testing.T, handlers string, flags ...string) *server {
 	t.Helper()
+	return startBinary(t, moebiusBin, handlers, flags...)
+}
+
+// startPlain is startServer with the binary built without the race
+// detector (plainBin).
+func startPlain(t *testing.T, handlers string, flags ...string) *server {
+	t.Helper()
+	bin, err := plainBin()
+	if err != nil {
+		t.Fatalf("build moebius-js without the race detector: %v", err)
+	}
+	return startBinary(t, bin, handlers, flags...)
+}
+
+func startBinary(t *testing.T, bin, handlers string, flags ...string) *server {
+	t.Helper()
 	args := []string{"serve", "--watch=false", "--log-level", "debug"}
 	if !slices.Contains(flags, "--bind") {
 		args = append(args, "--bind", "tcp://127.0.0.1:0")
 	}
 	args = append(args, flags...)
 	args = append(args, handlers)
-	cmd := exec.Command(moebiusBin, args...)
+	cmd := exec.Command(bin, args...)
 	// A race-enabled binary sleeps a second at exit unless told not to.
 	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
 	stderr, err := cmd.StderrPipe()
@@ -120,6 +137,13 @@ var metricsURL = regexp.MustCompile(`msg=metrics url=(\S+)`)
 // metric reads one unlabelled sample from the server's /metrics.
 func (s *server) metric(name string) float64 {
 	s.t.Helper()
+	return s.metricLabelled(name, "")
+}
+
+// metricLabelled reads the sample of name with exactly the labels given
+// as Prometheus writes them (`code="queue_full"`; "" for none).
+func (s *server) metricLabelled(name, labels string) float64 {
+	s.t.Helper()
 	resp, err := http.Get(s.metrics)
 	if err != nil {
 		s.t.Fatalf("get metrics: %v", err)
@@ -129,8 +153,12 @@ func (s *server) metric(name string) float64 {
 	if err != nil {
 		s.t.Fatalf("read metrics: %v", err)
 	}
+	prefix := name + " "
+	if labels != "" {
+		prefix = name + "{" + labels + "} "
+	}
 	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
+		if v, ok := strings.CutPrefix(line, prefix); ok {
 			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 			if err != nil {
 				s.t.Fatalf("metric %s: %v", name, err)
@@ -138,8 +166,14 @@ func (s *server) metric(name string) float64 {
 			return f
 		}
 	}
-	s.t.Fatalf("no metric %s in:\n%s", name, body)
+	s.t.Fatalf("no metric %s{%s} in:\n%s", name, labels, body)
 	return 0
+}
+
+// isTimeout reports whether err is a network timeout.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // openFDs counts the server process's open file descriptors.
@@ -155,18 +189,26 @@ func (s *server) openFDs() int {
 // rssBytes is the server process's resident memory.
 func (s *server) rssBytes() int64 {
 	s.t.Helper()
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	n, err := rss(s.cmd.Process.Pid)
 	if err != nil {
-		s.t.Fatalf("read status: %v", err)
+		s.t.Fatal(err)
+	}
+	return n
+}
+
+// rss reads a process's resident memory from /proc.
+func rss(pid int) (int64, error) {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read status: %w", err)
 	}
 	for _, line := range strings.Split(string(status), "\n") {
 		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
+			return kb << 10, nil
 		}
 	}
-	s.t.Fatal("no VmRSS in /proc status")
-	return 0
+	return 0, errors.New("no VmRSS in /proc status")
 }
 
 // alive reports whether the server process is still running.

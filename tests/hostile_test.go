@@ -1,7 +1,7 @@
 package tests
 
 // Each test here reproduces, over real sockets against the real binary, one
-// way a stock zmq4 ROUTER was found to break (DESIGN.md §5), and checks
+// way a stock zmq4 ROUTER was found to break (docs/design.md §5), and checks
 // that moebius-js holds.
 
 import (
@@ -117,7 +117,7 @@ func TestSilentConnectionDelaysNobodyAndIsClosedAtTheHandshakeDeadline(t *testin
 }
 
 func TestPeerThatFloodsAndNeverReadsIsDroppedAlone(t *testing.T) {
-	srv := startHostile(t, "--send-queue", "50")
+	srv := startHostile(t, "--send-queue-bytes", "1048576")
 	flood := zmtptest.Dial(t, srv.addr)
 	flood.Handshake("DEALER", zmtptest.Str("flooder"))
 	victim := dial(t, srv.addr, "victim", false)
@@ -156,7 +156,7 @@ func TestPeerThatFloodsAndNeverReadsIsDroppedAlone(t *testing.T) {
 			t.Fatalf("victim round trip took %v during the flood", rt)
 		}
 	}
-	srv.logs.waitFor(t, regexp.MustCompile(`dropping slow peer: send queue full.*flooder`), 5*time.Second)
+	srv.logs.waitFor(t, regexp.MustCompile(`dropping slow peer.*flooder`), 5*time.Second)
 	if got := srv.metric("moebius_slow_peers_dropped_total"); got != 1 {
 		t.Fatalf("moebius_slow_peers_dropped_total = %v, want exactly the flooder", got)
 	}

@@ -183,9 +183,11 @@ func TestMultipartBinaryRequestGetsByteExactMultipartReply(t *testing.T) {
 	srv := startServer(t, "testdata/raw.js")
 	c := dial(t, srv.addr, "binary", false)
 	big := bytes.Repeat([]byte{0xAB, 0x00}, 300)
-	c.sendBytes([]byte{0x00, 0xFF, 0x10}, []byte{}, big)
+	// An empty frame that is not followed by more is payload, not an
+	// envelope's delimiter.
+	c.sendBytes([]byte{0x00, 0xFF, 0x10}, big, []byte{})
 	got := c.recv()
-	want := [][]byte{big, {}, {0x00, 0xFF, 0x10}}
+	want := [][]byte{{}, big, {0x00, 0xFF, 0x10}}
 	if len(got) != len(want) {
 		t.Fatalf("got %d frames, want %d", len(got), len(want))
 	}
@@ -219,5 +221,26 @@ func TestDefaultHandlersTickSubscribersFromTheBackground(t *testing.T) {
 	if code != 0 || len(lines) != 3 || lines[0] != `{"subscribed":true}` ||
 		!strings.HasPrefix(lines[1], `{"tick":`) || !strings.HasPrefix(lines[2], `{"tick":`) {
 		t.Fatalf("subscribe: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+// Valid JSON that goja's own JSON.parse gets wrong reaches the handler as
+// the language's JSON.parse makes it: a lone surrogate escape stays one
+// (and goes back escaped), a number past float64's range is Infinity.
+func TestPayloadsParseAsJSONParseDoes(t *testing.T) {
+	srv := startServer(t, writeHandlers(t, `
+module.exports = { rules: [
+  { command: 'echo', handler: (c, d) => c.send(d) },
+  { command: 'inspect', handler: (c, d) => c.send({ length: d.s.length, unit: d.s.charCodeAt(0), n: String(d.n) }) },
+] };`))
+	c := dial(t, srv.addr, "json", false)
+	for _, tc := range []struct{ request, want string }{
+		{`{"command":"echo","s":"\udc00x"}`, `{"command":"echo","s":"\udc00x"}`},
+		{`{"command":"inspect","s":"\udc00x","n":1e400}`, `{"length":2,"unit":56320,"n":"Infinity"}`},
+		{`{"command":"inspect","s":"\ud83d\ude00","n":-1e400}`, `{"length":2,"unit":55357,"n":"-Infinity"}`},
+	} {
+		if got := c.roundTrip(tc.request); got != tc.want {
+			t.Errorf("%s: got %s, want %s", tc.request, got, tc.want)
+		}
 	}
 }
