@@ -1,4 +1,5 @@
-// The handlers ../shared/bench measures every server with (its contract):
+// The handlers the side-by-side benchmark harness measures every server
+// with (its contract):
 //   {"command":"reply"} -> one frame "Reply to <identity>", at once
 //   {"command":"sleep"} -> the same reply after a 10 s non-blocking sleep
 const { sleep } = require('moebius');
