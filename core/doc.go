@@ -1,12 +1,12 @@
 // Package core is the moebius-js scheduler: a deterministic state machine
 // that steps many clients' work cooperatively on one goroutine.
 //
-// It owns tasks (one per client: a stack of frames plus a bounded queue of
+// It owns tasks (one per client: a stack of coroutines plus a bounded queue of
 // requests not yet started), the strategies that decide what a new request
 // does to a busy task (queue, replace, ignore), round-robin stepping, and a
-// timer heap for parked frames. It knows neither JavaScript nor ZeroMQ: a
-// frame is anything that implements [Frame] (the jsrt package adapts goja
-// generators to it; tests use Go-native frames), and a request is anything
+// timer heap for parked coroutines. It knows neither JavaScript nor ZeroMQ: a
+// coroutine is anything that implements [Coroutine] (the jsrt package adapts goja
+// generators to it; tests use Go-native coroutines), and a request is anything
 // that implements [Job].
 //
 // Threading: one goroutine, the scheduler goroutine, calls [Scheduler.Run]
@@ -20,6 +20,6 @@
 // has come; step every task that was runnable at the start of the turn once,
 // in round-robin order. When nothing is runnable the loop sleeps on the Clock
 // until the next deadline or the next Post: parked and sleeping tasks cost no
-// CPU, and a frame that yields is stepped again at once when nothing else is
+// CPU, and a coroutine that yields is stepped again at once when nothing else is
 // runnable, never after a fixed tick.
 package core

@@ -14,10 +14,10 @@ type Config struct {
 	// QueueLimit is how many requests a client may have waiting behind its
 	// running one; Submit refuses more (default 100).
 	QueueLimit int
-	// MaxStackDepth bounds a task's stack of nested frames (default 1000);
-	// a Call past it throws ErrStackOverflow into the calling frame.
+	// MaxStackDepth bounds a task's stack of nested coroutines (default 1000);
+	// a Call past it throws ErrStackOverflow into the calling coroutine.
 	MaxStackDepth int
-	// OnPanic, if set, hears of a panic that a Frame or Job method or a
+	// OnPanic, if set, hears of a panic that a Coroutine or Job method or a
 	// posted function raised. The scheduler recovers it: a panic in Start or
 	// Resume fails that job; one in Cancel, Finish or a posted function is
 	// dropped. Scheduler goroutine.
@@ -35,7 +35,7 @@ type SpawnID uint64
 
 // Stats are counters for monitoring. Any goroutine may read them.
 type Stats struct {
-	Steps    atomic.Uint64 // frame resumes
+	Steps    atomic.Uint64 // coroutine resumes
 	Started  atomic.Uint64 // jobs started
 	Refused  atomic.Uint64 // requests refused for a full queue
 	Ignored  atomic.Uint64 // requests dropped by the Ignore strategy
@@ -210,7 +210,7 @@ func (s *Scheduler) NextDeadline() time.Time {
 }
 
 // NewWaitKey returns a key that no other wait of this scheduler uses, for a
-// frame to Park on and a later Resolve to end. Scheduler goroutine.
+// coroutine to Park on and a later Resolve to end. Scheduler goroutine.
 func (s *Scheduler) NewWaitKey() WaitKey {
 	s.lastKey++
 	return s.lastKey
@@ -328,19 +328,19 @@ func (s *Scheduler) begin(t *task, job Job) {
 }
 
 // step advances t once: it starts the job if needed, then resumes the top
-// frame; a Call steps the new child at once, so a step ends at a yield, a
-// park, or a frame's end.
+// coroutine; a Call steps the new child at once, so a step ends at a yield, a
+// park, or a coroutine's end.
 func (s *Scheduler) step(t *task) {
 	t.state = stateStepping
 	if !t.started {
 		t.started = true
 		s.stats.Started.Add(1)
-		frame, err := s.start(t.job)
-		if frame == nil {
+		coroutine, err := s.start(t.job)
+		if coroutine == nil {
 			s.finish(t, Input{Err: err})
 			return
 		}
-		t.stack = append(t.stack, frame)
+		t.stack = append(t.stack, coroutine)
 	}
 	for {
 		top := t.stack[len(t.stack)-1]
@@ -356,7 +356,7 @@ func (s *Scheduler) step(t *task) {
 		case Call:
 			if st.Child == nil || len(t.stack) >= s.maxDepth {
 				if st.Child != nil {
-					s.cancelFrame(st.Child)
+					s.cancelCoroutine(st.Child)
 				}
 				t.in = Input{Err: ErrStackOverflow}
 				s.runnable(t)
@@ -380,7 +380,7 @@ func (s *Scheduler) step(t *task) {
 			s.finish(t, st.In)
 			return
 		default:
-			panic(fmt.Sprintf("core: frame returned unknown step kind %d", st.Kind))
+			panic(fmt.Sprintf("core: coroutine returned unknown step kind %d", st.Kind))
 		}
 	}
 }
@@ -416,12 +416,12 @@ func (s *Scheduler) clear(t *task, err error) {
 	}
 }
 
-// unwind cancels t's frames, innermost first, and empties its stack.
+// unwind cancels t's coroutines, innermost first, and empties its stack.
 func (s *Scheduler) unwind(t *task) {
 	for i := len(t.stack) - 1; i >= 0; i-- {
 		f := t.stack[i]
 		t.stack[i] = nil
-		s.cancelFrame(f)
+		s.cancelCoroutine(f)
 	}
 	t.stack = t.stack[:0]
 }
@@ -478,10 +478,10 @@ func (s *Scheduler) unwait(t *task) {
 	}
 }
 
-// The host calls below recover panics so that one broken frame or job
+// The host calls below recover panics so that one broken coroutine or job
 // cannot stop the scheduler goroutine.
 
-func (s *Scheduler) start(job Job) (f Frame, err error) {
+func (s *Scheduler) start(job Job) (f Coroutine, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			s.panicked("Start", v)
@@ -491,11 +491,11 @@ func (s *Scheduler) start(job Job) (f Frame, err error) {
 	return job.Start()
 }
 
-func (s *Scheduler) resume(f Frame, in Input) (st Step) {
+func (s *Scheduler) resume(f Coroutine, in Input) (st Step) {
 	defer func() {
 		if v := recover(); v != nil {
 			s.panicked("Resume", v)
-			st = Step{Kind: Abort, In: Input{Err: fmt.Errorf("frame panicked: %v", v)}}
+			st = Step{Kind: Abort, In: Input{Err: fmt.Errorf("coroutine panicked: %v", v)}}
 		}
 	}()
 	s.stats.Steps.Add(1)
@@ -512,7 +512,7 @@ func (s *Scheduler) run(fn func()) {
 	fn()
 }
 
-func (s *Scheduler) cancelFrame(f Frame) {
+func (s *Scheduler) cancelCoroutine(f Coroutine) {
 	defer func() {
 		if v := recover(); v != nil {
 			s.panicked("Cancel", v)

@@ -38,22 +38,22 @@ func (c *fakeClock) Sleep(until time.Time) {
 }
 func (c *fakeClock) advance(d time.Duration) { c.now = c.now.Add(d) }
 
-// recorder collects what frames and jobs did, in order.
+// recorder collects what coroutines and jobs did, in order.
 type recorder struct{ events []string }
 
 func (r *recorder) add(format string, args ...any) {
 	r.events = append(r.events, fmt.Sprintf(format, args...))
 }
 
-// scriptFrame is a Go-native frame: its steps run one per Resume.
-type scriptFrame struct {
+// scriptCoroutine is a Go-native coroutine: its steps run one per Resume.
+type scriptCoroutine struct {
 	name  string
 	rec   *recorder
 	steps []func(in core.Input) core.Step
 	i     int
 }
 
-func (f *scriptFrame) Resume(in core.Input) core.Step {
+func (f *scriptCoroutine) Resume(in core.Input) core.Step {
 	if in.Err != nil {
 		f.rec.add("%s got error %v", f.name, in.Err)
 	} else if in.Value != nil {
@@ -68,12 +68,12 @@ func (f *scriptFrame) Resume(in core.Input) core.Step {
 	return st
 }
 
-func (f *scriptFrame) Cancel() { f.rec.add("%s cancelled", f.name) }
+func (f *scriptCoroutine) Cancel() { f.rec.add("%s cancelled", f.name) }
 
-// frame builds a scriptFrame whose steps each log "<name> <i>" then do what
+// coroutine builds a scriptCoroutine whose steps each log "<name> <i>" then do what
 // the given step says.
-func frame(rec *recorder, name string, steps ...core.Step) *scriptFrame {
-	f := &scriptFrame{name: name, rec: rec}
+func coroutine(rec *recorder, name string, steps ...core.Step) *scriptCoroutine {
+	f := &scriptCoroutine{name: name, rec: rec}
 	for i, st := range steps {
 		f.steps = append(f.steps, func(core.Input) core.Step {
 			rec.add("%s %d", name, i+1)
@@ -91,16 +91,16 @@ func yields(n int) []core.Step {
 	return out
 }
 
-// job starts a frame built lazily (so tests can see when it starts) and
+// job starts a coroutine built lazily (so tests can see when it starts) and
 // records how it finished.
 type job struct {
 	name  string
 	rec   *recorder
-	build func() core.Frame
-	err   error // returned by Start with a nil frame
+	build func() core.Coroutine
+	err   error // returned by Start with a nil coroutine
 }
 
-func (j *job) Start() (core.Frame, error) {
+func (j *job) Start() (core.Coroutine, error) {
 	j.rec.add("%s start", j.name)
 	if j.build == nil {
 		return nil, j.err
@@ -120,7 +120,7 @@ func (j *job) Finish(res core.Input) {
 }
 
 func newJob(rec *recorder, name string, steps ...core.Step) *job {
-	return &job{name: name, rec: rec, build: func() core.Frame { return frame(rec, name, steps...) }}
+	return &job{name: name, rec: rec, build: func() core.Coroutine { return coroutine(rec, name, steps...) }}
 }
 
 // settle runs turns until nothing is runnable, failing past a bound.
@@ -192,9 +192,9 @@ func TestQueueRunsRequestsInOrderAfterCurrentWork(t *testing.T) {
 
 func TestReplaceCancelsStackInnermostFirstAndDropsQueue(t *testing.T) {
 	s, _, rec := setup(core.Config{})
-	child := func() core.Frame { return frame(rec, "child", yields(10)...) }
-	parent := &job{name: "p", rec: rec, build: func() core.Frame {
-		return frame(rec, "p", core.Step{Kind: core.Call, Child: child()})
+	child := func() core.Coroutine { return coroutine(rec, "child", yields(10)...) }
+	parent := &job{name: "p", rec: rec, build: func() core.Coroutine {
+		return coroutine(rec, "p", core.Step{Kind: core.Call, Child: child()})
 	}}
 	s.Submit("a", parent, core.Queue)
 	s.Submit("a", newJob(rec, "queued"), core.Queue)
@@ -265,12 +265,12 @@ func TestNestedFrames(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s, _, rec := setup(core.Config{})
-			child := &scriptFrame{name: "c", rec: rec, steps: []func(core.Input) core.Step{
+			child := &scriptCoroutine{name: "c", rec: rec, steps: []func(core.Input) core.Step{
 				func(core.Input) core.Step { rec.add("c 1"); return core.Step{Kind: core.Yield} },
 				func(core.Input) core.Step { return tc.child },
 			}}
-			s.Submit("a", &job{name: "p", rec: rec, build: func() core.Frame {
-				return frame(rec, "p", core.Step{Kind: core.Call, Child: child})
+			s.Submit("a", &job{name: "p", rec: rec, build: func() core.Coroutine {
+				return coroutine(rec, "p", core.Step{Kind: core.Call, Child: child})
 			}}, core.Queue)
 			settle(t, s)
 			assertEvents(t, rec, "p start", "p 1", "c 1", tc.want, "p done", "p finished")
@@ -280,13 +280,13 @@ func TestNestedFrames(t *testing.T) {
 
 func TestCallBeyondMaxDepthThrowsIntoCaller(t *testing.T) {
 	s, _, rec := setup(core.Config{MaxStackDepth: 3})
-	var deep func(n int) core.Frame
-	deep = func(n int) core.Frame {
-		return &scriptFrame{name: fmt.Sprint("f", n), rec: rec, steps: []func(core.Input) core.Step{
+	var deep func(n int) core.Coroutine
+	deep = func(n int) core.Coroutine {
+		return &scriptCoroutine{name: fmt.Sprint("f", n), rec: rec, steps: []func(core.Input) core.Step{
 			func(core.Input) core.Step { return core.Step{Kind: core.Call, Child: deep(n + 1)} },
 		}}
 	}
-	s.Submit("a", &job{name: "j", rec: rec, build: func() core.Frame { return deep(1) }}, core.Queue)
+	s.Submit("a", &job{name: "j", rec: rec, build: func() core.Coroutine { return deep(1) }}, core.Queue)
 	settle(t, s)
 	assertEvents(t, rec,
 		"j start", "f4 cancelled", "f3 got error too many nested generators", "f3 done",
@@ -376,9 +376,11 @@ func TestDropCancelsRunningWorkAndQueue(t *testing.T) {
 func TestAbortDropsJobWithoutCancellingDeadFrameAndGoesOn(t *testing.T) {
 	s, _, rec := setup(core.Config{})
 	dead := errors.New("interrupted")
-	child := func() core.Frame { return frame(rec, "spin", core.Step{Kind: core.Abort, In: core.Input{Err: dead}}) }
-	s.Submit("a", &job{name: "p", rec: rec, build: func() core.Frame {
-		return frame(rec, "p", core.Step{Kind: core.Call, Child: child()})
+	child := func() core.Coroutine {
+		return coroutine(rec, "spin", core.Step{Kind: core.Abort, In: core.Input{Err: dead}})
+	}
+	s.Submit("a", &job{name: "p", rec: rec, build: func() core.Coroutine {
+		return coroutine(rec, "p", core.Step{Kind: core.Call, Child: child()})
 	}}, core.Queue)
 	s.Submit("a", newJob(rec, "next"), core.Queue)
 	settle(t, s)
@@ -403,10 +405,10 @@ func (panicFrame) Cancel()                     {}
 func TestPanickingFrameFailsOnlyItsJob(t *testing.T) {
 	var where []string
 	s, _, rec := setup(core.Config{OnPanic: func(w string, v any) { where = append(where, w) }})
-	s.Submit("a", &job{name: "bad", rec: rec, build: func() core.Frame { return panicFrame{} }}, core.Queue)
+	s.Submit("a", &job{name: "bad", rec: rec, build: func() core.Coroutine { return panicFrame{} }}, core.Queue)
 	s.Submit("b", newJob(rec, "good"), core.Queue)
 	settle(t, s)
-	assertEvents(t, rec, "bad start", "bad finished: frame panicked: bug", "good start", "good done", "good finished")
+	assertEvents(t, rec, "bad start", "bad finished: coroutine panicked: bug", "good start", "good done", "good finished")
 	if !reflect.DeepEqual(where, []string{"Resume"}) {
 		t.Fatalf("OnPanic saw %v, want [Resume]", where)
 	}

@@ -16,16 +16,16 @@ const (
 )
 
 // task is one client's work (or one spawned job): the running job's stack of
-// frames and the jobs queued behind it.
+// coroutines and the jobs queued behind it.
 type task struct {
 	client string  // the client it serves, for client tasks
 	spawn  SpawnID // nonzero for spawned tasks
 
-	job     Job     // the running job; nil when idle
-	started bool    // job.Start has been called
-	stack   []Frame // the running job's frames, root first
-	in      Input   // what the top frame resumes with next
-	queue   []Job   // jobs waiting behind job, oldest at qhead
+	job     Job         // the running job; nil when idle
+	started bool        // job.Start has been called
+	stack   []Coroutine // the running job's coroutines, root first
+	in      Input       // what the top coroutine resumes with next
+	queue   []Job       // jobs waiting behind job, oldest at qhead
 	qhead   int
 
 	state   taskState

@@ -1,6 +1,6 @@
 // Package jsrt runs handlers.js: it loads the file into goja runtimes as
 // CommonJS, exposes the moebius API (require('moebius'), client objects,
-// console), adapts JavaScript generators to core's Frame interface, routes
+// console), adapts JavaScript generators to core's Coroutine interface, routes
 // each incoming message to a handler, and reloads the code when the file
 // changes.
 //
@@ -16,6 +16,13 @@
 // JavaScript runs on its worker's scheduler goroutine. Methods of Host say
 // which goroutines may call them; everything unexported runs on the
 // scheduler goroutine unless its comment says otherwise.
+//
+// Names, one meaning each: a clientJob is a client's message as the
+// scheduler's job (clientjob.go); request() is the JavaScript call to a
+// remote server (requestOp, upstream.go); a refusal is why a message was
+// refused before its handler ran; a genCoroutine is one running generator
+// on a task's stack (coroutine.go); a frame is a ZMTP message part, and a
+// stack frame is a line of a JavaScript stack trace.
 //
 // Decisions this package makes (docs/design.md has the rules it keeps):
 //   - A request that waits in a queue across a reload is routed again, on
@@ -36,8 +43,8 @@
 //     hook itself throws, the default reply is sent and both errors logged.
 //   - async functions and promises are not awaited: yield is the only way to
 //     wait.
-//   - Flow control: a request keeps its flow.Hold (its room on the
-//     client's inbound account) until it starts or is dropped, so a client
+//   - Flow control: a request's ticket keeps its flow.Hold (its room on
+//     the client's inbound account) until it starts or is dropped, so a client
 //     at queue_limit is paused by the transport and never refused. A
 //     generator that sent to a backlogged client is not stepped again until
 //     that client's queue drains (Sender.WhenWritable); a plain handler

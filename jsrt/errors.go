@@ -23,13 +23,14 @@ const (
 	CodeShuttingDown   = "shutting_down"   // the server is draining and takes no new requests
 )
 
-// requestError is a request that could not be routed or queued.
-type requestError struct {
+// refusal is why a request was refused before its handler ran: it could
+// not be routed or queued. It carries its reply code.
+type refusal struct {
 	code string
 	msg  string
 }
 
-func (e *requestError) Error() string { return e.msg }
+func (e *refusal) Error() string { return e.msg }
 
 // errorReply is the JSON error reply for code and message.
 func errorReply(code, msg string) []byte {
@@ -40,7 +41,7 @@ func errorReply(code, msg string) []byte {
 // classify returns the reply code and a one-line message for how a request
 // ended.
 func (rt *jsRuntime) classify(err error) (code, msg string) {
-	var re *requestError
+	var re *refusal
 	var intr *goja.InterruptedError
 	var so *goja.StackOverflowError
 	var ex *goja.Exception
@@ -116,7 +117,7 @@ func (rt *jsRuntime) dataProperty(o *goja.Object, key string) (string, bool) {
 }
 
 // describe renders err for the log: the message, then the JavaScript stack
-// one frame a line as "at fn (file:line:col)".
+// one stack frame a line as "at fn (file:line:col)".
 func (rt *jsRuntime) describe(err error) string {
 	var b strings.Builder
 	var stack []goja.StackFrame

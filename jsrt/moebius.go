@@ -241,7 +241,7 @@ func (rt *jsRuntime) spawnRefused(why, key string) error {
 	return &rangeError{"server.spawn: " + why + "; let some finish first"}
 }
 
-func (j *spawnJob) Start() (core.Frame, error) {
+func (j *spawnJob) Start() (core.Coroutine, error) {
 	j.rt.acquire()
 	j.started = true
 	leave := j.rt.w.enter(&j.scope)
@@ -251,7 +251,7 @@ func (j *spawnJob) Start() (core.Frame, error) {
 		return nil, err
 	}
 	if g := j.rt.generator(res); g != nil {
-		return &genFrame{rt: j.rt, gen: g, scope: &j.scope}, nil
+		return &genCoroutine{rt: j.rt, gen: g, scope: &j.scope}, nil
 	}
 	return nil, nil
 }

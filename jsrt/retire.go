@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/moebius-js/moebius-js/core"
 	"github.com/moebius-js/moebius-js/flow"
 	"github.com/moebius-js/moebius-js/internal/ident"
 )
@@ -159,27 +158,6 @@ func (t *ticket) moved() *ticket {
 		n.held.Store(true)
 	}
 	return n
-}
-
-// job is a request with its ticket: the core.Job its worker's scheduler
-// runs.
-type job struct {
-	request
-	t *ticket
-}
-
-func (j *job) Start() (core.Frame, error) {
-	j.w.exitIfRetired()
-	j.t.phase.Store(phaseStarted)
-	j.t.releaseHold()
-	return j.request.Start()
-}
-
-func (j *job) Finish(res core.Input) {
-	j.w.exitIfRetired()
-	j.t.releaseHold()
-	j.request.Finish(res)
-	j.w.settle(j.t)
 }
 
 // settle takes t out of the slot's ledger: it is answered, or needs no

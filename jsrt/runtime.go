@@ -63,7 +63,7 @@ type jsRuntime struct {
 	scope       scope                    // what code run at load time opened (module-level dealers)
 	bgSpawns    spawned                  // background() and the work it spawned
 	loadDealers int                      // dealers its top-level code opened
-	refs        int                      // jobs and frames still running here
+	refs        int                      // jobs and coroutines still running here
 	retired     bool                     // a newer generation is live
 }
 

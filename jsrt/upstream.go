@@ -49,7 +49,7 @@ const maxDealers = 1024
 type waitOp interface {
 	// park registers the wait; the step it returns parks (or resumes) the
 	// task.
-	park(f *genFrame) core.Step
+	park(f *genCoroutine) core.Step
 	// resumed settles the wait when the task resumes with in, and returns
 	// what JavaScript resumes with.
 	resumed(in core.Input) core.Input
@@ -223,7 +223,7 @@ type recvOp struct {
 	key       core.WaitKey
 }
 
-func (op *recvOp) park(f *genFrame) core.Step {
+func (op *recvOp) park(f *genCoroutine) core.Step {
 	d := op.d
 	switch {
 	case d.closed:
@@ -282,7 +282,7 @@ type pooledConn struct {
 // requestOp is what request() returns: yield it to send x and wait for the
 // reply on a connection of the pool.
 type requestOp struct {
-	rt        *jsRuntime // of the frame that yielded it
+	rt        *jsRuntime // of the coroutine that yielded it
 	addr      string
 	frame     []byte
 	timeout   time.Duration
@@ -306,7 +306,7 @@ func (rt *jsRuntime) newRequest(addr string, x, opts goja.Value) goja.Value {
 
 // park sends the request on a free connection of the pool, or waits for
 // one; the timeout counts from now either way.
-func (op *requestOp) park(f *genFrame) core.Step {
+func (op *requestOp) park(f *genCoroutine) core.Step {
 	op.rt = f.rt
 	w := f.rt.w
 	op.key = w.sched.NewWaitKey()

@@ -89,7 +89,7 @@ func (rt *jsRuntime) bytesValue(b []byte) goja.Value {
 	return arr
 }
 
-// value converts what a frame resumes with to JavaScript.
+// value converts what a coroutine resumes with to JavaScript.
 func (rt *jsRuntime) value(v any) goja.Value {
 	switch v := v.(type) {
 	case nil:

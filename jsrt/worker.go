@@ -100,13 +100,13 @@ func (w *worker) message(t *ticket) {
 		return
 	}
 	t.phase.Store(phaseRouting) // a custom route() runs JavaScript for it
-	j := &job{request: request{w: w, c: c, env: t.env, raw: t.frames}, t: t}
+	j := &clientJob{w: w, c: c, t: t, env: t.env, raw: t.frames}
 	strategy := j.route(w.rt)
 	t.phase.Store(phaseQueued)
 	switch w.sched.Submit(t.id, j, strategy) {
 	case core.Refused:
 		t.releaseHold()
-		w.failed(j.rt, c, t.env, j.message(), &requestError{CodeQueueFull,
+		w.failed(j.rt, c, t.env, j.message(), &refusal{CodeQueueFull,
 			"too many requests queued for this client; wait for replies before sending more"})
 		w.settle(t)
 	case core.Ignored:

@@ -8,10 +8,12 @@ import (
 	"github.com/dop251/goja"
 
 	"github.com/moebius-js/moebius-js/core"
-	"github.com/moebius-js/moebius-js/flow"
 )
 
-// request is one client message on its way to a handler: a core.Job.
+// clientJob is one client message on its way to a handler: the core.Job
+// its worker's scheduler runs. Its ticket (retire.go) holds the message and
+// its room on the client's inbound account, and says how far it got, in
+// case the worker is retired.
 //
 // Routing happens in two steps. At arrival, route finds the strategy: the
 // default router only checks the JSON and reads its "command" (a request
@@ -21,12 +23,12 @@ import (
 // arguments. A request that cannot be routed is still queued, and its error
 // reply goes out in its turn, so a client's replies keep the order of its
 // requests.
-type request struct {
-	w    *worker
-	c    *client
-	env  [][]byte // its envelope, carried back by every reply while it is served
-	raw  [][]byte
-	hold flow.Hold // its room on the client's inbound account, until it starts
+type clientJob struct {
+	w   *worker
+	c   *client
+	t   *ticket
+	env [][]byte // its envelope, carried back by every reply while it is served
+	raw [][]byte
 
 	rt      *jsRuntime    // the runtime it was routed on
 	err     error         // why it cannot be routed
@@ -38,7 +40,7 @@ type request struct {
 }
 
 // route finds the request's strategy on rt; a failure is kept in r.err.
-func (r *request) route(rt *jsRuntime) core.Strategy {
+func (r *clientJob) route(rt *jsRuntime) core.Strategy {
 	r.rt, r.err, r.handler, r.data, r.msg = rt, nil, nil, nil, nil
 	if rt.route != nil {
 		strategy, err := r.customRoute(rt)
@@ -48,13 +50,13 @@ func (r *request) route(rt *jsRuntime) core.Strategy {
 	command, err := scanCommand(r.raw[0])
 	switch {
 	case errors.Is(err, errNoCommand):
-		r.err = &requestError{CodeMissingCommand, `payload has no string "command"`}
+		r.err = &refusal{CodeMissingCommand, `payload has no string "command"`}
 	case err != nil:
-		r.err = &requestError{CodeInvalidJSON, "payload is not JSON: " + err.Error()}
+		r.err = &refusal{CodeInvalidJSON, "payload is not JSON: " + err.Error()}
 	default:
 		rl, ok := rt.rules[command]
 		if !ok {
-			r.err = &requestError{CodeUnknownCommand, fmt.Sprintf("unknown command %q", command)}
+			r.err = &refusal{CodeUnknownCommand, fmt.Sprintf("unknown command %q", command)}
 			break
 		}
 		r.handler = rl.call
@@ -64,7 +66,7 @@ func (r *request) route(rt *jsRuntime) core.Strategy {
 }
 
 // message returns the request's message object, made on first use.
-func (r *request) message() *goja.Object {
+func (r *clientJob) message() *goja.Object {
 	if r.msg == nil {
 		r.msg = r.rt.vm.NewDynamicObject(&message{rt: r.rt, env: r.env, raw: r.raw})
 	}
@@ -73,7 +75,7 @@ func (r *request) message() *goja.Object {
 
 // customRoute asks handlers.js's route(message, client) for
 // {handler, strategy?, data?}. What route() opens is closed when it returns.
-func (r *request) customRoute(rt *jsRuntime) (core.Strategy, error) {
+func (r *clientJob) customRoute(rt *jsRuntime) (core.Strategy, error) {
 	s := r.answering()
 	leave := r.w.enter(&s)
 	res, err := rt.call(rt.route, goja.Undefined(), r.message(), rt.object(r.c))
@@ -83,11 +85,11 @@ func (r *request) customRoute(rt *jsRuntime) (core.Strategy, error) {
 		if uncatchable(err) {
 			return core.Queue, err
 		}
-		return core.Queue, &requestError{CodeNoRoute, "route threw: " + rt.errorText(err)}
+		return core.Queue, &refusal{CodeNoRoute, "route threw: " + rt.errorText(err)}
 	}
 	o, ok := res.(*goja.Object)
 	if !ok {
-		return core.Queue, &requestError{CodeNoRoute, "no route for this message"}
+		return core.Queue, &refusal{CodeNoRoute, "no route for this message"}
 	}
 	// The result's properties may be getters: read them guarded.
 	var (
@@ -99,13 +101,13 @@ func (r *request) customRoute(rt *jsRuntime) (core.Strategy, error) {
 	err = rt.read(func() {
 		var ok bool
 		if h, ok = goja.AssertFunction(o.Get("handler")); !ok {
-			bad = &requestError{CodeNoRoute, "route returned no handler function"}
+			bad = &refusal{CodeNoRoute, "route returned no handler function"}
 			return
 		}
 		if v := o.Get("strategy"); v != nil && !goja.IsUndefined(v) {
 			var perr error
 			if strategy, perr = core.ParseStrategy(v.String()); perr != nil {
-				bad = &requestError{CodeNoRoute, "route returned a bad strategy: " + perr.Error()}
+				bad = &refusal{CodeNoRoute, "route returned a bad strategy: " + perr.Error()}
 				return
 			}
 		}
@@ -115,7 +117,7 @@ func (r *request) customRoute(rt *jsRuntime) (core.Strategy, error) {
 	case err != nil && uncatchable(err):
 		return core.Queue, err
 	case err != nil:
-		return core.Queue, &requestError{CodeNoRoute, "reading what route returned threw: " + rt.errorText(err)}
+		return core.Queue, &refusal{CodeNoRoute, "reading what route returned threw: " + rt.errorText(err)}
 	case bad != nil:
 		return core.Queue, bad
 	}
@@ -128,26 +130,19 @@ func (r *request) customRoute(rt *jsRuntime) (core.Strategy, error) {
 
 // answering is the scope of code that serves r: its sends to r's client
 // carry r's envelope.
-func (r *request) answering() scope {
+func (r *clientJob) answering() scope {
 	return scope{client: r.c, answers: true, env: r.env}
-}
-
-// releaseHold gives back the request's room on its client's inbound
-// account: it no longer waits. Idempotent.
-func (r *request) releaseHold() {
-	r.hold.Release()
-	r.hold = flow.Hold{}
 }
 
 // bind readies the handler's data (the default router parses the JSON
 // now; a custom route gave it already).
-func (r *request) bind() error {
+func (r *clientJob) bind() error {
 	if r.data != nil {
 		return nil
 	}
 	data, err := r.rt.parseJSON(r.raw[0])
 	if err != nil {
-		return &requestError{CodeInvalidJSON, "payload is not JSON: " + err.Error()}
+		return &refusal{CodeInvalidJSON, "payload is not JSON: " + err.Error()}
 	}
 	r.data = data
 	return nil
@@ -156,8 +151,10 @@ func (r *request) bind() error {
 // Start runs the request on the live code: it routes again first when the
 // code was reloaded since the request arrived, then calls the handler, or
 // sends the error reply of a request that cannot be routed.
-func (r *request) Start() (core.Frame, error) {
-	r.releaseHold()
+func (r *clientJob) Start() (core.Coroutine, error) {
+	r.w.exitIfRetired()
+	r.t.phase.Store(phaseStarted)
+	r.t.releaseHold()
 	rt := r.w.rt
 	if r.rt != rt {
 		r.route(rt)
@@ -179,15 +176,17 @@ func (r *request) Start() (core.Frame, error) {
 		return nil, err
 	}
 	if g := rt.generator(res); g != nil {
-		return &genFrame{rt: rt, gen: g, scope: &r.scope}, nil
+		return &genCoroutine{rt: rt, gen: g, scope: &r.scope}, nil
 	}
 	return nil, nil
 }
 
 // Finish reports how the request ended: a failure gets its error reply, a
 // request cut short by shutdown the shutting_down reply.
-func (r *request) Finish(res core.Input) {
-	r.releaseHold()
+func (r *clientJob) Finish(res core.Input) {
+	r.w.exitIfRetired()
+	r.t.releaseHold()
+	defer r.w.settle(r.t)
 	if r.started {
 		defer r.rt.release()
 	}
@@ -212,7 +211,7 @@ func (w *worker) failed(rt *jsRuntime, c *client, env [][]byte, msg *goja.Object
 	if n := w.host.errorReplies[code]; n != nil {
 		n.Add(1)
 	}
-	var re *requestError
+	var re *refusal
 	routing := errors.As(err, &re)
 	if routing {
 		w.host.lim.Log(w.log, slog.LevelWarn, code, c.id, "request refused", "client", c.text, "code", code, "error", text)

@@ -10,15 +10,15 @@ import (
 	"github.com/moebius-js/moebius-js/core"
 )
 
-// genFrame adapts a JavaScript generator object to core.Frame.
-type genFrame struct {
+// genCoroutine adapts a JavaScript generator object to core.Coroutine.
+type genCoroutine struct {
 	rt      *jsRuntime
 	gen     *goja.Object
 	scope   *scope // the job's: owns what the generator opens
 	pending waitOp // what it yielded last, if that was a wait
 
 	// Outbound backpressure: while a connection it sent to is backlogged
-	// the frame is parked instead of stepped; held is what it resumes
+	// the coroutine is parked instead of stepped; held is what it resumes
 	// with once they have drained.
 	held    core.Input
 	holding bool
@@ -28,7 +28,7 @@ type genFrame struct {
 // when in carries an error. A generator whose last steps sent to a client
 // that is now backlogged is not stepped: it parks until that client's send
 // queue drains below its low-water mark (or the client goes).
-func (f *genFrame) Resume(in core.Input) core.Step {
+func (f *genCoroutine) Resume(in core.Input) core.Step {
 	if op := f.pending; op != nil {
 		f.pending = nil
 		in = op.resumed(in)
@@ -48,9 +48,9 @@ func (f *genFrame) Resume(in core.Input) core.Step {
 	return st
 }
 
-// waitWritable parks the frame, to resume with in, while a connection its
+// waitWritable parks the coroutine, to resume with in, while a connection its
 // job sent to is backlogged.
-func (f *genFrame) waitWritable(in core.Input) (core.Step, bool) {
+func (f *genCoroutine) waitWritable(in core.Input) (core.Step, bool) {
 	w := f.rt.w
 	for len(f.scope.backlog) > 0 {
 		t := f.scope.backlog[0]
@@ -68,7 +68,7 @@ func (f *genFrame) waitWritable(in core.Input) (core.Step, bool) {
 }
 
 // step runs the generator once with in.
-func (f *genFrame) step(in core.Input) core.Step {
+func (f *genCoroutine) step(in core.Input) core.Step {
 	rt := f.rt
 	defer rt.w.enter(f.scope)()
 	var res goja.Value
@@ -93,7 +93,7 @@ func (f *genFrame) step(in core.Input) core.Step {
 
 // Cancel calls the generator's return(), so its finally blocks run. A
 // finally block that yields is cut short there.
-func (f *genFrame) Cancel() {
+func (f *genCoroutine) Cancel() {
 	if op := f.pending; op != nil {
 		f.pending = nil
 		op.cancelled()
@@ -132,7 +132,7 @@ func newSleepOp(ms float64) *sleepOp {
 	return &sleepOp{d: time.Duration(ms * float64(time.Millisecond))}
 }
 
-func (op *sleepOp) park(f *genFrame) core.Step {
+func (op *sleepOp) park(f *genCoroutine) core.Step {
 	if op.forever {
 		return core.Step{Kind: core.Park} // no deadline and no wait key: only a cancel ends it
 	}
@@ -142,7 +142,7 @@ func (op *sleepOp) resumed(in core.Input) core.Input { return in }
 func (op *sleepOp) cancelled()                       {}
 
 // yielded decides what a yielded value asks of the scheduler (docs/design.md §2).
-func (f *genFrame) yielded(v goja.Value) core.Step {
+func (f *genCoroutine) yielded(v goja.Value) core.Step {
 	rt := f.rt
 	o, ok := v.(*goja.Object)
 	if !ok {
@@ -150,7 +150,7 @@ func (f *genFrame) yielded(v goja.Value) core.Step {
 	}
 	if p := o.Prototype(); p != nil {
 		if p.Prototype() == rt.genProto {
-			return core.Step{Kind: core.Call, Child: &genFrame{rt: rt, gen: o, scope: f.scope}}
+			return core.Step{Kind: core.Call, Child: &genCoroutine{rt: rt, gen: o, scope: f.scope}}
 		}
 		if p == rt.genFuncProto {
 			return core.Step{Kind: core.Yield, In: core.Input{Err: badArgument(

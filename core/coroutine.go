@@ -5,8 +5,8 @@ import (
 	"time"
 )
 
-// Input is what a frame resumes with: a value, or an error thrown at the
-// frame's yield when Err is not nil.
+// Input is what a coroutine resumes with: a value, or an error thrown at the
+// coroutine's yield when Err is not nil.
 type Input struct {
 	Value any
 	Err   error
@@ -16,43 +16,43 @@ type Input struct {
 type Kind uint8
 
 const (
-	// Yield: run the frame again next round, resuming it with Step.In.
+	// Yield: run the coroutine again next round, resuming it with Step.In.
 	Yield Kind = iota
-	// Park: leave the frame until Resolve is called with Step.Wait (it
+	// Park: leave the coroutine until Resolve is called with Step.Wait (it
 	// resumes with Resolve's input) or until Step.Until (it resumes with
 	// Step.In). A zero Wait means only the deadline wakes it; a zero Until
 	// means only Resolve does.
 	Park
 	// Call: push Step.Child on the stack and step it at once; when it is
-	// done, the frame resumes with the child's result.
+	// done, the coroutine resumes with the child's result.
 	Call
-	// Done: the frame has finished. Its parent resumes with Step.In (a
-	// return value, or an error thrown into the parent); a root frame ends
+	// Done: the coroutine has finished. Its parent resumes with Step.In (a
+	// return value, or an error thrown into the parent); a root coroutine ends
 	// its job with Step.In.
 	Done
-	// Abort: the frame is dead and must never be stepped or cancelled again
+	// Abort: the coroutine is dead and must never be stepped or cancelled again
 	// (for example, its runtime was interrupted mid-step). The rest of the
 	// task's stack is cancelled and the job ends with Step.In.
 	Abort
 )
 
-// Step is a frame's answer to being resumed.
+// Step is a coroutine's answer to being resumed.
 type Step struct {
 	Kind  Kind
 	In    Input     // Yield, Park (at the deadline), Done, Abort: see Kind
-	Child Frame     // Call
+	Child Coroutine // Call
 	Until time.Time // Park
 	Wait  WaitKey   // Park
 }
 
-// Frame is one level of a task's stack: a running generator, or anything
-// that behaves like one. The scheduler calls a frame's methods only on the
+// Coroutine is one level of a task's stack: a running generator, or anything
+// that behaves like one. The scheduler calls a coroutine's methods only on the
 // scheduler goroutine and never concurrently.
-type Frame interface {
-	// Resume runs the frame from where it stopped until it next yields or
+type Coroutine interface {
+	// Resume runs the coroutine from where it stopped until it next yields or
 	// ends. The first call starts it (with a zero Input).
 	Resume(in Input) Step
-	// Cancel ends a frame that is suspended, before its work is done, so
+	// Cancel ends a coroutine that is suspended, before its work is done, so
 	// that its cleanup (a generator's finally blocks) runs.
 	Cancel()
 }
@@ -60,10 +60,10 @@ type Frame interface {
 // Job is one request: the work a client asked for, not yet started or
 // running. The scheduler calls its methods on the scheduler goroutine.
 type Job interface {
-	// Start begins the job and returns its root frame, or a nil frame when
+	// Start begins the job and returns its root coroutine, or a nil coroutine when
 	// the job completed at once (then err is its failure, or nil).
-	Start() (Frame, error)
-	// Finish reports how the job ended: Input.Value is the root frame's
+	Start() (Coroutine, error)
+	// Finish reports how the job ended: Input.Value is the root coroutine's
 	// result, Input.Err its failure, or ErrCancelled / ErrReplaced when it
 	// was stopped. Finish is called exactly once for every job that Submit
 	// or Spawn accepted, including jobs that never started.
@@ -130,7 +130,7 @@ const (
 	Refused
 )
 
-// Errors a job can end with, besides its frames' own.
+// Errors a job can end with, besides its coroutines' own.
 var (
 	// ErrCancelled ends a job whose client went away, that was cancelled,
 	// or that was still running when the scheduler stopped.
@@ -138,7 +138,7 @@ var (
 	// ErrReplaced ends a job cancelled by a newer request with the Replace
 	// strategy.
 	ErrReplaced = errors.New("replaced by a newer request")
-	// ErrStackOverflow is thrown into a frame whose Call would make its
+	// ErrStackOverflow is thrown into a coroutine whose Call would make its
 	// task's stack deeper than Config.MaxStackDepth.
 	ErrStackOverflow = errors.New("too many nested generators")
 )
