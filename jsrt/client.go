@@ -18,7 +18,7 @@ type client struct {
 // object returns this runtime's JavaScript object for c, creating it on
 // first use: {id, state, send, broadcast, close}.
 func (rt *jsRuntime) object(c *client) *goja.Object {
-	if o := rt.clients[c]; o != nil {
+	if o := rt.life.clients[c]; o != nil {
 		return o
 	}
 	vm := rt.vm
@@ -44,13 +44,13 @@ func (rt *jsRuntime) object(c *client) *goja.Object {
 		return goja.Undefined()
 	})
 	if !c.gone {
-		rt.clients[c] = o
+		rt.life.clients[c] = o
 	}
 	return o
 }
 
 // forget drops this runtime's object for a client that went away.
-func (rt *jsRuntime) forget(c *client) { delete(rt.clients, c) }
+func (rt *jsRuntime) forget(c *client) { delete(rt.life.clients, c) }
 
 // broadcast sends x to every connected client that filter (when it is a
 // function) accepts. Without a filter it reaches the clients of every
@@ -86,14 +86,14 @@ func (rt *jsRuntime) broadcast(x, filter goja.Value) {
 // copy of it in rt. Called when rt replaces old; the state's toJSON, if
 // any, runs under the watchdog like any step.
 func (rt *jsRuntime) adoptStates(old *jsRuntime) {
-	for c, o := range old.clients {
+	for c, o := range old.life.clients {
 		if c.gone {
 			continue
 		}
 		var s goja.Value
 		err := old.read(func() { // state may be a getter, toJSON a loop: all guarded
 			var jerr error
-			if s, jerr = old.jsonStringify(goja.Undefined(), o.Get("state")); jerr != nil {
+			if s, jerr = old.js.jsonStringify(goja.Undefined(), o.Get("state")); jerr != nil {
 				panic(jerr) // an exception or an interrupt: goja carries either out of read
 			}
 		})
@@ -105,7 +105,7 @@ func (rt *jsRuntime) adoptStates(old *jsRuntime) {
 				"client", c.text, "error", old.errorText(err))
 			continue
 		}
-		v, err := rt.jsonParse(goja.Undefined(), rt.vm.ToValue(s.String()))
+		v, err := rt.js.jsonParse(goja.Undefined(), rt.vm.ToValue(s.String()))
 		if err != nil {
 			rt.w.log.Warn("client.state not carried over to the new code", "client", c.text, "error", rt.errorText(err))
 			continue

@@ -42,7 +42,7 @@ type clientJob struct {
 // route finds the request's strategy on rt; a failure is kept in r.err.
 func (r *clientJob) route(rt *jsRuntime) core.Strategy {
 	r.rt, r.err, r.handler, r.data, r.msg = rt, nil, nil, nil, nil
-	if rt.route != nil {
+	if rt.exports.route != nil {
 		strategy, err := r.customRoute(rt)
 		r.err = err
 		return strategy
@@ -54,7 +54,7 @@ func (r *clientJob) route(rt *jsRuntime) core.Strategy {
 	case err != nil:
 		r.err = &refusal{CodeInvalidJSON, "payload is not JSON: " + err.Error()}
 	default:
-		rl, ok := rt.rules[command]
+		rl, ok := rt.exports.rules[command]
 		if !ok {
 			r.err = &refusal{CodeUnknownCommand, fmt.Sprintf("unknown command %q", command)}
 			break
@@ -78,7 +78,7 @@ func (r *clientJob) message() *goja.Object {
 func (r *clientJob) customRoute(rt *jsRuntime) (core.Strategy, error) {
 	s := r.answering()
 	leave := r.w.enter(&s)
-	res, err := rt.call(rt.route, goja.Undefined(), r.message(), rt.object(r.c))
+	res, err := rt.call(rt.exports.route, goja.Undefined(), r.message(), rt.object(r.c))
 	leave()
 	s.close()
 	if err != nil {
@@ -221,9 +221,9 @@ func (w *worker) failed(rt *jsRuntime, c *client, env [][]byte, msg *goja.Object
 	if c.gone {
 		return
 	}
-	hook, args := rt.onStepError, []goja.Value{rt.object(c), rt.errorObject(err, code, text)}
+	hook, args := rt.exports.onStepError, []goja.Value{rt.object(c), rt.errorObject(err, code, text)}
 	if routing {
-		hook, args = rt.onMessageError, []goja.Value{args[0], msg, args[1]}
+		hook, args = rt.exports.onMessageError, []goja.Value{args[0], msg, args[1]}
 	}
 	if hook != nil {
 		hs := scope{client: c, answers: true, env: env} // what the hook opens closes when it returns
@@ -249,7 +249,7 @@ func (rt *jsRuntime) errorObject(err error, code, text string) goja.Value {
 	if errors.As(err, &ex) && !uncatchable(err) {
 		return ex.Value()
 	}
-	e := rt.newError(rt.errorCtor, text)
+	e := rt.newError(rt.js.errorCtor, text)
 	if o, ok := e.(*goja.Object); ok {
 		_ = o.Set("code", code)
 	}

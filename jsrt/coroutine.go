@@ -74,9 +74,9 @@ func (f *genCoroutine) step(in core.Input) core.Step {
 	var res goja.Value
 	var err error
 	if in.Err != nil {
-		res, err = rt.call(rt.genThrow, f.gen, rt.errorValue(in.Err))
+		res, err = rt.call(rt.js.genThrow, f.gen, rt.errorValue(in.Err))
 	} else {
-		res, err = rt.call(rt.genNext, f.gen, rt.value(in.Value))
+		res, err = rt.call(rt.js.genNext, f.gen, rt.value(in.Value))
 	}
 	if err != nil {
 		if uncatchable(err) {
@@ -100,7 +100,7 @@ func (f *genCoroutine) Cancel() {
 	}
 	f.holding, f.held = false, core.Input{}
 	defer f.rt.w.enter(f.scope)()
-	if _, err := f.rt.call(f.rt.genReturn, f.gen, goja.Undefined()); err != nil {
+	if _, err := f.rt.call(f.rt.js.genReturn, f.gen, goja.Undefined()); err != nil {
 		f.rt.w.log.Error("a finally block threw while its generator was cancelled", "error", f.rt.describe(err))
 	}
 }
@@ -149,10 +149,10 @@ func (f *genCoroutine) yielded(v goja.Value) core.Step {
 		return core.Step{Kind: core.Yield}
 	}
 	if p := o.Prototype(); p != nil {
-		if p.Prototype() == rt.genProto {
+		if p.Prototype() == rt.js.genProto {
 			return core.Step{Kind: core.Call, Child: &genCoroutine{rt: rt, gen: o, scope: f.scope}}
 		}
-		if p == rt.genFuncProto {
+		if p == rt.js.genFuncProto {
 			return core.Step{Kind: core.Yield, In: core.Input{Err: badArgument(
 				"yielded a generator function: call it (yield fn(...)) to run it")}}
 		}
@@ -169,7 +169,7 @@ func (f *genCoroutine) yielded(v goja.Value) core.Step {
 // generator returns v as a generator object, or nil when it is not one.
 func (rt *jsRuntime) generator(v goja.Value) *goja.Object {
 	if o, ok := v.(*goja.Object); ok {
-		if p := o.Prototype(); p != nil && p.Prototype() == rt.genProto {
+		if p := o.Prototype(); p != nil && p.Prototype() == rt.js.genProto {
 			return o
 		}
 	}

@@ -100,7 +100,7 @@ func (rt *jsRuntime) dataProperty(o *goja.Object, key string) (string, bool) {
 		if o.ExportType() == typeProxy {
 			return "", false // its traps are user code
 		}
-		d, err := rt.ownDescriptor(goja.Undefined(), o, rt.vm.ToValue(key))
+		d, err := rt.js.ownDescriptor(goja.Undefined(), o, rt.vm.ToValue(key))
 		if err != nil {
 			return "", false
 		}

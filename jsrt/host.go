@@ -195,7 +195,7 @@ func New(cfg Config) (*Host, error) {
 		rt, err := load(cfg.Handlers, w, h.gen, nil)
 		if err != nil {
 			for _, loaded := range h.slots {
-				loaded.w.rt.scope.close() // what their top level opened (no goroutine runs them yet)
+				loaded.w.rt.life.scope.close() // what their top level opened (no goroutine runs them yet)
 			}
 			return nil, err
 		}
@@ -222,7 +222,7 @@ func (h *Host) newWorker(i int, s *slot) *worker {
 		budget:       cfg.StepBudget,
 		log:          log,
 		old:          make(map[*jsRuntime]struct{}),
-		pool:         make(map[string]*upstreamPool),
+		up:           upstreams{pool: make(map[string]*upstreamPool)},
 		clients:      make(map[string]*client),
 		clientSpawns: make(map[*client]spawned),
 		retired:      make(chan struct{}),
@@ -230,8 +230,8 @@ func (h *Host) newWorker(i int, s *slot) *worker {
 		done:         make(chan struct{}),
 	}
 	if cfg.Dialer != nil {
-		w.tracker = newTrackingDialer(cfg.Dialer, &w.gate)
-		w.dialer = w.tracker
+		w.up.tracker = newTrackingDialer(cfg.Dialer, &w.gate)
+		w.up.dialer = w.up.tracker
 	}
 	var clock core.Clock
 	if cfg.NewClock != nil {
@@ -428,7 +428,7 @@ func (h *Host) Reload() error {
 	if failure != nil {
 		for i, rt := range rts {
 			if rt != nil { // never used: close what its top level opened, on its worker
-				ws[i].post(rt.scope.close)
+				ws[i].post(rt.life.scope.close)
 			}
 		}
 		h.reloadFailures.Add(1)

@@ -24,7 +24,7 @@ const maxJSONDepth = 1000
 // engine, where goja makes it U+FFFD, and a number beyond float64's range
 // ("1e400") is Infinity, where goja refuses it.
 func (rt *jsRuntime) parseJSON(data []byte) (goja.Value, error) {
-	p := jsonParser{vm: rt.vm, setOwn: rt.setOwn, data: data}
+	p := jsonParser{vm: rt.vm, setOwn: rt.js.setOwn, data: data}
 	p.skipSpace()
 	v, err := p.value(0)
 	if err != nil {

@@ -15,16 +15,18 @@ import (
 func newTestRuntime(t testing.TB) *jsRuntime {
 	t.Helper()
 	rt := &jsRuntime{vm: goja.New()}
-	if err := rt.cacheIntrinsics(); err != nil {
+	js, err := newIntrinsics(rt.vm)
+	if err != nil {
 		t.Fatal(err)
 	}
+	rt.js = js
 	return rt
 }
 
 // viaJSONParse is the reference: what JSON.parse makes of data, as JSON
 // text (or "error").
 func viaJSONParse(rt *jsRuntime, data []byte) string {
-	v, err := rt.jsonParse(goja.Undefined(), rt.vm.ToValue(string(data)))
+	v, err := rt.js.jsonParse(goja.Undefined(), rt.vm.ToValue(string(data)))
 	if err != nil {
 		return "error"
 	}
@@ -40,7 +42,7 @@ func viaParseJSON(rt *jsRuntime, data []byte) string {
 }
 
 func stringify(rt *jsRuntime, v goja.Value) string {
-	s, err := rt.jsonStringify(goja.Undefined(), v)
+	s, err := rt.js.jsonStringify(goja.Undefined(), v)
 	if err != nil {
 		return "unstringifiable"
 	}
@@ -150,7 +152,7 @@ func viaScanCommand(data []byte) string {
 }
 
 func viaParseCommand(rt *jsRuntime, data []byte) string {
-	v, err := rt.jsonParse(goja.Undefined(), rt.vm.ToValue(string(data)))
+	v, err := rt.js.jsonParse(goja.Undefined(), rt.vm.ToValue(string(data)))
 	if err != nil {
 		return "error"
 	}
@@ -235,7 +237,7 @@ func BenchmarkParseJSON(b *testing.B) {
 	})
 	b.Run("JSON.parse", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := rt.jsonParse(goja.Undefined(), rt.vm.ToValue(string(payload))); err != nil {
+			if _, err := rt.js.jsonParse(goja.Undefined(), rt.vm.ToValue(string(payload))); err != nil {
 				b.Fatal(err)
 			}
 		}

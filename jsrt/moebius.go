@@ -53,8 +53,8 @@ func (rt *jsRuntime) moebiusModule(vm *goja.Runtime, module *goja.Object) {
 	set("request", func(call goja.FunctionCall) goja.Value {
 		return rt.newRequest(rt.address(call.Argument(0), "request"), call.Argument(1), call.Argument(2))
 	})
-	set("TimeoutError", rt.timeoutError)
-	set("ClientGoneError", rt.clientGoneError)
+	set("TimeoutError", rt.js.timeoutError)
+	set("ClientGoneError", rt.js.clientGoneError)
 	set("server", rt.serverObject())
 	set("log", rt.logObject())
 }
@@ -121,9 +121,10 @@ func (rt *jsRuntime) serverObject() *goja.Object {
 	return o
 }
 
-// mustBeLoaded throws when handlers.js is still being evaluated: its
-// top-level code runs off the scheduler goroutine and must not touch the
-// worker's clients or tasks.
+// mustBeLoaded throws when handlers.js is still being evaluated: a
+// generation that is loading is not live (its load may yet fail, and the
+// clients and tasks belong to the generation serving them), so its
+// top-level code must not act on them.
 func (rt *jsRuntime) mustBeLoaded(what string) {
 	if !rt.loaded {
 		rt.throw(errors.New(what + " is not available while handlers.js is loading; call it from a handler or background()"))
@@ -223,7 +224,7 @@ func (rt *jsRuntime) spawn(fn goja.Callable, args []goja.Value, what string) err
 		return nil // its client is gone: the work has no one to do it for
 	default:
 		j.scope.background = true
-		j.set = rt.bgSpawns
+		j.set = rt.life.bgSpawns
 	}
 	if n := w.sched.Spawned(); n >= cfg.MaxSpawned {
 		return rt.spawnRefused(fmt.Sprintf("this worker has %d spawned tasks running already (max_spawned)", n), "")

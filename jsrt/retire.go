@@ -388,7 +388,7 @@ func (h *Host) retire(old *worker, owner string, ran time.Duration) bool {
 	stopped, live, liveSrc := h.stopped, h.gen, h.sources
 	h.mu.Unlock()
 	if stopped || h.abandoned.Load() >= int64(len(h.slots)) { // another slot's retirement came first
-		rt.scope.close() // what its top level opened; no goroutine runs it
+		rt.life.scope.close() // what its top level opened; no goroutine runs it
 		return false
 	}
 
@@ -448,8 +448,8 @@ func (h *Host) retire(old *worker, owner string, ran time.Duration) bool {
 		}
 	}
 	closed := 0
-	if old.tracker != nil {
-		closed = old.tracker.closeAll()
+	if old.up.tracker != nil {
+		closed = old.up.tracker.closeAll()
 	}
 	old.sched.Post(old.exitIfRetired) // ends its goroutine now if it is idle by then, else when the call returns
 	h.abandoned.Add(1)                // under lifecycle, as the check above

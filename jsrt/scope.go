@@ -41,7 +41,7 @@ func (rt *jsRuntime) own(cleanup func()) {
 		rt.w.scope.add(cleanup)
 		return
 	}
-	rt.scope.add(cleanup)
+	rt.life.scope.add(cleanup)
 }
 
 // enter makes s the owner of what JavaScript opens until the returned func

@@ -107,6 +107,17 @@ func (rt *jsRuntime) reply(frames [][]byte, asMessage bool) goja.Value {
 
 // ---- dealer(address, options?) ----
 
+// upstreams is a worker's outbound side: the connections its JavaScript
+// opens with dealer() and request(). Its worker's goroutine (or the one
+// loading the worker's code before that goroutine starts).
+type upstreams struct {
+	dialer    Dialer                   // opens dealer() and request() connections (through tracker); nil: none
+	tracker   *trackingDialer          // what dialer opened, closed when the worker is retired; nil: no dialer
+	pool      map[string]*upstreamPool // request()'s connections, by address
+	poolTimer *time.Timer              // armed while idle pooled connections may expire
+	dealers   int                      // dealer() sockets open, its top-level code's included
+}
+
 // dealerSocket is the Go side of a dealer() object: one DEALER connection
 // and the replies that arrived before anyone asked for them.
 type dealerSocket struct {
@@ -116,7 +127,6 @@ type dealerSocket struct {
 	inbox   [][][]byte
 	waiting core.WaitKey // the task parked in recv(), if any
 	closed  bool
-	counted bool // counts in the worker's dealers (made after load)
 }
 
 // newDealer opens a dealer for JavaScript, owned by the job being stepped
@@ -128,28 +138,24 @@ func (rt *jsRuntime) newDealer(addr string, opts goja.Value) goja.Value {
 			identity = id.String()
 		}
 	}
-	if rt.w.dialer == nil {
+	if rt.w.up.dialer == nil {
 		rt.throw(fmt.Errorf("dealer(): this server cannot open connections"))
 	}
-	// Count it against the worker's bound, or, at load time (off the
-	// scheduler goroutine), against the runtime's own.
-	open := &rt.w.dealers
-	if !rt.loaded {
-		open = &rt.loadDealers
-	}
-	if *open >= maxDealers {
+	// Counted against the worker's bound, at load time too: a load runs on
+	// the worker's goroutine, or before it starts (New, a retirement).
+	w := rt.w
+	if w.up.dealers >= maxDealers {
 		rt.throw(fmt.Errorf("dealer(%q): %d dealers are open already; close() the ones you are done with", addr, maxDealers))
 	}
-	d := &dealerSocket{rt: rt, addr: addr, counted: rt.loaded}
-	w := rt.w
-	up, err := w.dialer.Dial(addr, identity, func(frames [][]byte) {
+	d := &dealerSocket{rt: rt, addr: addr}
+	up, err := w.up.dialer.Dial(addr, identity, func(frames [][]byte) {
 		w.sched.Post(func() { d.deliver(frames) })
 	})
 	if err != nil {
 		rt.throw(badArgument("dealer(%q): %v", addr, err))
 	}
 	d.up = up
-	*open++
+	w.up.dealers++
 	rt.own(d.close)
 
 	o := rt.vm.NewObject()
@@ -205,9 +211,7 @@ func (d *dealerSocket) close() {
 	}
 	d.closed = true
 	d.up.Close()
-	if d.counted {
-		d.rt.w.dealers--
-	}
+	d.rt.w.up.dealers--
 	d.inbox = nil
 	if key := d.waiting; key != 0 {
 		d.waiting = 0
@@ -293,7 +297,7 @@ type requestOp struct {
 }
 
 func (rt *jsRuntime) newRequest(addr string, x, opts goja.Value) goja.Value {
-	if rt.w.dialer == nil {
+	if rt.w.up.dialer == nil {
 		rt.throw(fmt.Errorf("request(): this server cannot open connections"))
 	}
 	f, err := rt.frame(x)
@@ -310,10 +314,10 @@ func (op *requestOp) park(f *genCoroutine) core.Step {
 	op.rt = f.rt
 	w := f.rt.w
 	op.key = w.sched.NewWaitKey()
-	pool := w.pool[op.addr]
+	pool := w.up.pool[op.addr]
 	if pool == nil {
 		pool = &upstreamPool{addr: op.addr}
-		w.pool[op.addr] = pool
+		w.up.pool[op.addr] = pool
 	}
 	pc, err := pool.take(w)
 	switch {
@@ -367,7 +371,7 @@ func (op *requestOp) settle() {
 		}
 		return
 	}
-	if pool := op.rt.w.pool[op.addr]; pool != nil {
+	if pool := op.rt.w.up.pool[op.addr]; pool != nil {
 		if i := slices.Index(pool.waiting, op); i >= 0 {
 			pool.waiting = slices.Delete(pool.waiting, i, i+1)
 		}
@@ -397,7 +401,7 @@ func (pool *upstreamPool) take(w *worker) (*pooledConn, error) {
 		return nil, nil
 	}
 	pc := &pooledConn{w: w, pool: pool}
-	up, err := w.dialer.Dial(pool.addr, "", func(frames [][]byte) {
+	up, err := w.up.dialer.Dial(pool.addr, "", func(frames [][]byte) {
 		w.sched.Post(func() { pc.deliver(frames) })
 	})
 	if err != nil {
@@ -448,19 +452,19 @@ func (pc *pooledConn) free() {
 // armPoolExpiry makes sure idle pooled connections are looked at again
 // once they may have been idle for PoolIdleTimeout. Scheduler goroutine.
 func (w *worker) armPoolExpiry() {
-	if w.poolTimer != nil {
+	if w.up.poolTimer != nil {
 		return
 	}
-	w.poolTimer = time.AfterFunc(w.host.cfg.PoolIdleTimeout, func() { w.sched.Post(w.expirePool) })
+	w.up.poolTimer = time.AfterFunc(w.host.cfg.PoolIdleTimeout, func() { w.sched.Post(w.expirePool) })
 }
 
 // expirePool closes the pooled connections idle for PoolIdleTimeout or
 // more, and forgets pools with nothing left. Scheduler goroutine.
 func (w *worker) expirePool() {
-	w.poolTimer = nil
+	w.up.poolTimer = nil
 	cutoff := w.sched.Now().Add(-w.host.cfg.PoolIdleTimeout)
 	left := false
-	for _, pool := range w.pool {
+	for _, pool := range w.up.pool {
 		keep := pool.idle[:0]
 		var stale []*pooledConn
 		for _, pc := range pool.idle {
@@ -497,8 +501,8 @@ func (pc *pooledConn) discard() {
 	if pc.w.draining || !slices.ContainsFunc(pool.waiting, func(op *requestOp) bool {
 		return op.deadline.IsZero() || now.Before(op.deadline)
 	}) {
-		if pool.open == 0 && len(pool.waiting) == 0 && pc.w.pool[pool.addr] == pool {
-			delete(pc.w.pool, pool.addr) // an address used once is not kept for good
+		if pool.open == 0 && len(pool.waiting) == 0 && pc.w.up.pool[pool.addr] == pool {
+			delete(pc.w.up.pool, pool.addr) // an address used once is not kept for good
 		}
 		return
 	}

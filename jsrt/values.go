@@ -54,7 +54,7 @@ func (rt *jsRuntime) frame(v goja.Value) ([]byte, error) {
 			return append([]byte(nil), o.Export().(goja.ArrayBuffer).Bytes()...), nil
 		}
 	}
-	s, err := rt.jsonStringify(goja.Undefined(), v)
+	s, err := rt.js.jsonStringify(goja.Undefined(), v)
 	if err != nil {
 		return nil, err
 	}
@@ -82,7 +82,7 @@ func (rt *jsRuntime) frames(args []goja.Value) ([][]byte, error) {
 
 // bytesValue wraps b (not copied) in a new Uint8Array.
 func (rt *jsRuntime) bytesValue(b []byte) goja.Value {
-	arr, err := rt.vm.New(rt.uint8Array, rt.vm.ToValue(rt.vm.NewArrayBuffer(b)))
+	arr, err := rt.vm.New(rt.js.uint8Array, rt.vm.ToValue(rt.vm.NewArrayBuffer(b)))
 	if err != nil {
 		panic(err)
 	}
@@ -113,17 +113,17 @@ func (rt *jsRuntime) errorValue(err error) goja.Value {
 	case errors.As(err, &ex):
 		return ex.Value()
 	case errors.As(err, &te):
-		return rt.newError(rt.timeoutError, te.msg)
+		return rt.newError(rt.js.timeoutError, te.msg)
 	case errors.As(err, &cg):
-		return rt.newError(rt.clientGoneError, cg.msg)
+		return rt.newError(rt.js.clientGoneError, cg.msg)
 	case errors.As(err, &tye):
-		return rt.newError(rt.typeErrorCtor, tye.msg)
+		return rt.newError(rt.js.typeErrorCtor, tye.msg)
 	case errors.As(err, &re):
-		return rt.newError(rt.rangeErrorCtor, re.msg)
+		return rt.newError(rt.js.rangeErrorCtor, re.msg)
 	case errors.Is(err, core.ErrStackOverflow):
-		return rt.newError(rt.rangeErrorCtor, err.Error())
+		return rt.newError(rt.js.rangeErrorCtor, err.Error())
 	}
-	return rt.newError(rt.errorCtor, err.Error())
+	return rt.newError(rt.js.errorCtor, err.Error())
 }
 
 func (rt *jsRuntime) newError(ctor goja.Value, msg string) goja.Value {

@@ -27,21 +27,17 @@ type worker struct {
 	gate    gate          // shut when the worker is retired: nothing it does reaches anyone after
 	retired chan struct{} // closed once it is retired and its successor serves its slot
 
-	dialer       Dialer                   // opens dealer() and request() connections (through tracker); nil: none
-	tracker      *trackingDialer          // what dialer opened, closed when the worker is retired; nil: no dialer
-	pool         map[string]*upstreamPool // request()'s connections, by address
-	poolTimer    *time.Timer              // armed while idle pooled connections may expire
-	dealers      int                      // dealer() sockets open
-	scope        *scope                   // owner of what the JavaScript running now opens
-	rt           *jsRuntime               // the live generation
-	old          map[*jsRuntime]struct{}  // retired generations with work still running
-	clients      map[string]*client       // connected clients, by identity
-	targets      []Target                 // scratch for broadcast
-	clientSpawns map[*client]spawned      // server.spawn work of each client, cancelled when it leaves
-	stepSpawns   []core.SpawnID           // spawned by the guarded call running now (cancelled if it is interrupted)
-	draining     bool                     // shutting down: no new requests
-	drained      chan struct{}            // closed once draining and no client task is left
-	done         chan struct{}            // closed when the scheduler goroutine ends
+	up           upstreams               // dealer() sockets and request()'s pool (upstream.go)
+	scope        *scope                  // owner of what the JavaScript running now opens
+	rt           *jsRuntime              // the live generation
+	old          map[*jsRuntime]struct{} // retired generations with work still running
+	clients      map[string]*client      // connected clients, by identity
+	targets      []Target                // scratch for broadcast
+	clientSpawns map[*client]spawned     // server.spawn work of each client, cancelled when it leaves
+	stepSpawns   []core.SpawnID          // spawned by the guarded call running now (cancelled if it is interrupted)
+	draining     bool                    // shutting down: no new requests
+	drained      chan struct{}           // closed once draining and no client task is left
+	done         chan struct{}           // closed when the scheduler goroutine ends
 }
 
 // run is the scheduler goroutine.
@@ -190,11 +186,11 @@ func (w *worker) disconnect(c *client) {
 // startBackground starts the live generation's exported background(server).
 func (w *worker) startBackground() {
 	rt := w.rt
-	if rt.background == nil || w.draining {
+	if rt.exports.background == nil || w.draining {
 		return
 	}
 	leave := w.enter(nil) // owned by no client: background work
-	if err := rt.spawn(rt.background, []goja.Value{rt.serverObject()}, "background"); err != nil {
+	if err := rt.spawn(rt.exports.background, []goja.Value{rt.serverObject()}, "background"); err != nil {
 		w.log.Error("background() not started", "error", err.Error())
 	}
 	w.stepSpawns = w.stepSpawns[:0]
@@ -208,9 +204,9 @@ func (w *worker) swap(rt *jsRuntime) {
 	old := w.rt
 	rt.adoptStates(old)
 	w.rt = rt
-	old.bgSpawns.cancelAll(w.sched)
+	old.life.bgSpawns.cancelAll(w.sched)
 	w.startBackground()
-	if old.refs > 0 {
+	if old.life.refs > 0 {
 		w.old[old] = struct{}{} // until its last job ends (dispose removes it)
 	}
 	old.retire()
@@ -220,7 +216,7 @@ func (w *worker) swap(rt *jsRuntime) {
 func (w *worker) beginDrain() {
 	w.draining = true
 	w.log.Info("draining: new requests get shutting_down; waiting for the work in flight", "clients_busy", w.sched.Clients())
-	w.rt.bgSpawns.cancelAll(w.sched)
+	w.rt.life.bgSpawns.cancelAll(w.sched)
 	w.checkDrained()
 }
 
@@ -237,19 +233,19 @@ func (w *worker) checkDrained() {
 // closeConnections closes request()'s pool and the dealers the live and
 // retired runtimes opened at load time, at shutdown.
 func (w *worker) closeConnections() {
-	if w.poolTimer != nil {
-		w.poolTimer.Stop()
-		w.poolTimer = nil
+	if w.up.poolTimer != nil {
+		w.up.poolTimer.Stop()
+		w.up.poolTimer = nil
 	}
-	for addr, pool := range w.pool {
+	for addr, pool := range w.up.pool {
 		for _, pc := range pool.idle {
 			pc.discard()
 		}
-		delete(w.pool, addr)
+		delete(w.up.pool, addr)
 	}
-	w.rt.scope.close()
+	w.rt.life.scope.close()
 	for rt := range w.old {
-		rt.scope.close()
+		rt.life.scope.close()
 	}
 }
 
