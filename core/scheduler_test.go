@@ -252,7 +252,7 @@ func TestQueueBoundRefusesPastLimit(t *testing.T) {
 	}
 }
 
-func TestNestedFrames(t *testing.T) {
+func TestNestedCoroutines(t *testing.T) {
 	boom := errors.New("boom")
 	tests := []struct {
 		name  string
@@ -373,7 +373,7 @@ func TestDropCancelsRunningWorkAndQueue(t *testing.T) {
 	}
 }
 
-func TestAbortDropsJobWithoutCancellingDeadFrameAndGoesOn(t *testing.T) {
+func TestAbortDropsJobWithoutCancellingDeadCoroutineAndGoesOn(t *testing.T) {
 	s, _, rec := setup(core.Config{})
 	dead := errors.New("interrupted")
 	child := func() core.Coroutine {
@@ -402,7 +402,7 @@ type panicFrame struct{}
 func (panicFrame) Resume(core.Input) core.Step { panic("bug") }
 func (panicFrame) Cancel()                     {}
 
-func TestPanickingFrameFailsOnlyItsJob(t *testing.T) {
+func TestPanickingCoroutineFailsOnlyItsJob(t *testing.T) {
 	var where []string
 	s, _, rec := setup(core.Config{OnPanic: func(w string, v any) { where = append(where, w) }})
 	s.Submit("a", &job{name: "bad", rec: rec, build: func() core.Coroutine { return panicFrame{} }}, core.Queue)

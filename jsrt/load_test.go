@@ -183,3 +183,46 @@ throw new Error('broken on purpose');`)
 		t.Fatalf("the old code does not serve: %q", got)
 	}
 }
+
+// A reload evaluates the new code on each worker's goroutine, without a
+// lock the transport's callbacks take: a connection that arrives while the
+// top-level code runs (here it blocks in a dial until the test lets it go)
+// is taken at once, served by the code live when it arrived, and by the
+// new code once the reload has made it live.
+func TestNewConnectionsAreNotHeldUpByAReloadThatIsEvaluating(t *testing.T) {
+	d := newStuckDialer(t)
+	e := start(t, jsrt.Config{Dialer: d, Workers: 1}, map[string]string{"handlers.js": `
+module.exports = { rules: [{ command: 'ping', handler: (c) => c.send('v1') }] };`})
+	e.write("handlers.js", `
+const { dealer, log } = require('moebius');
+log.info('evaluating v2');
+dealer('tcp://stuck-at-load');
+module.exports = { rules: [{ command: 'ping', handler: (c) => c.send('v2') }] };`)
+	reloaded := make(chan error, 1)
+	go func() { reloaded <- e.host.Reload() }()
+	e.waitLog("evaluating v2")
+
+	arrived := make(chan struct{})
+	go func() {
+		e.connect("newcomer")
+		e.send("newcomer", `{"command":"ping"}`)
+		close(arrived)
+	}()
+	select {
+	case <-arrived:
+	case <-time.After(5 * time.Second):
+		d.unblock("tcp://stuck-at-load")
+		t.Fatal("Connected and Message waited for the reload's top-level code")
+	}
+	d.unblock("tcp://stuck-at-load")
+	if err := <-reloaded; err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	if got := e.reply("newcomer", 1); got != "v1" {
+		t.Fatalf("newcomer got %q, want the reply of the code live when it asked", got)
+	}
+	e.send("newcomer", `{"command":"ping"}`)
+	if got := e.reply("newcomer", 2); got != "v2" {
+		t.Fatalf("newcomer got %q after the reload, want the new code's reply", got)
+	}
+}
