@@ -52,27 +52,26 @@ func metricsHandler(g gauges) http.Handler {
 	counter("read_timeouts_total", "Connections closed for stalling in the middle of a message for read_timeout.", ts(func(s transport.Stats) float64 { return float64(s.ReadTimeouts) }))
 	counter("heartbeats_sent_total", "Heartbeat PINGs sent to silent clients.", ts(func(s transport.Stats) float64 { return float64(s.Heartbeats) }))
 	counter("heartbeat_timeouts_total", "Connections closed because nothing arrived within heartbeat_timeout of a PING.", ts(func(s transport.Stats) float64 { return float64(s.HeartbeatTimeout) }))
-	for reason, f := range map[string]func(transport.Stats) float64{
-		"max_connections":             func(s transport.Stats) float64 { return float64(s.RefusedMaxConnections) },
-		"max_connections_per_address": func(s transport.Stats) float64 { return float64(s.RefusedPerAddress) },
-		"max_handshakes":              func(s transport.Stats) float64 { return float64(s.RefusedHandshakes) },
-	} {
-		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name:        "moebius_connections_refused_total",
-			Help:        "Connections closed at accept, before any handshake, by the bound that refused them.",
-			ConstLabels: prometheus.Labels{"bound": reason},
-		}, ts(f)))
+	// labelled registers one counter per value of label, each read from the
+	// transport's stats.
+	labelled := func(name, help, label string, values map[string]func(transport.Stats) float64) {
+		for value, f := range values {
+			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "moebius_" + name, Help: help, ConstLabels: prometheus.Labels{label: value},
+			}, ts(f)))
+		}
 	}
-	for reason, f := range map[string]func(transport.Stats) float64{
-		"zmtp_version": func(s transport.Stats) float64 { return float64(s.VersionRefused) },
-		"mechanism":    func(s transport.Stats) float64 { return float64(s.MechanismRefused) },
-	} {
-		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name:        "moebius_handshakes_refused_total",
-			Help:        "Handshakes refused for what the peer asked for: a ZMTP older than 3.0, or a security mechanism the endpoint does not offer.",
-			ConstLabels: prometheus.Labels{"reason": reason},
-		}, ts(f)))
-	}
+	labelled("connections_refused_total", "Connections closed at accept, before any handshake, by the bound that refused them.",
+		"bound", map[string]func(transport.Stats) float64{
+			"max_connections":             func(s transport.Stats) float64 { return float64(s.RefusedMaxConnections) },
+			"max_connections_per_address": func(s transport.Stats) float64 { return float64(s.RefusedPerAddress) },
+			"max_handshakes":              func(s transport.Stats) float64 { return float64(s.RefusedHandshakes) },
+		})
+	labelled("handshakes_refused_total", "Handshakes refused for what the peer asked for: a ZMTP older than 3.0, or a security mechanism the endpoint does not offer.",
+		"reason", map[string]func(transport.Stats) float64{
+			"zmtp_version": func(s transport.Stats) float64 { return float64(s.VersionRefused) },
+			"mechanism":    func(s transport.Stats) float64 { return float64(s.MechanismRefused) },
+		})
 	gauge("pending_bytes", "Bytes of requests read and not yet started, across all clients.", func() float64 { return float64(g.inbound.Used()) })
 	counter("reads_paused_total", "Times a connection was not read because it had queue_limit requests waiting.",
 		func() float64 { return float64(g.inbound.Stats().CountPauses.Load()) })
