@@ -92,3 +92,41 @@ func BenchmarkRequestPipelined(b *testing.B) {
 	}
 	<-done
 }
+
+// TestAllocationsPerRequestStayAtTheirLevel holds the allocations of one
+// request through a worker (post, route, handler, send) at what they are
+// now: counts are exact where timings are not. A plain handler that takes
+// only the client never has its JSON built into objects.
+func TestAllocationsPerRequestStayAtTheirLevel(t *testing.T) {
+	for _, tc := range []struct {
+		name, payload string
+		most          float64
+	}{
+		{"plain handler of the client alone", `{"command":"reply"}`, 14},
+		{"generator that yields once and sends an object", `{"command":"gen","n":1}`, 67},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "handlers.js")
+			if err := os.WriteFile(path, []byte(benchHandlers), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			h, err := jsrt.New(jsrt.Config{Handlers: path, QueueLimit: 1 << 20, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := &countingSender{replies: make(chan struct{}, 1<<16)}
+			h.Start(out)
+			defer h.Shutdown(0)
+			h.Connected("client", 1)
+			payload := [][]byte{[]byte(tc.payload)}
+			got := testing.AllocsPerRun(2000, func() {
+				h.Message("client", 1, nil, payload, flow.Hold{})
+				<-out.replies
+			})
+			t.Logf("%.1f allocations per request", got)
+			if got > tc.most {
+				t.Fatalf("%.1f allocations per request, want at most %v", got, tc.most)
+			}
+		})
+	}
+}

@@ -30,18 +30,19 @@ type clientJob struct {
 	env [][]byte // its envelope, carried back by every reply while it is served
 	raw [][]byte
 
-	rt      *jsRuntime    // the runtime it was routed on
-	err     error         // why it cannot be routed
-	handler goja.Callable // the handler the route chose
-	data    goja.Value    // its data argument; nil until bound
-	msg     *goja.Object
-	started bool
-	scope   scope // owns what the handler opens
+	rt         *jsRuntime    // the runtime it was routed on
+	err        error         // why it cannot be routed
+	handler    goja.Callable // the handler the route chose
+	clientOnly bool          // it takes the client alone: no data or message is built for it
+	data       goja.Value    // its data argument; nil until bound
+	msg        *goja.Object
+	started    bool
+	scope      scope // owns what the handler opens
 }
 
 // route finds the request's strategy on rt; a failure is kept in r.err.
 func (r *clientJob) route(rt *jsRuntime) core.Strategy {
-	r.rt, r.err, r.handler, r.data, r.msg = rt, nil, nil, nil, nil
+	r.rt, r.err, r.handler, r.clientOnly, r.data, r.msg = rt, nil, nil, false, nil, nil
 	if rt.exports.route != nil {
 		strategy, err := r.customRoute(rt)
 		r.err = err
@@ -59,7 +60,7 @@ func (r *clientJob) route(rt *jsRuntime) core.Strategy {
 			r.err = &refusal{CodeUnknownCommand, fmt.Sprintf("unknown command %q", command)}
 			break
 		}
-		r.handler = rl.call
+		r.handler, r.clientOnly = rl.call, rl.clientOnly
 		return rl.strategy
 	}
 	return core.Queue
@@ -161,7 +162,7 @@ func (r *clientJob) Start() (core.Coroutine, error) {
 	}
 	rt.acquire()
 	r.started = true
-	if r.err == nil {
+	if r.err == nil && !r.clientOnly {
 		r.err = r.bind()
 	}
 	if r.err != nil {
@@ -170,7 +171,13 @@ func (r *clientJob) Start() (core.Coroutine, error) {
 	}
 	r.scope = r.answering()
 	leave := r.w.enter(&r.scope)
-	res, err := rt.call(r.handler, goja.Undefined(), rt.object(r.c), r.data, r.message())
+	var res goja.Value
+	var err error
+	if r.clientOnly {
+		res, err = rt.call(r.handler, goja.Undefined(), rt.object(r.c))
+	} else {
+		res, err = rt.call(r.handler, goja.Undefined(), rt.object(r.c), r.data, r.message())
+	}
 	leave()
 	if err != nil {
 		return nil, err

@@ -2,8 +2,11 @@ package jsrt
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/dop251/goja"
+	"github.com/dop251/goja/ast"
+	"github.com/dop251/goja/parser"
 
 	"github.com/moebius-js/moebius-js/core"
 )
@@ -21,8 +24,59 @@ type exports struct {
 
 // rule is one entry of module.exports.rules.
 type rule struct {
-	call     goja.Callable
-	strategy core.Strategy
+	call       goja.Callable
+	strategy   core.Strategy
+	clientOnly bool // the handler cannot see its data or message argument (takesClientOnly)
+}
+
+// takesClientOnly reports whether a handler can see nothing but its first
+// argument (the client): a JavaScript function that declares at most one
+// parameter, none of them a rest parameter, and whose source does not
+// mention arguments. Such a handler is called with the client alone, so
+// the request's JSON is never built into objects for it. Natives and bound
+// functions (whose source does not show) and anything that does not parse
+// as a function count as seeing everything. It reads the function's source
+// with Function.prototype.toString as it was before handlers.js ran: the
+// loading goroutine, under the load's timer.
+func takesClientOnly(js *intrinsics, fn goja.Value) bool {
+	src, err := js.fnToString(fn)
+	if err != nil {
+		return false
+	}
+	text := src.String()
+	if strings.Contains(text, "arguments") {
+		return false
+	}
+	params, ok := parameters(text)
+	return ok && params.Rest == nil && len(params.List) <= 1
+}
+
+// parameters parses a function's source (an expression, or a method as
+// an object literal shows it) and returns its parameter list.
+func parameters(src string) (*ast.ParameterList, bool) {
+	for _, wrapped := range []string{"(" + src + "\n)", "({" + src + "\n})"} {
+		prog, err := parser.ParseFile(nil, "", wrapped, 0)
+		if err != nil || len(prog.Body) != 1 {
+			continue
+		}
+		stmt, ok := prog.Body[0].(*ast.ExpressionStatement)
+		if !ok {
+			continue
+		}
+		expr := stmt.Expression
+		if obj, ok := expr.(*ast.ObjectLiteral); ok && len(obj.Value) == 1 {
+			if prop, ok := obj.Value[0].(*ast.PropertyKeyed); ok {
+				expr = prop.Value
+			}
+		}
+		switch f := expr.(type) {
+		case *ast.FunctionLiteral:
+			return f.ParameterList, true
+		case *ast.ArrowFunctionLiteral:
+			return f.ParameterList, true
+		}
+	}
+	return nil, false
 }
 
 // maxRules bounds module.exports.rules (a sparse array can claim billions).
@@ -30,7 +84,7 @@ const maxRules = 10_000
 
 // readExports checks module.exports and keeps what the server uses. It may
 // run the script's getters: the loading goroutine, under the load's timer.
-func readExports(path string, value goja.Value) (ex exports, err error) {
+func readExports(js *intrinsics, path string, value goja.Value) (ex exports, err error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%s: module.exports.%s", path, fmt.Sprintf(format, args...))
 	}
@@ -87,7 +141,8 @@ func readExports(path string, value goja.Value) (ex exports, err error) {
 		if cmd == nil || !goja.IsString(cmd) || cmd.String() == "" {
 			return ex, bad("rules[%d].command must be a non-empty string", i)
 		}
-		h, ok := goja.AssertFunction(r.Get("handler"))
+		hv := r.Get("handler")
+		h, ok := goja.AssertFunction(hv)
 		if !ok {
 			return ex, bad("rules[%d].handler must be a function (command %q)", i, cmd.String())
 		}
@@ -100,7 +155,7 @@ func readExports(path string, value goja.Value) (ex exports, err error) {
 		if _, dup := ex.rules[cmd.String()]; dup {
 			return ex, bad("rules[%d]: command %q appears twice", i, cmd.String())
 		}
-		ex.rules[cmd.String()] = rule{call: h, strategy: strategy}
+		ex.rules[cmd.String()] = rule{call: h, strategy: strategy, clientOnly: takesClientOnly(js, hv)}
 	}
 	return ex, nil
 }

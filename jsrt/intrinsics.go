@@ -25,6 +25,7 @@ type intrinsics struct {
 	rangeErrorCtor  goja.Value
 	ownDescriptor   goja.Callable // Object.getOwnPropertyDescriptor
 	setOwn          goja.Callable // (o, k, v): define k as o's own data property, for keys Go strings cannot hold
+	fnToString      goja.Callable // Function.prototype.toString: call it with the function as this
 }
 
 // newIntrinsics looks up the JavaScript built-ins the runtime uses on hot
@@ -46,7 +47,8 @@ func newIntrinsics(vm *goja.Runtime) (intrinsics, error) {
   };
   return [JSON.parse, JSON.stringify, genFuncProto.prototype,
           Uint8Array, TimeoutError, ClientGoneError, genFuncProto,
-          Error, TypeError, RangeError, Object.getOwnPropertyDescriptor, setOwn];
+          Error, TypeError, RangeError, Object.getOwnPropertyDescriptor, setOwn,
+          Function.prototype.toString];
 })()`)
 	if err != nil {
 		return js, fmt.Errorf("set up runtime: %w", err)
@@ -66,5 +68,6 @@ func newIntrinsics(vm *goja.Runtime) (intrinsics, error) {
 	js.errorCtor, js.typeErrorCtor, js.rangeErrorCtor = get(7), get(8), get(9)
 	js.ownDescriptor, _ = goja.AssertFunction(get(10))
 	js.setOwn, _ = goja.AssertFunction(get(11))
+	js.fnToString, _ = goja.AssertFunction(get(12))
 	return js, nil
 }

@@ -98,7 +98,7 @@ func load(path string, w *worker, gen int, src map[string][]byte) (*jsRuntime, e
 	})
 	value, err := mods.Require(spec)
 	if err == nil {
-		rt.exports, err = readExports(path, value) // may run getters: still under the timer
+		rt.exports, err = readExports(&rt.js, path, value) // may run getters: still under the timer
 	}
 	timer.Stop()
 	vm.ClearInterrupt()
