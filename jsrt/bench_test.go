@@ -33,6 +33,9 @@ const benchHandlers = `
 module.exports = { rules: [
   { command: 'reply', handler: (c) => c.send('Reply to ' + c.id) },
   { command: 'gen', handler: function* (c, d) { yield; c.send({ n: d.n }); } },
+  { command: 'yield-once', handler: function* (c) { yield; c.send('Reply to ' + c.id); } },
+  { command: 'object', handler: (c) => c.send({ reply: 'Reply to ' + c.id }) },
+  { command: 'string', handler: (c) => c.send(JSON.stringify({ reply: 'Reply to ' + c.id })) },
 ]};
 `
 
@@ -60,6 +63,9 @@ func BenchmarkRequestRoundTrip(b *testing.B) {
 	for _, tc := range []struct{ name, payload string }{
 		{"plain", `{"command":"reply"}`},
 		{"generator", `{"command":"gen","n":1}`},
+		{"generator-yield-once", `{"command":"yield-once"}`},
+		{"send-object", `{"command":"object"}`},
+		{"send-built-string", `{"command":"string"}`},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			h, out := startBench(b)
