@@ -1,9 +1,11 @@
 package jsrt_test
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync/atomic"
 	"testing"
 
@@ -135,4 +137,44 @@ func TestAllocationsPerRequestStayAtTheirLevel(t *testing.T) {
 			}
 		})
 	}
+}
+
+// BenchmarkSleepingHandlerMemory parks b.N generator handlers in a sleep,
+// one per client, and reports the heap each holds (its client's
+// JavaScript object included): what a server with many clients waiting
+// in a handler pays beyond their connections.
+func BenchmarkSleepingHandlerMemory(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "handlers.js")
+	src := `const { sleep } = require('moebius');
+module.exports = { rules: [{ command: 'sleep', handler: function* (c) { yield sleep(3600000); c.send('x'); } }] };`
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	h, err := jsrt.New(jsrt.Config{Handlers: path, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h.Start(&countingSender{replies: make(chan struct{}, 1)})
+	defer h.Shutdown(0)
+	ids := make([]string, b.N)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("client-%d", i)
+		h.Connected(ids[i], uint64(i+1))
+	}
+	started := func() uint64 { return h.Stats()[0].Started.Load() }
+	payload := []byte(`{"command":"sleep"}`)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	b.ResetTimer()
+	for i, id := range ids {
+		h.Message(id, uint64(i+1), nil, [][]byte{payload}, flow.Hold{})
+	}
+	for started() < uint64(b.N) {
+		runtime.Gosched()
+	}
+	b.StopTimer()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(b.N), "B/sleeper")
 }
