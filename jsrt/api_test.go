@@ -268,3 +268,45 @@ func TestSleepRejectsBadDurations(t *testing.T) {
 		t.Fatalf("got %s", got)
 	}
 }
+
+// Client methods live on a prototype all clients share, so a client's
+// object stays small; a method taken off its client has no client to act
+// for and says so, while a client that left still throws ClientGoneError.
+func TestClientMethodsActForTheClientTheyAreCalledOn(t *testing.T) {
+	e := start(t, jsrt.Config{}, map[string]string{"handlers.js": `
+const { sleep } = require('moebius');
+let parked;
+module.exports = { rules: [
+  { command: 'detached', handler: (c) => {
+      const send = c.send;
+      try { send('x'); } catch (e) { c.send(e.name + ': ' + e.message); }
+      c.send(JSON.stringify({ keys: Object.keys(c), own: Object.prototype.hasOwnProperty.call(c, 'send') }));
+  } },
+  { command: 'park', handler: function* (c) { parked = c; c.send('parked'); yield sleep(3600000); } },
+  { command: 'other', handler: (c, d, m) => {
+      try { parked.send('late'); } catch (e) { c.send(e.name); }
+      Object.getPrototypeOf(c).send.call(parked === c ? null : c, 'via call');
+  } },
+]};`})
+	e.connect("a")
+	e.send("a", `{"command":"detached"}`)
+	if got, want := e.reply("a", 1), "TypeError: client.send must be called on a client object, as client.send(...)"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if got, want := e.reply("a", 2), `{"keys":["id","state"],"own":false}`; got != want {
+		t.Fatalf("got %s, want %s", got, want)
+	}
+	e.connect("gone")
+	e.send("gone", `{"command":"park"}`)
+	if got := e.reply("gone", 1); got != "parked" {
+		t.Fatalf("got %q", got)
+	}
+	e.disconnect("gone")
+	e.send("a", `{"command":"other"}`)
+	if got := e.reply("a", 3); got != "ClientGoneError" {
+		t.Fatalf("a send to a client that left threw %q, want ClientGoneError", got)
+	}
+	if got := e.reply("a", 4); got != "via call" {
+		t.Fatalf("got %q", got)
+	}
+}

@@ -16,16 +16,44 @@ type client struct {
 }
 
 // object returns this runtime's JavaScript object for c, creating it on
-// first use: {id, state, send, broadcast, close}.
+// first use: {id, state}, whose send, broadcast and close come from a
+// prototype all clients share (clientPrototype) and find their client
+// through a hidden symbol-keyed slot. Sharing them keeps a client's object
+// small: many clients parked in a handler each hold one.
 func (rt *jsRuntime) object(c *client) *goja.Object {
 	if o := rt.life.clients[c]; o != nil {
+		rt.lastObject, rt.lastClient = o, c
 		return o
 	}
 	vm := rt.vm
 	o := vm.NewObject()
+	_ = o.SetPrototype(rt.clientPrototype())
 	_ = o.DefineDataProperty("id", vm.ToValue(c.text), goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_TRUE)
 	_ = o.Set("state", vm.NewObject())
-	_ = o.Set("send", func(call goja.FunctionCall) goja.Value {
+	_ = o.DefineDataPropertySymbol(rt.clientSlot, vm.ToValue(c), goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_FALSE)
+	if !c.gone {
+		rt.life.clients[c] = o
+	}
+	rt.lastObject, rt.lastClient = o, c
+	return o
+}
+
+// clientPrototype is the prototype of this runtime's client objects, made
+// on first use: send, broadcast and close, each acting for the client its
+// this is.
+func (rt *jsRuntime) clientPrototype() *goja.Object {
+	if rt.clientProto != nil {
+		return rt.clientProto
+	}
+	rt.clientSlot = goja.NewSymbol("moebius.client")
+	p := rt.vm.NewObject()
+	method := func(name string, fn func(c *client, call goja.FunctionCall)) {
+		_ = p.Set(name, func(call goja.FunctionCall) goja.Value {
+			fn(rt.thisClient(call.This, name), call)
+			return goja.Undefined()
+		})
+	}
+	method("send", func(c *client, call goja.FunctionCall) {
 		frames, err := rt.frames(call.Arguments)
 		if err != nil {
 			rt.throw(err)
@@ -33,20 +61,27 @@ func (rt *jsRuntime) object(c *client) *goja.Object {
 		if err := rt.w.send(c, frames); err != nil {
 			rt.throw(err)
 		}
-		return goja.Undefined()
 	})
-	_ = o.Set("broadcast", func(call goja.FunctionCall) goja.Value {
-		rt.broadcast(call.Argument(0), call.Argument(1))
-		return goja.Undefined()
-	})
-	_ = o.Set("close", func(goja.FunctionCall) goja.Value {
-		rt.w.disconnect(c)
-		return goja.Undefined()
-	})
-	if !c.gone {
-		rt.life.clients[c] = o
+	method("broadcast", func(_ *client, call goja.FunctionCall) { rt.broadcast(call.Argument(0), call.Argument(1)) })
+	method("close", func(c *client, _ goja.FunctionCall) { rt.w.disconnect(c) })
+	rt.clientProto = p
+	return p
+}
+
+// thisClient is the client a client method was called on, or a TypeError
+// when this is no client object (a method taken off its client:
+// const send = client.send).
+func (rt *jsRuntime) thisClient(this goja.Value, method string) *client {
+	if o, ok := this.(*goja.Object); ok {
+		if o == rt.lastObject { // the object a handler was just given: no lookup
+			return rt.lastClient
+		}
+		if c, ok := o.GetSymbol(rt.clientSlot).Export().(*client); ok {
+			return c
+		}
 	}
-	return o
+	rt.throw(badArgument("client.%s must be called on a client object, as client.%s(...)", method, method))
+	return nil
 }
 
 // forget drops this runtime's object for a client that went away.

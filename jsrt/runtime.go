@@ -30,8 +30,14 @@ type jsRuntime struct {
 	exports exports           // what module.exports offers the server (exports.go)
 	sources map[string][]byte // what the load read, by path: a retired worker's successor loads the same code
 	server  *goja.Object      // the moebius server object, made on first use
-	loaded  bool              // evaluation is over: the generation may become live
-	life    generation        // what this generation owns while it runs (generation.go)
+	// The prototype of client objects and the symbol of their hidden
+	// client slot, made on first use (client.go).
+	clientProto *goja.Object
+	clientSlot  *goja.Symbol
+	lastObject  *goja.Object // the client object object() returned last, and its client
+	lastClient  *client
+	loaded      bool       // evaluation is over: the generation may become live
+	life        generation // what this generation owns while it runs (generation.go)
 }
 
 // loadBudgetSteps bounds the evaluation of handlers.js, which may loop
