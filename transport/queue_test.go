@@ -226,3 +226,41 @@ func queueOnlyPeer(t *testing.T, cfg Config) (*Server, *peer, net.Conn) {
 	s.mu.Unlock()
 	return s, p, remote
 }
+
+// addPipePeer registers a peer on one end of an in-memory pipe, as if it
+// had finished its handshake, without its reader or writer goroutines.
+func addPipePeer(t *testing.T, s *Server, id string, serial uint64) *peer {
+	local, remote := net.Pipe()
+	t.Cleanup(func() { _ = local.Close(); _ = remote.Close() })
+	p := newPeer(s, local, serial, "pipe")
+	s.mu.Lock()
+	p.id = id
+	s.peers[id] = p
+	s.conns[p] = struct{}{}
+	s.mu.Unlock()
+	return p
+}
+
+// A broadcast copy that went into a queue whose peer the server-wide bound
+// then dropped was given up by that queue's close: the broadcast must not
+// give it up a second time, or the server's count of queued bytes ends
+// below zero and the bound loosens for good.
+func TestABroadcastCopyQueuedToAPeerThatIsThenShedIsReleasedOnce(t *testing.T) {
+	cfg := Config{MaxSendBytes: 1000, Limits: Limits{SendQueueBytes: 1 << 20, SendHWM: 1 << 20, SendHWMBytes: 1 << 20}}
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	s := newServer(cfg, &fuzzHandler{})
+	a := addPipePeer(t, s, "a", 1)
+	b := addPipePeer(t, s, "b", 2)
+	if err := s.Send("a", make([]byte, 900)); err != nil { // a holds about 964 bytes, under the bound
+		t.Fatal(err)
+	}
+	s.Broadcast(make([]byte, 200), []Peer{{ID: "a", Serial: 1}, {ID: "b", Serial: 2}})
+	if !a.closing.Load() {
+		t.Fatal("a was not shed: the scenario did not happen")
+	}
+	batch, _ := b.q.take() // b's writer writes its copy
+	b.q.done(batch)
+	if got := s.sendBytes.Load(); got != 0 {
+		t.Fatalf("queued bytes %d once every queue is empty, want 0", got)
+	}
+}

@@ -135,24 +135,32 @@ func (s *Server) lookupConn(id string, conn uint64) *peer {
 // counted and logged); past the server-wide bound it sheds (see
 // overServerBound). Any goroutine.
 func (s *Server) push(p *peer, m outMsg) (backlogged bool, err error) {
+	backlogged, _, err = s.pushQueued(p, m)
+	return backlogged, err
+}
+
+// pushQueued is push, reporting too whether m went into p's queue: it may
+// have, and p be dropped after it for the server-wide bound, in which case
+// closing p's queue gave m up. Any goroutine.
+func (s *Server) pushQueued(p *peer, m outMsg) (backlogged, queued bool, err error) {
 	switch p.q.push(m) {
 	case queueFull:
 		if p.shutdownCounting(ErrPeerDropped, &s.stats.slowDropped) {
 			s.lim.Log(p.log, slog.LevelWarn, "slow_peer", p.remote, "dropping slow peer: its send queue would pass send_queue_bytes",
 				"queue_bytes", s.cfg.SendQueueBytes, "msg_bytes", m.cost())
 		}
-		return false, ErrPeerDropped
+		return false, false, ErrPeerDropped
 	case queueGone:
-		return false, ErrUnknownPeer
+		return false, false, ErrUnknownPeer
 	case queuedFull:
 		backlogged = true
 	}
 	if s.sendBytes.Load() > s.cfg.MaxSendBytes {
 		if s.overServerBound(p) {
-			return false, ErrPeerDropped
+			return false, true, ErrPeerDropped
 		}
 	}
-	return backlogged, nil
+	return backlogged, true, nil
 }
 
 // overServerBound runs when all send queues together hold more than
@@ -195,8 +203,11 @@ func (s *Server) Broadcast(frame []byte, to []Peer) (sent int) {
 			continue
 		}
 		sh.refs.Add(1)
-		if _, err := s.push(p, outMsg{frames: [][]byte{frame}, envelope: p.latestEnvelope(), shared: sh}); err != nil {
-			sh.release() // not queued
+		_, queued, err := s.pushQueued(p, outMsg{frames: [][]byte{frame}, envelope: p.latestEnvelope(), shared: sh})
+		if !queued {
+			sh.release() // its copy went nowhere
+		}
+		if err != nil {
 			continue
 		}
 		sent++
