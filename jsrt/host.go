@@ -386,20 +386,16 @@ func (h *Host) Reload() error {
 	gen, live := h.gen+1, h.gen
 	h.mu.Unlock()
 
-	type loaded struct {
-		rt  *jsRuntime
-		err error
-	}
 	n := len(h.slots)
-	results := make([]chan loaded, n)
+	results := make([]chan loadResult, n)
 	ws := make([]*worker, n) // the worker each load was posted to
 	post := func(i int) {
 		w := h.slots[i].current()
-		ch := make(chan loaded, 1)
+		ch := make(chan loadResult, 1)
 		ws[i], results[i] = w, ch
 		w.post(func() {
 			rt, err := load(h.cfg.Handlers, w, gen, nil)
-			ch <- loaded{rt, err}
+			ch <- loadResult{rt, err}
 		})
 	}
 	for i := range h.slots {
@@ -408,21 +404,18 @@ func (h *Host) Reload() error {
 	rts := make([]*jsRuntime, n)
 	var failure error
 	for i := range h.slots {
-	wait:
 		for {
-			select {
-			case res := <-results[i]:
-				rts[i] = res.rt
-				if res.err != nil && failure == nil {
-					failure = res.err
-				}
-				break wait
-			case <-ws[i].retired: // stuck, and replaced: load on its successor
+			res, retired, stopped := awaitLoad(results[i], ws[i])
+			if retired { // stuck, and replaced: load on its successor
 				post(i)
-			case <-ws[i].done:
-				failure = errors.New("reload: the server is shutting down")
-				break wait
+				continue
 			}
+			if stopped {
+				failure = errors.New("reload: the server is shutting down")
+			} else if rts[i] = res.rt; res.err != nil && failure == nil {
+				failure = res.err
+			}
+			break
 		}
 	}
 	if failure != nil {
@@ -454,6 +447,33 @@ func (h *Host) Reload() error {
 	}
 	h.log.Info("handlers reloaded", "file", h.cfg.Handlers, "gen", gen)
 	return nil
+}
+
+// loadResult is what a reload's load on one worker gave.
+type loadResult struct {
+	rt  *jsRuntime
+	err error
+}
+
+// awaitLoad waits for the load posted to w: its result; or retired, when w
+// was retired meanwhile and the load must go to its successor (this wins
+// over w's goroutine having ended, which a retired worker's also does once
+// its stuck call returns); or stopped, when w's goroutine ended because
+// the server is shutting down. Reload's goroutine.
+func awaitLoad(result <-chan loadResult, w *worker) (res loadResult, retired, stopped bool) {
+	select {
+	case res = <-result:
+		return res, false, false
+	case <-w.retired:
+		return res, true, false
+	case <-w.done:
+		select {
+		case <-w.retired:
+			return res, true, false
+		default:
+			return res, false, true
+		}
+	}
 }
 
 // Shutdown stops taking requests, lets the work in flight finish for up to
