@@ -8,11 +8,12 @@ import "github.com/dop251/goja"
 // and is then disposed, closing what its top-level code opened. Worker's
 // goroutine (or the one loading it, before that goroutine runs).
 type generation struct {
-	clients  map[*client]*goja.Object // this runtime's object for each client
-	scope    scope                    // what code run at load time opened (module-level dealers)
-	bgSpawns spawned                  // background() and the work it spawned
-	refs     int                      // jobs and coroutines still running here
-	retired  bool                     // a newer generation is live
+	clients    map[*client]*goja.Object // this runtime's object for each client
+	scope      scope                    // what code run at load time opened (module-level dealers)
+	topDealers int                      // dealers its top-level code opened and has not closed
+	bgSpawns   spawned                  // background() and the work it spawned
+	refs       int                      // jobs and coroutines still running here
+	retired    bool                     // a newer generation is live
 }
 
 // acquire counts a job or coroutine that runs on rt.

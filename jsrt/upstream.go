@@ -115,7 +115,7 @@ type upstreams struct {
 	tracker   *trackingDialer          // what dialer opened, closed when the worker is retired; nil: no dialer
 	pool      map[string]*upstreamPool // request()'s connections, by address
 	poolTimer *time.Timer              // armed while idle pooled connections may expire
-	dealers   int                      // dealer() sockets open, its top-level code's included
+	dealers   int                      // dealer() sockets its handlers opened and have not closed
 }
 
 // dealerSocket is the Go side of a dealer() object: one DEALER connection
@@ -127,6 +127,7 @@ type dealerSocket struct {
 	inbox   [][][]byte
 	waiting core.WaitKey // the task parked in recv(), if any
 	closed  bool
+	count   *int // the bound it counts against, given back when it closes
 }
 
 // newDealer opens a dealer for JavaScript, owned by the job being stepped
@@ -141,13 +142,20 @@ func (rt *jsRuntime) newDealer(addr string, opts goja.Value) goja.Value {
 	if rt.w.up.dialer == nil {
 		rt.throw(fmt.Errorf("dealer(): this server cannot open connections"))
 	}
-	// Counted against the worker's bound, at load time too: a load runs on
-	// the worker's goroutine, or before it starts (New, a retirement).
+	// A dealer counts against the bound of what opened it: its
+	// generation's top-level code (which keeps its dealers while a reload
+	// loads the next generation's), or the worker's handlers. Either way on
+	// the worker's goroutine: a load runs there, or before it starts (New,
+	// a retirement).
 	w := rt.w
-	if w.up.dealers >= maxDealers {
+	count := &w.up.dealers
+	if !rt.loaded {
+		count = &rt.life.topDealers
+	}
+	if *count >= maxDealers {
 		rt.throw(fmt.Errorf("dealer(%q): %d dealers are open already; close() the ones you are done with", addr, maxDealers))
 	}
-	d := &dealerSocket{rt: rt, addr: addr}
+	d := &dealerSocket{rt: rt, addr: addr, count: count}
 	up, err := w.up.dialer.Dial(addr, identity, func(frames [][]byte) {
 		w.sched.Post(func() { d.deliver(frames) })
 	})
@@ -155,7 +163,7 @@ func (rt *jsRuntime) newDealer(addr string, opts goja.Value) goja.Value {
 		rt.throw(badArgument("dealer(%q): %v", addr, err))
 	}
 	d.up = up
-	w.up.dealers++
+	*count++
 	rt.own(d.close)
 
 	o := rt.vm.NewObject()
@@ -211,7 +219,7 @@ func (d *dealerSocket) close() {
 	}
 	d.closed = true
 	d.up.Close()
-	d.rt.w.up.dealers--
+	*d.count--
 	d.inbox = nil
 	if key := d.waiting; key != 0 {
 		d.waiting = 0

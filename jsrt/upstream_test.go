@@ -393,3 +393,28 @@ func TestALoadThatFailsOnOneWorkerClosesWhatTheOthersOpened(t *testing.T) {
 		t.Fatalf("%d of worker 0's dealers closed, want 1", d.closeds)
 	}
 }
+
+// Dealers opened at the top of handlers.js count against their own
+// generation's bound, not against the worker's alongside the generation
+// a reload replaces: a file that opens more than half the bound at top
+// level still reloads.
+func TestAFileWhoseTopLevelOpensManyDealersStillReloads(t *testing.T) {
+	d := newStuckDialer(t)
+	e := start(t, jsrt.Config{Dialer: d, Workers: 1}, map[string]string{"handlers.js": `
+const { dealer } = require('moebius');
+const backends = [];
+for (let i = 0; i < 600; i++) backends.push(dealer('tcp://open'));
+module.exports = { rules: [{ command: 'ping', handler: (c) => c.send('pong ' + backends.length) }] };
+`})
+	if err := e.host.Reload(); err != nil {
+		t.Fatalf("reload of unchanged code: %v", err)
+	}
+	e.connect("c")
+	e.send("c", `{"command":"ping"}`)
+	if got := e.reply("c", 1); got != "pong 600" {
+		t.Fatalf("got %q", got)
+	}
+	if opened, closed := d.counts("tcp://open"); opened != 1200 {
+		t.Fatalf("%d dealers opened (%d closed), want 600 per generation", opened, closed)
+	}
+}
