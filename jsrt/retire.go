@@ -130,8 +130,8 @@ type ticket struct {
 // successor; the others get the runaway_handler reply.
 const (
 	phaseWaiting int32 = iota // posted, not yet taken by the worker
-	phaseRouting              // being routed (a custom route() runs JavaScript)
-	phaseQueued               // routed, waiting in its client's queue
+	phaseRouting              // routed by a custom route(), which ran JavaScript: it stays here until it starts
+	phaseQueued               // routed by the default router (no JavaScript), waiting in its client's queue
 	phaseStarted              // its handler started
 )
 

@@ -350,3 +350,49 @@ func TestRetiredWorkersStillInTheirCallsAreBounded(t *testing.T) {
 		t.Fatalf("first got %q", got)
 	}
 }
+
+// A request whose custom route() ran on the stuck worker has run
+// JavaScript there, even while it waits in its client's queue: it is
+// answered with runaway_handler, never routed a second time on the
+// successor (whatever route() sent would go out twice).
+func TestAQueuedRequestWhoseRouteRanIsAnsweredNotMoved(t *testing.T) {
+	d := newStuckDialer(t)
+	e := start(t, jsrt.Config{Dialer: d, StepBudget: stuckBudget, Workers: 1}, map[string]string{"handlers.js": `
+const { dealer, sleep, log } = require('moebius');
+const handlers = {
+  stuck: (c) => { log.info('entering the stuck call'); dealer('tcp://stuck'); },
+  nap: function* (c) { c.send('napping'); yield sleep(3600 * 1000); },
+  ping: (c) => c.send('pong'),
+};
+module.exports = {
+  route(msg, c) {
+    const cmd = JSON.parse(msg.text).command;
+    if (cmd === 'ping') c.send('routed ping');
+    return { handler: handlers[cmd] };
+  },
+};
+`})
+	e.connect("x")
+	e.connect("y")
+	e.send("x", `{"command":"nap"}`)
+	if got := e.reply("x", 1); got != "napping" {
+		t.Fatalf("got %q", got)
+	}
+	e.send("x", `{"command":"ping"}`) // routed at once (JavaScript ran), queued behind nap
+	if got := e.reply("x", 2); got != "routed ping" {
+		t.Fatalf("got %q", got)
+	}
+	e.send("y", `{"command":"stuck"}`)
+	e.waitLog("entering the stuck call")
+	got := e.replies("x", 4)
+	if !isRunaway(got[2]) || !isRunaway(got[3]) {
+		t.Fatalf("x got %q, want runaway_handler for the parked nap and for the routed ping", got)
+	}
+	e.send("x", `{"command":"ping"}`) // the successor routes and serves new requests
+	if got := e.replies("x", 6); got[4] != "routed ping" || got[5] != "pong" {
+		t.Fatalf("x got %q after the retirement", got)
+	}
+	if got := strings.Count(strings.Join(e.replies("x", 6), "\n"), "routed ping"); got != 2 {
+		t.Fatalf("route() ran %d times for two pings", got)
+	}
+}

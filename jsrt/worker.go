@@ -98,7 +98,9 @@ func (w *worker) message(t *ticket) {
 	t.phase.Store(phaseRouting) // a custom route() runs JavaScript for it
 	j := &clientJob{w: w, c: c, t: t, env: t.env, raw: t.frames}
 	strategy := j.route(w.rt)
-	t.phase.Store(phaseQueued)
+	if w.rt.exports.route == nil {
+		t.phase.Store(phaseQueued) // the default router ran no JavaScript: it may still move
+	}
 	switch w.sched.Submit(t.id, j, strategy) {
 	case core.Refused:
 		t.releaseHold()
