@@ -269,7 +269,9 @@ func (h *Host) Start(out Sender) {
 	for _, s := range h.slots {
 		w := s.w // no retirement before the watchdogs start
 		w.out = gatedSender{out, &w.gate}
-		w.dog = newWatchdog(w.budget, func(owner string, ran time.Duration) bool { return h.retire(w, owner, ran) })
+		w.dog = newWatchdog(w.budget, func(owner string, ran time.Duration, call uint64) bool {
+			return h.retire(w, owner, ran, call)
+		})
 		go w.run()
 	}
 	h.log.Info("handlers loaded", "file", h.cfg.Handlers, "gen", h.gen, "workers", len(h.slots))

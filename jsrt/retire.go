@@ -346,15 +346,16 @@ func (u *trackedUpstream) Close() {
 	u.once.Do(u.up.Close)
 }
 
-// retire replaces old, whose goroutine is stuck in a call that was
-// interrupted stuckAfter(budget) ago and still runs (owner is whom it runs
-// for, ran how long), with a fresh worker in its slot, and reports whether
-// it did. It declines once the server is shutting down, when old no
-// longer serves its slot, while as many retired workers as there are
-// slots are still in their calls, or when the successor's code does not
-// load (old then stays, as it would have without retirement). The old
+// retire replaces old, whose goroutine is stuck in guarded call number
+// call, interrupted stuckAfter(budget) ago and still running (owner is
+// whom it runs for, ran how long), with a fresh worker in its slot, and
+// reports whether it did. It declines once the server is shutting down,
+// when old no longer serves its slot, while as many retired workers as
+// there are slots are still in their calls, when the successor's code does
+// not load (old then stays, as it would have without retirement), or when
+// the call ended while the successor loaded (old has recovered). The old
 // watchdog's goroutine.
-func (h *Host) retire(old *worker, owner string, ran time.Duration) bool {
+func (h *Host) retire(old *worker, owner string, ran time.Duration, call uint64) bool {
 	s := old.slot
 	h.mu.Lock()
 	stopped, gen, src := h.stopped, h.gen, h.sources
@@ -387,14 +388,17 @@ func (h *Host) retire(old *worker, owner string, ran time.Duration) bool {
 	h.mu.Lock()
 	stopped, live, liveSrc := h.stopped, h.gen, h.sources
 	h.mu.Unlock()
-	if stopped || h.abandoned.Load() >= int64(len(h.slots)) { // another slot's retirement came first
+	if stopped || h.abandoned.Load() >= int64(len(h.slots)) || // another slot's retirement came first
+		!old.dog.running(call) { // the call returned while fresh loaded: old serves on
 		rt.life.scope.close() // what its top level opened; no goroutine runs it
 		return false
 	}
 
 	old.gate.close() // from here on nothing old does reaches anyone
 	fresh.out = gatedSender{h.out, &fresh.gate}
-	fresh.dog = newWatchdog(fresh.budget, func(owner string, ran time.Duration) bool { return h.retire(fresh, owner, ran) })
+	fresh.dog = newWatchdog(fresh.budget, func(owner string, ran time.Duration, call uint64) bool {
+		return h.retire(fresh, owner, ran, call)
+	})
 	fresh.sched.Stats().Steps.Add(old.sched.Stats().Steps.Load()) // the counters stay monotonic
 	fresh.sched.Stats().Started.Add(old.sched.Stats().Started.Load())
 	fresh.sched.Stats().Refused.Add(old.sched.Stats().Refused.Load())
@@ -455,7 +459,11 @@ func (h *Host) retire(old *worker, owner string, ran time.Duration) bool {
 	h.abandoned.Add(1)                // under lifecycle, as the check above
 	close(old.retired)
 	h.retired.Add(1)
-	go func() { <-old.done; h.abandoned.Add(-1) }() // its goroutine has ended
+	go func() { // its goroutine has ended: so has the watch on it
+		<-old.done
+		h.abandoned.Add(-1)
+		old.dog.stop()
+	}()
 	h.log.Warn("worker retired: a step ran past its budget inside a native call the interrupt cannot stop; its clients move to a fresh worker",
 		"worker", old.idx, "client", who, "ran", ran, "clients", clients, "failed", len(answers), "moved", moved,
 		"connections_closed", closed, "gen", live)

@@ -28,13 +28,14 @@ var errStepBudget = errors.New("step exceeded its time budget")
 // Any other native call ('x'.repeat(2**29), a huge Array fill or
 // JSON.stringify) runs to its end. A call still running stuckAfter(budget)
 // after its first interrupt is reported to stuck; when stuck says it
-// retired the worker (retire.go), the watchdog's work is over and its
-// goroutine ends, else the call is reported again each stuckAfter(budget)
-// while it runs.
+// retired the worker (retire.go), nothing more is reported, but the
+// watchdog goes on interrupting whatever that goroutine still runs until
+// it is stopped (once the goroutine has ended); else the call is reported
+// again each stuckAfter(budget) while it runs.
 type watchdog struct {
 	budget time.Duration
 	tick   time.Duration
-	stuck  func(owner string, ran time.Duration) bool // nil: nothing is reported
+	stuck  func(owner string, ran time.Duration, call uint64) bool // nil: nothing is reported
 
 	mu      sync.Mutex
 	vm      *goja.Runtime // the runtime inside a guarded call, or nil
@@ -66,7 +67,7 @@ func stuckAfter(budget time.Duration) time.Duration { return max(stuckBudgets*bu
 // be nil) hears of a call stuck in native code, on the watchdog's
 // goroutine, and reports whether the worker was retired for it. Any
 // goroutine.
-func newWatchdog(budget time.Duration, stuck func(owner string, ran time.Duration) bool) *watchdog {
+func newWatchdog(budget time.Duration, stuck func(owner string, ran time.Duration, call uint64) bool) *watchdog {
 	w := &watchdog{
 		budget: budget,
 		tick:   max(budget/8, time.Millisecond),
@@ -117,8 +118,7 @@ func (w *watchdog) end() {
 	vm.ClearInterrupt()
 }
 
-// stop ends the watchdog goroutine and waits for it (at once if it ended
-// by retiring its worker). Any goroutine, once.
+// stop ends the watchdog goroutine and waits for it. Any goroutine, once.
 func (w *watchdog) stop() {
 	w.mu.Lock()
 	w.stopped = true
@@ -130,9 +130,18 @@ func (w *watchdog) stop() {
 	<-w.done
 }
 
+// running reports whether guarded call number call (as the stuck
+// callback named it) is still the one running. Any goroutine.
+func (w *watchdog) running(call uint64) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.vm != nil && w.seq == call
+}
+
 func (w *watchdog) run() {
 	defer close(w.done)
 	var seen uint64
+	stuck := w.stuck
 	var due time.Time     // when the call seen is to be interrupted (again)
 	var stuckAt time.Time // when it is to be reported as stuck; zero: not interrupted yet
 	for {
@@ -162,7 +171,7 @@ func (w *watchdog) run() {
 		var owner string
 		var ran time.Duration
 		report := false
-		if !stuckAt.IsZero() && w.stuck != nil {
+		if !stuckAt.IsZero() && stuck != nil {
 			if now.Before(stuckAt) {
 				if stuckAt.Before(next) {
 					next = stuckAt
@@ -174,8 +183,12 @@ func (w *watchdog) run() {
 		}
 		w.mu.Unlock()
 		if report {
-			if w.stuck(owner, ran) {
-				return // the worker was retired: nothing is left to watch
+			if stuck(owner, ran, seen) {
+				// The worker was retired. Its goroutine may yet come out of
+				// the call and run JavaScript before it sees that: go on
+				// interrupting what runs too long, reporting nothing more,
+				// until stop (when that goroutine has ended).
+				stuck = nil
 			}
 			continue
 		}
