@@ -218,8 +218,9 @@ func serveMetrics(addr string, g gauges, log *slog.Logger) (stop func(), err err
 	return func() { hs.Close(); <-done }, nil
 }
 
-// setProcessors gives Go one processor per JavaScript worker (at most one
-// per CPU), unless the environment sets GOMAXPROCS. Every request wakes
+// setProcessors gives Go one processor per JavaScript worker (at most as
+// many as Go would use: one per CPU the process may use, a container's
+// limit included), unless the environment sets GOMAXPROCS. Every request wakes
 // three goroutines (reader, worker, writer); with a processor to spare,
 // Go keeps a second thread spinning to steal them, which costs more than
 // it saves: on 2 cores a single worker served 4-16% more requests on
@@ -229,7 +230,7 @@ func setProcessors(workers int, log *slog.Logger) {
 	if os.Getenv("GOMAXPROCS") != "" {
 		return
 	}
-	n := min(max(workers, 1), runtime.NumCPU())
+	n := min(max(workers, 1), runtime.GOMAXPROCS(0)) // Go's default follows a container's CPU limit
 	runtime.GOMAXPROCS(n)
 	log.Debug("Go processors set to the number of workers", "gomaxprocs", n)
 }
