@@ -543,6 +543,37 @@ waiting:
 			}
 		}
 		w.dog.stop()
+		h.answerUnrun(w)
+	}
+}
+
+// answerUnrun settles what reached w's slot too late for w's last turn (a
+// message posted while its scheduler stopped, which dropped it): the
+// message's room on its client's account is given back, and a client
+// still connected is told the server is shutting down. Once w's goroutine
+// has ended. Shutdown's goroutine.
+func (h *Host) answerUnrun(w *worker) {
+	s := w.slot
+	var left []*ticket
+	s.mu.Lock()
+	for t := s.head; t != nil; {
+		next := t.next
+		s.unlink(t)
+		if s.clients[t.id] == t.conn {
+			left = append(left, t)
+		} else {
+			t.releaseHold()
+		}
+		t = next
+	}
+	s.mu.Unlock()
+	reply := errorReply(CodeShuttingDown, "the server is shutting down")
+	for _, t := range left {
+		t.releaseHold()
+		h.errorReplies[CodeShuttingDown].Add(1)
+		if _, err := h.out.ReplyConn(t.id, t.conn, t.env, reply); err != nil {
+			h.log.Debug("shutting_down reply not delivered", "error", err)
+		}
 	}
 }
 

@@ -4,8 +4,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/moebius-js/moebius-js/flow"
 )
 
 // A worker that was retired and whose stuck call then returned has both
@@ -60,3 +64,59 @@ func (nopSender) ReplyConn(string, uint64, [][]byte, ...[]byte) (bool, error) { 
 func (nopSender) Broadcast([]byte, []Target) int                              { return 0 }
 func (nopSender) WhenWritable(string, uint64, func()) bool                    { return false }
 func (nopSender) DisconnectConn(string, uint64) bool                          { return false }
+
+// recordingSender keeps the replies it is given.
+type recordingSender struct {
+	nopSender
+	mu      sync.Mutex
+	replies []string
+}
+
+func (s *recordingSender) ReplyConn(id string, _ uint64, _ [][]byte, frames ...[]byte) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.replies = append(s.replies, id+": "+string(frames[0]))
+	return false, nil
+}
+
+// A message posted while its worker's scheduler stops (after the last turn
+// took its inbox, before Stop dropped what was left) never runs; Shutdown
+// still gives its room back and tells its client the server is shutting
+// down.
+func TestAMessageThatArrivesAsTheWorkerStopsIsAnsweredAndReleased(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "handlers.js")
+	if err := os.WriteFile(file, []byte(`module.exports = { rules: [{ command: 'ping', handler: (c) => c.send('pong') }] };`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Config{Handlers: file, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &recordingSender{}
+	h.Start(out)
+	h.Connected("late", 1)
+	acct := flow.NewBudget(0).Open(10)
+	payload := []byte(`{"command":"ping"}`)
+	if err := acct.Reserve(int64(len(payload)), true); err != nil {
+		t.Fatal(err)
+	}
+	w := h.slots[0].current()
+	stopped := make(chan struct{})
+	w.sched.Post(func() { // within a turn: the message lands in the next inbox, which Stop drops
+		h.Message("late", 1, nil, [][]byte{payload}, flow.NewHold(acct, int64(len(payload))))
+		w.sched.Stop()
+		close(stopped)
+	})
+	<-stopped
+	<-w.done
+	h.Shutdown(0)
+	if _, n := acct.Held(); n != 0 {
+		t.Fatalf("the late message still holds its room (%d messages)", n)
+	}
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	if len(out.replies) != 1 || !strings.Contains(out.replies[0], `"shutting_down"`) {
+		t.Fatalf("replies %q, want one shutting_down", out.replies)
+	}
+}
