@@ -31,8 +31,8 @@ type rule struct {
 
 // takesClientOnly reports whether a handler can see nothing but its first
 // argument (the client): a JavaScript function that declares at most one
-// parameter, none of them a rest parameter, and whose source does not
-// mention arguments. Such a handler is called with the client alone, so
+// parameter, none of them a rest parameter, and whose source mentions
+// neither arguments nor eval. Such a handler is called with the client alone, so
 // the request's JSON is never built into objects for it. Natives and bound
 // functions (whose source does not show) and anything that does not parse
 // as a function count as seeing everything. It reads the function's source
@@ -44,7 +44,7 @@ func takesClientOnly(js *intrinsics, fn goja.Value) bool {
 		return false
 	}
 	text := src.String()
-	if strings.Contains(text, "arguments") {
+	if strings.Contains(text, "arguments") || strings.Contains(text, "eval") { // eval could reach arguments
 		return false
 	}
 	params, ok := parameters(text)

@@ -16,6 +16,7 @@ func TestHandlersThatCanSeeOnlyTheClientAreFound(t *testing.T) {
 		{`(function (c, data, message) {})`, false},
 		{`(function (c) { c.send(arguments[1].x); })`, false}, // reads data through arguments
 		{`((c, ...rest) => c.send(rest[0].x))`, false},        // a rest parameter has length 1
+		{"(function (c) { eval('argu' + 'ments'); })", false}, // eval can reach arguments
 		{`(function (c, d = 1) {})`, false},                   // length 1, yet d sees data
 		{`({ reply(c) { c.send('x'); } }).reply`, true},       // a method
 		{`({ reply(c, d) { c.send(d); } }).reply`, false},
