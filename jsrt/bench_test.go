@@ -41,7 +41,7 @@ module.exports = { rules: [
 ]};
 `
 
-func startBench(b *testing.B) (*jsrt.Host, *countingSender) {
+func startBench(b testing.TB) (*jsrt.Host, *countingSender) {
 	b.Helper()
 	path := filepath.Join(b.TempDir(), "handlers.js")
 	if err := os.WriteFile(path, []byte(benchHandlers), 0o644); err != nil {
@@ -114,18 +114,7 @@ func TestAllocationsPerRequestStayAtTheirLevel(t *testing.T) {
 		{"generator that yields once and sends an object", `{"command":"gen","n":1}`, 67},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "handlers.js")
-			if err := os.WriteFile(path, []byte(benchHandlers), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			h, err := jsrt.New(jsrt.Config{Handlers: path, QueueLimit: 1 << 20, Logger: slog.New(slog.DiscardHandler)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			out := &countingSender{replies: make(chan struct{}, 1<<16)}
-			h.Start(out)
-			defer h.Shutdown(0)
-			h.Connected("client", 1)
+			h, out := startBench(t)
 			payload := [][]byte{[]byte(tc.payload)}
 			got := testing.AllocsPerRun(2000, func() {
 				h.Message("client", 1, nil, payload, flow.Hold{})

@@ -37,15 +37,7 @@ func TestAReloadWaitingOnARetiredWorkerWhoseGoroutineEndedGoesToItsSuccessor(t *
 // answered that worker's parked requests with runaway_handler, and left
 // whatever the worker ran next unwatched).
 func TestARetirementDeclinesWhenTheStuckCallHasReturned(t *testing.T) {
-	dir := t.TempDir()
-	file := filepath.Join(dir, "handlers.js")
-	if err := os.WriteFile(file, []byte(`module.exports = { rules: [{ command: 'ping', handler: (c) => c.send('pong') }] };`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	h, err := New(Config{Handlers: file, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := newPingHost(t)
 	h.Start(nopSender{})
 	defer h.Shutdown(0)
 	w := h.slots[0].current()
@@ -84,15 +76,7 @@ func (s *recordingSender) ReplyConn(id string, _ uint64, _ [][]byte, frames ...[
 // still gives its room back and tells its client the server is shutting
 // down.
 func TestAMessageThatArrivesAsTheWorkerStopsIsAnsweredAndReleased(t *testing.T) {
-	dir := t.TempDir()
-	file := filepath.Join(dir, "handlers.js")
-	if err := os.WriteFile(file, []byte(`module.exports = { rules: [{ command: 'ping', handler: (c) => c.send('pong') }] };`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	h, err := New(Config{Handlers: file, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := newPingHost(t)
 	out := &recordingSender{}
 	h.Start(out)
 	h.Connected("late", 1)
@@ -119,4 +103,18 @@ func TestAMessageThatArrivesAsTheWorkerStopsIsAnsweredAndReleased(t *testing.T) 
 	if len(out.replies) != 1 || !strings.Contains(out.replies[0], `"shutting_down"`) {
 		t.Fatalf("replies %q, want one shutting_down", out.replies)
 	}
+}
+
+// newPingHost is a Host with one worker serving a ping rule, not started.
+func newPingHost(t *testing.T) *Host {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "handlers.js")
+	if err := os.WriteFile(file, []byte(`module.exports = { rules: [{ command: 'ping', handler: (c) => c.send('pong') }] };`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Config{Handlers: file, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
