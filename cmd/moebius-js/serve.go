@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -93,7 +92,6 @@ func (s sender) Broadcast(frame []byte, to []jsrt.Target) int {
 
 func runServer(cfg serveConfig, log *slog.Logger) error {
 	setProcessors(cfg.Workers, log)
-	setGCPercent()
 	// The same bounds hold for clients' connections and for those that
 	// dealer() and request() open.
 	limits := transport.Limits{
@@ -235,19 +233,4 @@ func setProcessors(workers int, log *slog.Logger) {
 	n := min(max(workers, 1), runtime.GOMAXPROCS(0)) // Go's default follows a container's CPU limit
 	runtime.GOMAXPROCS(n)
 	log.Debug("Go processors set to the number of workers", "gomaxprocs", n)
-}
-
-// defaultGCPercent is the garbage collector's target unless GOGC is set:
-// a request leaves about a kilobyte of garbage and the live heap is a few
-// megabytes, so Go's default (100) collects several times a second under
-// load. At 200, interleaved runs on 2 cores served 6-9% more requests at
-// 12 and 100 clients, with a lower p99, for about 4 MB more resident
-// memory (README Performance).
-const defaultGCPercent = 200
-
-// setGCPercent applies defaultGCPercent unless the environment sets GOGC.
-func setGCPercent() {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(defaultGCPercent)
-	}
 }
