@@ -442,6 +442,7 @@ func (h *Host) retire(old *worker, owner string, ran time.Duration, call uint64)
 	// before anything fresh answers.
 	reply := errorReply(CodeRunaway, fmt.Sprintf("%v (%v) inside a native call the interrupt cannot stop; "+
 		"the worker serving this request was replaced", errStepBudget, h.cfg.StepBudget))
+	h.retired.Add(1) // counted before its replies go out: whoever gets one sees it counted
 	for _, a := range answers {
 		a.t.releaseHold()
 		h.errorReplies[CodeRunaway].Add(1)
@@ -458,7 +459,6 @@ func (h *Host) retire(old *worker, owner string, ran time.Duration, call uint64)
 	old.sched.Post(old.exitIfRetired) // ends its goroutine now if it is idle by then, else when the call returns
 	h.abandoned.Add(1)                // under lifecycle, as the check above
 	close(old.retired)
-	h.retired.Add(1)
 	go func() { // its goroutine has ended: so has the watch on it
 		<-old.done
 		h.abandoned.Add(-1)
