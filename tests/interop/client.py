@@ -39,13 +39,14 @@ def emit(**fields):
     print(json.dumps(fields), flush=True)
 
 
-def new_socket(ctx, kind, identity=None, options=()):
-    """A socket with LINGER 0, send and receive timeouts, the identity (if
-    any) and options, (option, value) pairs, set; not yet connected."""
+def new_socket(ctx, kind, identity=None, options=(), timeout_ms=TIMEOUT_MS):
+    """A socket with LINGER 0, send and receive timeouts (timeout_ms), the
+    identity (if any) and options, (option, value) pairs, set; not yet
+    connected. The other scripts here (envelope.py, flow.py) use it too."""
     s = ctx.socket(kind)
     s.setsockopt(zmq.LINGER, 0)
-    s.setsockopt(zmq.RCVTIMEO, TIMEOUT_MS)
-    s.setsockopt(zmq.SNDTIMEO, TIMEOUT_MS)
+    s.setsockopt(zmq.RCVTIMEO, timeout_ms)
+    s.setsockopt(zmq.SNDTIMEO, timeout_ms)
     if identity:
         s.setsockopt(zmq.ROUTING_ID, identity.encode())
     for opt, value in options:

@@ -24,12 +24,9 @@ import threading
 
 import zmq
 
+from client import fail, recv, new_socket  # this folder's helpers
+
 TIMEOUT_MS = 5000
-
-
-def fail(msg):
-    print(f"envelope.py: {msg}", file=sys.stderr)
-    sys.exit(1)
 
 
 def emit(frames):
@@ -37,18 +34,7 @@ def emit(frames):
 
 
 def sock(ctx, kind):
-    s = ctx.socket(kind)
-    s.setsockopt(zmq.LINGER, 0)
-    s.setsockopt(zmq.RCVTIMEO, TIMEOUT_MS)
-    s.setsockopt(zmq.SNDTIMEO, TIMEOUT_MS)
-    return s
-
-
-def recv(s, what):
-    try:
-        return s.recv_multipart()
-    except zmq.Again:
-        fail(f"no reply to {what} within {TIMEOUT_MS} ms")
+    return new_socket(ctx, kind, timeout_ms=TIMEOUT_MS)
 
 
 def request(i):

@@ -27,20 +27,13 @@ import sys
 
 import zmq
 
+from client import fail, new_socket  # this folder's helpers
+
 TIMEOUT_MS = 30000  # longest wait for any one reply
 
 
-def fail(msg):
-    print(f"flow.py: {msg}", file=sys.stderr)
-    sys.exit(1)
-
-
 def socket(ctx, kind):
-    s = ctx.socket(kind)
-    s.setsockopt(zmq.LINGER, 0)
-    s.setsockopt(zmq.RCVTIMEO, TIMEOUT_MS)
-    s.setsockopt(zmq.SNDTIMEO, TIMEOUT_MS)
-    return s
+    return new_socket(ctx, kind, timeout_ms=TIMEOUT_MS)
 
 
 def mdworker(ctx, args):
