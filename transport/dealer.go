@@ -72,10 +72,9 @@ type Dealer struct {
 
 	q *sendQueue // outlives connections: messages wait in it for the next one
 
-	mu        sync.Mutex
-	conn      net.Conn // the live connection, nil between connections
-	enveloped bool     // the peer is a REP socket
-	closed    bool
+	mu     sync.Mutex
+	conn   net.Conn // the live connection, nil between connections
+	closed bool
 }
 
 // CheckDial reports what Dial would refuse: a malformed endpoint or an
@@ -224,17 +223,17 @@ func (d *Dealer) serve(conn net.Conn, h hello) bool {
 		return false
 	}
 	d.conn = conn
-	d.enveloped = h.socketType == "REP"
 	d.mu.Unlock()
+	enveloped := h.socketType == "REP" // a REP peer's messages carry an empty delimiter, ours too
 	d.log.Debug("upstream connected", "socket_type", h.socketType)
 
 	stop := make(chan struct{})
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
-		d.writeLoop(conn, stop)
+		d.writeLoop(conn, enveloped, stop)
 	}()
-	err := d.readLoop(conn)
+	err := d.readLoop(conn, enveloped)
 	_ = conn.Close()
 	close(stop)
 	<-writerDone
@@ -256,7 +255,7 @@ func (d *Dealer) serve(conn net.Conn, h hello) bool {
 }
 
 // readLoop delivers messages and answers PINGs until the connection fails.
-func (d *Dealer) readLoop(conn net.Conn) error {
+func (d *Dealer) readLoop(conn net.Conn, enveloped bool) error {
 	fr := newFrameReader(conn, d.cfg.MaxMessageSize, d.cfg.MaxFrames)
 	for {
 		frames, command, _, err := fr.next()
@@ -275,9 +274,6 @@ func (d *Dealer) readLoop(conn net.Conn) error {
 			}
 			continue
 		}
-		d.mu.Lock()
-		enveloped := d.enveloped
-		d.mu.Unlock()
 		if enveloped && len(frames) > 1 && len(frames[0]) == 0 {
 			frames = frames[1:]
 		}
@@ -288,7 +284,7 @@ func (d *Dealer) readLoop(conn net.Conn) error {
 // writeLoop writes everything queued in vectored writes, until stop or a
 // write error (which closes the connection; what was being written is
 // lost with it).
-func (d *Dealer) writeLoop(conn net.Conn, stop <-chan struct{}) {
+func (d *Dealer) writeLoop(conn net.Conn, enveloped bool, stop <-chan struct{}) {
 	w := &batchWriter{}
 	for {
 		batch, ok := d.q.take()
@@ -303,9 +299,6 @@ func (d *Dealer) writeLoop(conn net.Conn, stop <-chan struct{}) {
 				continue
 			}
 		}
-		d.mu.Lock()
-		enveloped := d.enveloped
-		d.mu.Unlock()
 		if enveloped {
 			for i := range batch {
 				if !batch[i].command {

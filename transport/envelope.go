@@ -44,7 +44,8 @@ func (p *peer) setLatestEnvelope(env Envelope) {
 	case env == nil:
 		p.latestEnv.Store(nil)
 	case old == nil || !sameEnvelope(*old, env):
-		p.latestEnv.Store(&env)
+		e := env // only this branch keeps it: env itself stays on the stack
+		p.latestEnv.Store(&e)
 	}
 }
 

@@ -89,7 +89,7 @@ func handshakeAs(sd side, c net.Conn, timeout time.Duration) (hello, error) {
 	// Our greeting and READY go out together: NULL needs nothing from the
 	// peer first.
 	out := greeting("NULL", false)
-	out = appendCommand(out, "READY", sd.readyMetadata())
+	out = appendCommand(out, cmdReady, sd.readyMetadata())
 	if _, err := c.Write(out); err != nil {
 		return hello{}, fmt.Errorf("send greeting: %w", err)
 	}
@@ -105,7 +105,7 @@ func handshakeAs(sd side, c net.Conn, timeout time.Duration) (hello, error) {
 		return hello{}, fmt.Errorf("receive READY: %w", err)
 	}
 	switch name {
-	case "READY":
+	case cmdReady:
 	case "ERROR":
 		return hello{}, fmt.Errorf("%w: peer sent ERROR %q", ErrProtocol, errorReason(data))
 	default:

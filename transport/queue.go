@@ -13,6 +13,7 @@ type outMsg struct {
 	envelope Envelope     // frames written before frames: the request's routing envelope
 	command  bool         // frames[0] is a command body (PING, PONG)
 	shared   *sharedFrame // set for a broadcast's copy: counted once server-wide
+	weight   int64        // what push charged for it (cost), given back by done
 }
 
 // Per-message and per-frame overheads charged against a queue's bytes, so
@@ -124,6 +125,7 @@ func (q *sendQueue) signal() {
 // push appends m. Any goroutine.
 func (q *sendQueue) push(m outMsg) queueResult {
 	cost := m.cost()
+	m.weight = cost // done gives back exactly this, whatever the writer adds (a Dealer's delimiter)
 	q.mu.Lock()
 	switch {
 	case q.closed || q.draining:
@@ -209,7 +211,7 @@ func (q *sendQueue) take() (batch []outMsg, ok bool) {
 func (q *sendQueue) done(msgs []outMsg) {
 	var cost int64
 	for _, m := range msgs {
-		c := m.cost()
+		c := m.weight
 		cost += c
 		if m.shared != nil {
 			m.shared.release()
@@ -300,7 +302,7 @@ func (q *sendQueue) writeAll(w *batchWriter, c net.Conn, batch []outMsg, timeout
 	for i := 0; i < len(batch); {
 		j, size := i, int64(0)
 		for j < len(batch) && (j == i || size < writeChunk) {
-			size += batch[j].cost()
+			size += batch[j].weight
 			j++
 		}
 		q.writeSince.Store(time.Now().UnixNano())

@@ -146,7 +146,7 @@ func (s *Server) pushQueued(p *peer, m outMsg) (backlogged, queued bool, err err
 	switch p.q.push(m) {
 	case queueFull:
 		if p.shutdownCounting(ErrPeerDropped, &s.stats.slowDropped) {
-			s.lim.Log(p.log, slog.LevelWarn, "slow_peer", p.remote, "dropping slow peer: its send queue would pass send_queue_bytes",
+			s.lim.Log(p.log, slog.LevelWarn, "slow_peer", p.addrKey, "dropping slow peer: its send queue would pass send_queue_bytes",
 				"queue_bytes", s.cfg.SendQueueBytes, "msg_bytes", m.cost())
 		}
 		return false, false, ErrPeerDropped
@@ -174,7 +174,7 @@ func (s *Server) overServerBound(p *peer) (dropped bool) {
 	share := s.cfg.MaxSendBytes / max(s.sendHolders.Load(), 1)
 	if held := p.q.heldBytes(); held > share {
 		if p.shutdownCounting(errShed, &s.stats.shed) {
-			s.lim.Log(p.log, slog.LevelWarn, "shed_peer", p.remote,
+			s.lim.Log(p.log, slog.LevelWarn, "shed_peer", p.addrKey,
 				"dropping a peer that does not keep up: all send queues together passed max_send_bytes and it holds more than its share",
 				"held_bytes", held, "share", share, "max_send_bytes", s.cfg.MaxSendBytes)
 		}
@@ -193,6 +193,7 @@ func (s *Server) overServerBound(p *peer) (dropped bool) {
 func (s *Server) Broadcast(frame []byte, to []Peer) (sent int) {
 	sh := newSharedFrame(frame, &s.sendBytes)
 	defer sh.release()
+	frames := [][]byte{frame} // one slice for every copy: queued frames are never mutated
 	for _, target := range to {
 		p := s.lookupConn(target.ID, target.Serial)
 		if p == nil {
@@ -203,7 +204,7 @@ func (s *Server) Broadcast(frame []byte, to []Peer) (sent int) {
 			continue
 		}
 		sh.refs.Add(1)
-		_, queued, err := s.pushQueued(p, outMsg{frames: [][]byte{frame}, envelope: p.latestEnvelope(), shared: sh})
+		_, queued, err := s.pushQueued(p, outMsg{frames: frames, envelope: p.latestEnvelope(), shared: sh})
 		if !queued {
 			sh.release() // its copy went nowhere
 		}
@@ -257,7 +258,7 @@ func (s *Server) shed() {
 			return
 		}
 		if h.p.shutdownCounting(errShed, &s.stats.shed) {
-			s.lim.Log(h.p.log, slog.LevelWarn, "shed_peer", h.p.remote,
+			s.lim.Log(h.p.log, slog.LevelWarn, "shed_peer", h.p.addrKey,
 				"dropping a peer that does not read: all send queues together passed max_send_bytes",
 				"held_bytes", h.held, "max_send_bytes", s.cfg.MaxSendBytes)
 		}

@@ -142,24 +142,14 @@ func TestAClientThatReconnectsAtOnceWithItsIdentityIsNeverRefused(t *testing.T) 
 	}
 }
 
+// waitStat waits until the server's counters satisfy cond.
 func waitStat(t *testing.T, srv *transport.Server, what string, cond func(transport.Stats) bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond(srv.Stats()) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: stats %+v", what, srv.Stats())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually(t, what, func() bool { return cond(srv.Stats()) })
 }
 
+// waitLog waits until the log has a line containing want.
 func waitLog(t *testing.T, logs *logLines, want string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(logs.String(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no log line containing %q in:\n%s", want, logs)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually(t, "a log line containing "+want, func() bool { return strings.Contains(logs.String(), want) })
 }
