@@ -264,3 +264,24 @@ func TestABroadcastCopyQueuedToAPeerThatIsThenShedIsReleasedOnce(t *testing.T) {
 		t.Fatalf("queued bytes %d once every queue is empty, want 0", got)
 	}
 }
+
+// A writer may add frames after push (a Dealer adds a REP peer's
+// delimiter): what leaves the queue gives back what push charged, so
+// the held bytes return to zero instead of drifting below it.
+func TestAMessageGivesBackWhatPushChargedWhateverTheWriterAdds(t *testing.T) {
+	lim := Limits{SendQueueBytes: 1 << 20, SendHWM: 1000, SendHWMBytes: 1 << 20}
+	var total, holders atomic.Int64
+	q := newSendQueue(&lim, &total, &holders)
+	for i := 0; i < 10; i++ {
+		q.push(outMsg{frames: [][]byte{[]byte("question")}})
+		batch, _ := q.take()
+		for j := range batch {
+			batch[j].envelope = Envelope{{}} // the delimiter the Dealer's writer adds
+		}
+		q.done(batch)
+		q.finish(batch)
+	}
+	if held, sum := q.heldBytes(), total.Load(); held != 0 || sum != 0 {
+		t.Fatalf("held %d bytes, total %d, after every message left; want 0 and 0", held, sum)
+	}
+}
