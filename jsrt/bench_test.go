@@ -110,8 +110,8 @@ func TestAllocationsPerRequestStayAtTheirLevel(t *testing.T) {
 		name, payload string
 		most          float64
 	}{
-		{"plain handler of the client alone", `{"command":"reply"}`, 14},
-		{"generator that yields once and sends an object", `{"command":"gen","n":1}`, 67},
+		{"plain handler of the client alone", `{"command":"reply"}`, 11},
+		{"generator that yields once and sends an object", `{"command":"gen","n":1}`, 64},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, out := startBench(t)

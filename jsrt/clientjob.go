@@ -55,7 +55,7 @@ func (r *clientJob) route(rt *jsRuntime) core.Strategy {
 	case err != nil:
 		r.err = &refusal{CodeInvalidJSON, "payload is not JSON: " + err.Error()}
 	default:
-		rl, ok := rt.exports.rules[command]
+		rl, ok := rt.exports.rules[string(command)] // a lookup, not an allocation
 		if !ok {
 			r.err = &refusal{CodeUnknownCommand, fmt.Sprintf("unknown command %q", command)}
 			break

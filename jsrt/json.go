@@ -55,6 +55,7 @@ type jsonParser struct {
 type jsonString struct {
 	text  string
 	utf16 []uint16 // non-nil: the string has a lone surrogate; text is unused
+	raw   []byte   // set instead of text by members when it does not decode keys (rawString)
 }
 
 func (p *jsonParser) jsString(s jsonString) goja.Value {
@@ -188,7 +189,7 @@ func (p *jsonParser) members(depth int, decodeKeys bool, each func(key jsonStrin
 			if decodeKeys {
 				key, err = p.string()
 			} else {
-				err = p.skipString()
+				key.raw, err = p.rawString()
 			}
 			if err != nil {
 				return err
@@ -232,10 +233,11 @@ func (p *jsonParser) next(closer byte) (more bool, err error) {
 // number parses a JSON number; integers that JavaScript holds exactly
 // become integer values, the rest float64, as with JSON.parse.
 func (p *jsonParser) number() (goja.Value, error) {
-	text, err := p.numberText()
+	raw, err := p.numberText()
 	if err != nil {
 		return nil, err
 	}
+	text := string(raw)
 	integer := !strings.ContainsAny(text, ".eE")
 	if integer && len(text) <= 16 { // |n| < 10^16: safe to try as an integer
 		if n, err := strconv.ParseInt(text, 10, 64); err == nil && n >= -(1<<53) && n <= 1<<53 && text != "-0" {
@@ -248,8 +250,9 @@ func (p *jsonParser) number() (goja.Value, error) {
 	return p.vm.ToValue(f), nil
 }
 
-// numberText consumes a JSON number and returns its text.
-func (p *jsonParser) numberText() (string, error) {
+// numberText consumes a JSON number and returns its text, a slice of the
+// input (skipping a number allocates nothing).
+func (p *jsonParser) numberText() ([]byte, error) {
 	start := p.pos
 	if p.data[p.pos] == '-' {
 		p.pos++
@@ -264,15 +267,15 @@ func (p *jsonParser) numberText() (string, error) {
 	}
 	intStart := p.pos
 	if n := digits(); n == 0 {
-		return "", p.errorf("expected a digit, found %s", p.describe())
+		return nil, p.errorf("expected a digit, found %s", p.describe())
 	} else if n > 1 && p.data[intStart] == '0' {
 		p.pos = intStart + 1
-		return "", p.errorf("unexpected %s after a leading zero", p.describe())
+		return nil, p.errorf("unexpected %s after a leading zero", p.describe())
 	}
 	if p.pos < len(p.data) && p.data[p.pos] == '.' {
 		p.pos++
 		if digits() == 0 {
-			return "", p.errorf("expected a digit after '.', found %s", p.describe())
+			return nil, p.errorf("expected a digit after '.', found %s", p.describe())
 		}
 	}
 	if p.pos < len(p.data) && (p.data[p.pos] == 'e' || p.data[p.pos] == 'E') {
@@ -281,10 +284,10 @@ func (p *jsonParser) numberText() (string, error) {
 			p.pos++
 		}
 		if digits() == 0 {
-			return "", p.errorf("expected a digit in the exponent, found %s", p.describe())
+			return nil, p.errorf("expected a digit in the exponent, found %s", p.describe())
 		}
 	}
-	return string(p.data[start:p.pos]), nil
+	return p.data[start:p.pos], nil
 }
 
 // string parses a JSON string at the current '"'. Invalid UTF-8 becomes
@@ -420,7 +423,7 @@ func (p *jsonParser) lowSurrogate(high rune) (rune, bool) {
 // the command, and a request that waits in a queue should hold bytes, not
 // parsed objects. A payload that is JSON but not an object with a string
 // command returns errNoCommand.
-func scanCommand(data []byte) (string, error) {
+func scanCommand(data []byte) ([]byte, error) {
 	p := jsonParser{data: data}
 	p.skipSpace()
 	command, err := p.scanTop()
@@ -428,12 +431,12 @@ func scanCommand(data []byte) (string, error) {
 		err = p.end()
 	}
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if command == nil {
-		return "", errNoCommand
+		return nil, errNoCommand
 	}
-	return *command, nil
+	return command, nil
 }
 
 // errNoCommand: the payload is JSON without a string "command" at the top.
@@ -442,22 +445,22 @@ var errNoCommand = errors.New(`no string "command"`)
 // scanTop skips the top-level value, returning the top-level object's
 // "command" when it is a string (the last one, as JSON.parse keeps).
 // Containers are counted as parseJSON counts them: the top one is level 1.
-func (p *jsonParser) scanTop() (*string, error) {
+func (p *jsonParser) scanTop() ([]byte, error) {
 	if p.pos >= len(p.data) || p.data[p.pos] != '{' {
 		return nil, p.skip(1)
 	}
-	var command *string
-	err := p.members(1, true, func(key jsonString) error {
-		if key.text != "command" || key.utf16 != nil {
+	var command []byte
+	err := p.members(1, false, func(key jsonString) error {
+		if string(key.raw) != "command" { // no allocation: a comparison
 			return p.skip(2)
 		}
 		command = nil
 		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
 			return p.skip(2)
 		}
-		s, err := p.string()
-		if err == nil && s.utf16 == nil { // one with a lone surrogate names no rule
-			command = &s.text
+		s, err := p.rawString()
+		if err == nil && s != nil { // one with a lone surrogate names no rule
+			command = s
 		}
 		return err
 	})
@@ -486,6 +489,35 @@ func (p *jsonParser) skip(depth int) error {
 
 // skipString consumes a string, checking its escapes.
 func (p *jsonParser) skipString() error {
-	_, err := p.string()
+	_, err := p.rawString()
 	return err
+}
+
+// rawString consumes a string like string, returning its decoded bytes
+// without making a Go string: a slice of the input when it has no escapes
+// (the common case, which allocates nothing), or nil when it holds a lone
+// surrogate (it then equals no Go string).
+func (p *jsonParser) rawString() ([]byte, error) {
+	p.pos++ // '"'
+	start := p.pos
+	for p.pos < len(p.data) {
+		c := p.data[p.pos]
+		if c == '"' {
+			if s := p.data[start:p.pos]; utf8.Valid(s) {
+				p.pos++
+				return s, nil
+			}
+			break
+		}
+		if c == '\\' || c < 0x20 {
+			break
+		}
+		p.pos++
+	}
+	p.pos = start - 1
+	s, err := p.string()
+	if err != nil || s.utf16 != nil {
+		return nil, err
+	}
+	return []byte(s.text), nil // with escapes: rare, and then it allocates
 }
