@@ -43,6 +43,17 @@ type Stats struct {
 	Tasks    atomic.Int64  // tasks with work (client and spawned)
 }
 
+// CarryOver adds the counters of from (a scheduler this one replaces) to
+// these, so that they stay monotonic; Tasks, a gauge, is not carried. Any
+// goroutine.
+func (s *Stats) CarryOver(from *Stats) {
+	s.Steps.Add(from.Steps.Load())
+	s.Started.Add(from.Started.Load())
+	s.Refused.Add(from.Refused.Load())
+	s.Ignored.Add(from.Ignored.Load())
+	s.Replaced.Add(from.Replaced.Load())
+}
+
 // Scheduler steps tasks cooperatively. Create it with New; drive it with Run
 // on one goroutine (or with Turn, in tests).
 type Scheduler struct {

@@ -557,3 +557,21 @@ func TestPostAfterStopIsRefusedAndNeverRuns(t *testing.T) {
 		t.Fatalf("ran = %d (late accepted: %v), want 11: what Post accepted runs, nothing after Stop", ran, late)
 	}
 }
+
+func TestCarryOverAddsEveryCounterButNotTheTaskGauge(t *testing.T) {
+	var from, to core.Stats
+	from.Steps.Store(5)
+	from.Started.Store(4)
+	from.Refused.Store(3)
+	from.Ignored.Store(2)
+	from.Replaced.Store(1)
+	from.Tasks.Store(9)
+	to.Steps.Store(10)
+	to.Tasks.Store(1)
+	to.CarryOver(&from)
+	if to.Steps.Load() != 15 || to.Started.Load() != 4 || to.Refused.Load() != 3 || to.Ignored.Load() != 2 ||
+		to.Replaced.Load() != 1 || to.Tasks.Load() != 1 {
+		t.Fatalf("after CarryOver: steps %d started %d refused %d ignored %d replaced %d tasks %d",
+			to.Steps.Load(), to.Started.Load(), to.Refused.Load(), to.Ignored.Load(), to.Replaced.Load(), to.Tasks.Load())
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"errors"
 
 	"github.com/dop251/goja"
+
+	"github.com/moebius-js/moebius-js/internal/ident"
 )
 
 // client is one connected peer as its worker knows it. A reconnect with the
@@ -13,6 +15,11 @@ type client struct {
 	text string // ident.Text(id): client.id in JavaScript, and in logs
 	conn uint64 // the transport's connection serial
 	gone bool   // disconnected: sends throw ClientGoneError
+}
+
+// newClient is the worker's record of connection conn of identity id.
+func newClient(id string, conn uint64) *client {
+	return &client{id: id, text: ident.Text(id), conn: conn}
 }
 
 // object returns this runtime's JavaScript object for c, creating it on

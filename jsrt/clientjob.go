@@ -122,9 +122,9 @@ func (r *clientJob) customRoute(rt *jsRuntime) (core.Strategy, error) {
 	case bad != nil:
 		return core.Queue, bad
 	}
-	r.handler, r.data = h, r.message().Get("text")
-	if data != nil {
-		r.data = data
+	r.handler, r.data = h, data
+	if data == nil {
+		r.data = r.message().Get("text")
 	}
 	return strategy, nil
 }

@@ -223,7 +223,6 @@ func (rt *jsRuntime) spawn(fn goja.Callable, args []goja.Value, what string) err
 	case owner != nil && owner.client != nil:
 		return nil // its client is gone: the work has no one to do it for
 	default:
-		j.scope.background = true
 		j.set = rt.life.bgSpawns
 	}
 	if n := w.sched.Spawned(); n >= cfg.MaxSpawned {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/moebius-js/moebius-js/flow"
-	"github.com/moebius-js/moebius-js/internal/ident"
 )
 
 // Retiring a worker stuck in a native call.
@@ -399,11 +398,7 @@ func (h *Host) retire(old *worker, owner string, ran time.Duration, call uint64)
 	fresh.dog = newWatchdog(fresh.budget, func(owner string, ran time.Duration, call uint64) bool {
 		return h.retire(fresh, owner, ran, call)
 	})
-	fresh.sched.Stats().Steps.Add(old.sched.Stats().Steps.Load()) // the counters stay monotonic
-	fresh.sched.Stats().Started.Add(old.sched.Stats().Started.Load())
-	fresh.sched.Stats().Refused.Add(old.sched.Stats().Refused.Load())
-	fresh.sched.Stats().Ignored.Add(old.sched.Stats().Ignored.Load())
-	fresh.sched.Stats().Replaced.Add(old.sched.Stats().Replaced.Load())
+	fresh.sched.Stats().CarryOver(old.sched.Stats())
 	if live != gen { // a reload made a newer generation live while fresh loaded
 		fresh.sched.Post(func() { fresh.reloadTo(live, liveSrc) })
 	}
@@ -417,7 +412,7 @@ func (h *Host) retire(old *worker, owner string, ran time.Duration, call uint64)
 	s.mu.Lock()
 	s.w = fresh // every event from now on goes to fresh, in order after what moves below
 	for id, conn := range s.clients {
-		fresh.clients[id] = &client{id: id, text: ident.Text(id), conn: conn}
+		fresh.clients[id] = newClient(id, conn)
 	}
 	t := s.head
 	s.head, s.tail = nil, nil

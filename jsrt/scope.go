@@ -6,12 +6,11 @@ import "github.com/moebius-js/moebius-js/core"
 // (and the work it spawns), or background work. It collects what that code
 // opened, to close when it ends: the dealers its handler made.
 type scope struct {
-	client     *client  // the client it works for; nil for background work
-	answers    bool     // it serves one of client's requests: its sends to client carry env
-	env        [][]byte // that request's envelope
-	background bool     // background() or work it spawned: cancelled on reload
-	cleanups   []func()
-	backlog    []Target // connections it sent to that are backlogged: a generator waits for them
+	client   *client  // the client it works for; nil for background work
+	answers  bool     // it serves one of client's requests: its sends to client carry env
+	env      [][]byte // that request's envelope
+	cleanups []func()
+	backlog  []Target // connections it sent to that are backlogged: a generator waits for them
 }
 
 func (s *scope) add(f func()) { s.cleanups = append(s.cleanups, f) }

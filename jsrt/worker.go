@@ -7,7 +7,6 @@ import (
 	"github.com/dop251/goja"
 
 	"github.com/moebius-js/moebius-js/core"
-	"github.com/moebius-js/moebius-js/internal/ident"
 )
 
 // worker is one scheduler goroutine with its runtime(s) and the clients
@@ -55,7 +54,7 @@ func (w *worker) connected(id string, conn uint64) {
 		w.log.Warn("client connected twice without a disconnect", "client", c.text)
 		w.disconnected(id, c.conn)
 	}
-	w.clients[id] = &client{id: id, text: ident.Text(id), conn: conn}
+	w.clients[id] = newClient(id, conn)
 }
 
 func (w *worker) disconnected(id string, conn uint64) {
