@@ -165,7 +165,8 @@ module.exports = { rules: [{ command: 'v', handler: (c) => c.send(v.name) }] };`
 // delivered: under -race, closing it on the reloading goroutine while a
 // reply arrives is a data race.
 func TestAFailedReloadClosesWhatItsTopLevelOpenedOnTheWorker(t *testing.T) {
-	e := start(t, jsrt.Config{Dialer: newFakeDialer()}, map[string]string{"handlers.js": `
+	d := newStuckDialer(t) // counts what is opened and closed
+	e := start(t, jsrt.Config{Dialer: d}, map[string]string{"handlers.js": `
 module.exports = { rules: [{ command: 'echo', handler: (c, d) => c.send(d) }] };`})
 	e.connect("c")
 	for i := 0; i < 20; i++ {
@@ -181,6 +182,10 @@ throw new Error('broken on purpose');`)
 	e.send("c", `{"command":"echo"}`)
 	if got := e.reply("c", 1); got != `{"command":"echo"}` {
 		t.Fatalf("the old code does not serve: %q", got)
+	}
+	d.waitClosed(t, "tcp://multi", 20)
+	if opened, closed := d.counts("tcp://multi"); opened != 20 || closed != 20 {
+		t.Fatalf("failed reloads opened %d dealers and closed %d; want 20 and 20", opened, closed)
 	}
 }
 
