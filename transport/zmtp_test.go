@@ -6,6 +6,7 @@ package transport_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -152,4 +153,42 @@ func waitStat(t *testing.T, srv *transport.Server, what string, cond func(transp
 func waitLog(t *testing.T, logs *logLines, want string) {
 	t.Helper()
 	eventually(t, "a log line containing "+want, func() bool { return strings.Contains(logs.String(), want) })
+}
+
+// A send that answers no particular request (SendConn: a broadcast, a send
+// from another client's handler or from background work) carries the
+// envelope of the connection's latest message, and none once its latest
+// message had none.
+func TestASendThatAnswersNoRequestCarriesTheEnvelopeOfTheLatestMessage(t *testing.T) {
+	srv, rec := startServer(t, transport.Config{})
+	rc := zmtptest.Dial(t, tcpAddr(t, srv))
+	rc.Handshake("DEALER", zmtptest.Str("hopper"))
+	p := rec.waitConnected(t, "hopper")
+	messagesFrom := func(n int) {
+		rec.waitFor(t, fmt.Sprintf("%d messages", n), func(evs []event) bool { return count(evs, evMessage, "hopper") >= n })
+	}
+
+	rc.Send([]byte("hop"), []byte{}, []byte(`{"command":"sub"}`))
+	messagesFrom(1)
+	if _, err := srv.SendConn("hopper", p.Serial, []byte("news")); err != nil {
+		t.Fatal(err)
+	}
+	if got := rc.Recv(); len(got) != 3 || string(got[0]) != "hop" || len(got[1]) != 0 || string(got[2]) != "news" {
+		t.Fatalf("after an enveloped request, a send arrived as %q; want [hop, \"\", news]", got)
+	}
+	if n := srv.Broadcast([]byte("all"), []transport.Peer{p}); n != 1 {
+		t.Fatalf("broadcast queued %d copies", n)
+	}
+	if got := rc.Recv(); len(got) != 3 || string(got[0]) != "hop" || string(got[2]) != "all" {
+		t.Fatalf("a broadcast arrived as %q; want [hop, \"\", all]", got)
+	}
+
+	rc.Send([]byte(`{"command":"plain"}`))
+	messagesFrom(2)
+	if _, err := srv.SendConn("hopper", p.Serial, []byte("news")); err != nil {
+		t.Fatal(err)
+	}
+	if got := rc.Recv(); len(got) != 1 || string(got[0]) != "news" {
+		t.Fatalf("after a plain request, a send arrived as %q; want [news]", got)
+	}
 }
