@@ -33,8 +33,9 @@ var ErrClosed = errors.New("flow: account closed")
 
 // Budget bounds the bytes held by all its accounts together.
 type Budget struct {
-	limit   int64 // past it, accounts that hold something wait
-	reserve int64 // room beyond limit for accounts that hold nothing
+	limit   int64  // past it, accounts that hold something wait
+	reserve int64  // room beyond limit for accounts that hold nothing
+	onPause func() // hears an account begin to wait on the budget; may be nil
 
 	used    atomic.Int64
 	waiting atomic.Int32 // accounts blocked on the budget
@@ -56,16 +57,16 @@ type Stats struct {
 }
 
 // NewBudget returns a budget of limit bytes (0 or less: unbounded), with a
-// reserve of a quarter of it for accounts that hold nothing.
-func NewBudget(limit int64) *Budget {
+// reserve of a quarter of it for accounts that hold nothing. onPause, if
+// not nil, hears (on the waiting account's goroutine) each time an account
+// starts to wait because the budget is spent: the bound biting, for a log
+// line.
+func NewBudget(limit int64, onPause func()) *Budget {
 	if limit <= 0 {
 		limit = math.MaxInt64 / 2
 	}
-	return &Budget{limit: limit, reserve: limit / 4, waiters: make(map[*Account]struct{})}
+	return &Budget{limit: limit, reserve: limit / 4, waiters: make(map[*Account]struct{}), onPause: onPause}
 }
-
-// Limit returns the budget's limit in bytes.
-func (b *Budget) Limit() int64 { return b.limit }
 
 // Used returns the bytes held now by all accounts.
 func (b *Budget) Used() int64 { return b.used.Load() }
@@ -202,6 +203,9 @@ func (a *Account) Reserve(n int64, first bool) error {
 		if !budgetPaused {
 			budgetPaused = true
 			b.stats.BudgetPauses.Add(1)
+			if b.onPause != nil {
+				b.onPause()
+			}
 		}
 		if !a.closed.Load() {
 			<-a.wake

@@ -60,7 +60,7 @@ func TestTryReserve(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			b := flow.NewBudget(tc.limit)
+			b := flow.NewBudget(tc.limit, nil)
 			accts := []*flow.Account{b.Open(tc.maxMsg), b.Open(tc.maxMsg)}
 			for i, s := range tc.steps {
 				if got := accts[s.acct].TryReserve(s.n, s.first); got != s.want {
@@ -72,7 +72,7 @@ func TestTryReserve(t *testing.T) {
 }
 
 func TestReserveWaitsForTheMessageBoundAndReleaseWakesIt(t *testing.T) {
-	b := flow.NewBudget(0)
+	b := flow.NewBudget(0, nil)
 	a := b.Open(1)
 	if err := a.Reserve(10, true); err != nil {
 		t.Fatal(err)
@@ -93,7 +93,7 @@ func TestReserveWaitsForTheMessageBoundAndReleaseWakesIt(t *testing.T) {
 }
 
 func TestReserveWaitsForTheBudgetAndAnyReleaseWakesIt(t *testing.T) {
-	b := flow.NewBudget(100)
+	b := flow.NewBudget(100, nil)
 	heavy, other := b.Open(0), b.Open(0)
 	if err := heavy.Reserve(60, true); err != nil {
 		t.Fatal(err)
@@ -116,7 +116,7 @@ func TestReserveWaitsForTheBudgetAndAnyReleaseWakesIt(t *testing.T) {
 }
 
 func TestCloseEndsAWaitingReserve(t *testing.T) {
-	b := flow.NewBudget(10)
+	b := flow.NewBudget(10, nil)
 	a := b.Open(0)
 	_ = a.Reserve(10, true)
 	var err error
@@ -149,7 +149,7 @@ func TestZeroHoldReleasesNothing(t *testing.T) {
 // than its limit plus reserve plus one message.
 func TestManyReadersAndReleasersNeverExceedTheBoundNorHang(t *testing.T) {
 	const limit, msg, readers, perReader = 1000, 100, 8, 500
-	b := flow.NewBudget(limit)
+	b := flow.NewBudget(limit, nil)
 	holds := make(chan flow.Hold, readers*perReader)
 	var wg sync.WaitGroup
 	var peakMu sync.Mutex

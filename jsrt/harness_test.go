@@ -179,7 +179,7 @@ func (s *syncBuffer) String() string {
 func start(t *testing.T, cfg jsrt.Config, files map[string]string) *env {
 	t.Helper()
 	e := &env{t: t, dir: t.TempDir(), out: newFakeSender(), logs: newSyncBuffer(), conn: map[string]uint64{},
-		budget: flow.NewBudget(0), queueLimit: cfg.QueueLimit, accts: map[string]*flow.Account{}}
+		budget: flow.NewBudget(0, nil), queueLimit: cfg.QueueLimit, accts: map[string]*flow.Account{}}
 	for name, src := range files {
 		e.write(name, src)
 	}

@@ -355,6 +355,9 @@ module.exports = { rules: [
 	if srv.metric("moebius_peers_shed_total") == 0 {
 		t.Error("no peer was shed: the send bound never bit")
 	}
+	// Each bound that bit said so in the log.
+	srv.logs.waitFor(t, regexp.MustCompile(`level=WARN msg="reading paused: all clients together hold max_pending_bytes`), 5*time.Second)
+	srv.logs.waitFor(t, regexp.MustCompile(`level=WARN msg="dropping a peer that does not keep up`), 5*time.Second)
 }
 
 func TestAPeerThatStallsInTheMiddleOfAMessageIsClosedAtTheReadTimeout(t *testing.T) {

@@ -176,7 +176,7 @@ func (cfg Config) withDefaults() Config {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Inbound == nil {
-		cfg.Inbound = flow.NewBudget(0)
+		cfg.Inbound = flow.NewBudget(0, nil)
 	}
 	if cfg.MaxSendBytes <= 0 {
 		cfg.MaxSendBytes = DefaultMaxSendBytes

@@ -104,7 +104,11 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 		SendQueueBytes:   cfg.SendQueueBytes,
 	}
 	lim := lograte.New() // one limit per kind of line for the whole server
-	inbound := flow.NewBudget(cfg.MaxPendingBytes)
+	inbound := flow.NewBudget(cfg.MaxPendingBytes, func() {
+		lim.Log(log, slog.LevelWarn, "pending_bound", "",
+			"reading paused: all clients together hold max_pending_bytes of requests not yet started; those holding the most wait first",
+			"max_pending_bytes", cfg.MaxPendingBytes)
+	})
 	host, err := jsrt.New(jsrt.Config{
 		Handlers:            cfg.Handlers,
 		Workers:             cfg.Workers,
