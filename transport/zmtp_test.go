@@ -192,3 +192,51 @@ func TestASendThatAnswersNoRequestCarriesTheEnvelopeOfTheLatestMessage(t *testin
 		t.Fatalf("after a plain request, a send arrived as %q; want [news]", got)
 	}
 }
+
+// A peer whose writer makes no progress for WriteTimeout (it reads
+// nothing while more is queued than the socket holds) is dropped and
+// counted; one that reads slowly but steadily over the same time is kept,
+// however long its replies take to get out.
+func TestAPeerIsDroppedForNoWriteProgressNotForSlowProgress(t *testing.T) {
+	const timeout = 1600 * time.Millisecond
+	srv, rec := startServer(t, transport.Config{Limits: transport.Limits{
+		WriteTimeout: timeout, SendQueueBytes: 64 << 20, SendHWM: 1 << 20, SendHWMBytes: 64 << 20}})
+	addr := tcpAddr(t, srv)
+	chunk := make([]byte, 256<<10)
+	fill := func(id string, serial uint64) {
+		for i := 0; i < 64; i++ { // 16 MiB: far more than loopback socket buffers hold
+			if _, err := srv.SendConn(id, serial, chunk); err != nil {
+				t.Fatalf("queueing for %s: %v", id, err)
+			}
+		}
+	}
+
+	stalled := zmtptest.Dial(t, addr)
+	stalled.Handshake("DEALER", zmtptest.Str("stalled"))
+	p := rec.waitConnected(t, "stalled")
+	fill("stalled", p.Serial)
+	// It reads nothing until the server has given up on it.
+	waitStat(t, srv, "write timeout counted", func(s transport.Stats) bool { return s.WriteTimeouts == 1 })
+	stalled.ExpectClosed(10 * timeout) // what the socket held, then the end
+
+	steady := zmtptest.Dial(t, addr)
+	steady.Handshake("DEALER", zmtptest.Str("steady"))
+	q := rec.waitConnected(t, "steady")
+	fill("steady", q.Serial)
+	steady.Timeout = 10 * timeout
+	for got := 0; got < 64; got++ { // a reply every 100ms: slow, never stopped
+		frames, _, err := steady.ReadMessage()
+		if err != nil {
+			t.Fatalf("reply %d: %v; stats %+v", got, err, srv.Stats())
+		}
+		if len(frames) != 1 || len(frames[0]) != len(chunk) {
+			t.Fatalf("reply %d: %d frames", got, len(frames))
+		}
+		if got < 12 {
+			time.Sleep(100 * time.Millisecond) // the peer's own pace, not synchronisation
+		}
+	}
+	if s := srv.Stats(); s.WriteTimeouts != 1 {
+		t.Fatalf("%d write timeouts; the steady reader was dropped too", s.WriteTimeouts)
+	}
+}
