@@ -399,8 +399,8 @@ func TestServerHeartbeatsCloseASilentPeerAndKeepOneThatAnswers(t *testing.T) {
 	if err != nil || !isCmd || !bytes.HasPrefix(frames[0], []byte("\x04PING")) {
 		t.Fatalf("the silent peer got %q (command %v, err %v), want a PING", frames, isCmd, err)
 	}
-	start := time.Now()                  // the timeout runs from the PING
-	silent.ExpectClosed(5 * time.Second) // it never answers
+	start := time.Now()                                     // the timeout runs from the PING
+	silent.ExpectClosed(5 * time.Second)                    // it never answers
 	if el := time.Since(start); el < 250*time.Millisecond { // 300ms, less the PING's way here
 		t.Fatalf("closed %v after the PING, before the heartbeat timeout", el)
 	}
