@@ -107,6 +107,12 @@ type Config struct {
 	// "*" means all interfaces), "ipc:///abs/path" or "ipc://rel/path".
 	Endpoints []string
 
+	// CurveEndpoints are bound like Endpoints but speak CURVE (RFC 25)
+	// with the Curve settings, which they need: a client asking for
+	// another mechanism (NULL) is refused.
+	CurveEndpoints []string
+	Curve          *CurveServer
+
 	// Limits bound each peer's connection.
 	Limits
 
@@ -228,4 +234,13 @@ type Stats struct {
 	// Refused counts connections closed at accept, by the bound that
 	// refused them.
 	RefusedMaxConnections, RefusedPerAddress, RefusedHandshakes uint64
+
+	// CurveRefused counts CURVE connections closed for a refusal, in the
+	// handshake or after it, by reason (CurveServerKey, CurveClientKey,
+	// CurveNullClient, CurveBadBox, CurveNonce, CurveMalformed); the
+	// handshake ones are in HandshakeFailed too, the later ones in
+	// ProtocolErrors. CurveRevoked counts clients disconnected by
+	// RevokeKeys.
+	CurveRefused map[string]uint64
+	CurveRevoked uint64
 }

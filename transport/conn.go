@@ -16,13 +16,18 @@ func (s *Server) serveConn(p *peer) {
 	connected, writer := false, false
 	defer func() { s.teardown(p, connected, writer) }()
 
-	h, err := handshake(p.conn, s.cfg.HandshakeTimeout)
+	h, err := handshake(p.conn, p.curveServer, s.cfg.HandshakeTimeout)
 	s.handshakeEnded(p)
 	if err != nil {
 		if p.shutdownCounting(fmt.Errorf("handshake: %w", err), &s.stats.handshakeFailed) {
 			s.handshakeFailed(p, err)
 		}
 		return
+	}
+	p.session = h.session
+	if h.clientKey != nil {
+		p.clientKey.Store(h.clientKey)
+		p.log = p.log.With("client_key", h.clientKey.String())
 	}
 
 	old, why, err := s.register(p, h)
@@ -58,6 +63,9 @@ func (s *Server) serveConn(p *peer) {
 func (s *Server) readLoop(p *peer) {
 	fr := newFrameReader(trackedReader{p}, s.cfg.MaxMessageSize, s.cfg.MaxFrames)
 	fr.acct, fr.partial = p.acct, &p.partial
+	if p.session != nil {
+		fr.open = &p.session.Opener
+	}
 	fr.pause = func(paused bool) {
 		p.paused.Store(paused)
 		if !paused {
@@ -131,7 +139,10 @@ func (s *Server) command(p *peer, body []byte) error {
 // what the peer asked for at INFO (rate-limited per address), a peer that
 // connected and closed (a TCP health check) at DEBUG.
 func (s *Server) handshakeFailed(p *peer, err error) {
+	var refusal *curveRefusal
 	switch {
+	case errors.As(err, &refusal):
+		s.curveRefused(p, refusal, true)
 	case errors.Is(err, errOldVersion):
 		s.stats.versionRefused.Add(1)
 		s.lim.Log(p.log, slog.LevelInfo, "zmtp_version", p.addrKey, "handshake refused: the peer speaks a ZMTP older than 3.0", "err", err)
@@ -149,7 +160,10 @@ func (s *Server) handshakeFailed(p *peer, err error) {
 // unless the connection was already being closed on purpose.
 func (s *Server) readFailed(p *peer, err error) {
 	var counter *atomic.Uint64
+	var refusal *curveRefusal
 	switch {
+	case errors.As(err, &refusal):
+		counter = &s.stats.protocolErrors
 	case errors.Is(err, ErrMessageTooLarge):
 		counter = &s.stats.oversize
 	case errors.Is(err, ErrProtocol):
@@ -159,6 +173,8 @@ func (s *Server) readFailed(p *peer, err error) {
 		return
 	}
 	switch {
+	case refusal != nil:
+		s.curveRefused(p, refusal, false)
 	case errors.Is(err, ErrMessageTooLarge):
 		s.lim.Log(p.log, slog.LevelWarn, "oversize", p.addrKey, "closing connection: message too large", "err", err)
 	case errors.Is(err, ErrProtocol):

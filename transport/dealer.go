@@ -8,6 +8,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/moebius-js/moebius-js/curve"
 )
 
 // DialConfig configures a Dealer. Zero values take the defaults.
@@ -24,6 +26,9 @@ type DialConfig struct {
 	ReconnectMin, ReconnectMax time.Duration
 	// Logger receives the dealer's logs. Default slog.Default().
 	Logger *slog.Logger
+	// Curve, when set, makes the dealer a CURVE client of the server
+	// whose key it names (NULL otherwise).
+	Curve *CurveClient
 }
 
 func (cfg DialConfig) withDefaults() DialConfig {
@@ -176,6 +181,10 @@ func (d *Dealer) run() {
 			// to spin.
 		case d.ctx.Err() != nil:
 			return
+		case errors.Is(err, ErrProtocol):
+			// Refused (a CURVE key that does not match, say): retrying
+			// will not help until someone fixes it, so say so.
+			d.log.Warn("upstream handshake failed; retrying", "err", err, "delay", delay)
 		default:
 			d.log.Debug("upstream connect failed; retrying", "err", err, "delay", delay)
 		}
@@ -205,6 +214,7 @@ func (d *Dealer) connect() (net.Conn, hello, error) {
 	defer stop()
 	sd := dealerSide
 	sd.identity = d.cfg.Identity
+	sd.curveClient = d.cfg.Curve
 	h, err := handshakeAs(sd, conn, d.cfg.HandshakeTimeout)
 	if err != nil {
 		_ = conn.Close()
@@ -231,9 +241,9 @@ func (d *Dealer) serve(conn net.Conn, h hello) bool {
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
-		d.writeLoop(conn, enveloped, stop)
+		d.writeLoop(conn, h.session, enveloped, stop)
 	}()
-	err := d.readLoop(conn, enveloped)
+	err := d.readLoop(conn, h.session, enveloped)
 	_ = conn.Close()
 	close(stop)
 	<-writerDone
@@ -255,8 +265,11 @@ func (d *Dealer) serve(conn net.Conn, h hello) bool {
 }
 
 // readLoop delivers messages and answers PINGs until the connection fails.
-func (d *Dealer) readLoop(conn net.Conn, enveloped bool) error {
+func (d *Dealer) readLoop(conn net.Conn, session *curve.Session, enveloped bool) error {
 	fr := newFrameReader(conn, d.cfg.MaxMessageSize, d.cfg.MaxFrames)
+	if session != nil {
+		fr.open = &session.Opener
+	}
 	for {
 		frames, command, _, err := fr.next()
 		if err != nil {
@@ -284,8 +297,8 @@ func (d *Dealer) readLoop(conn net.Conn, enveloped bool) error {
 // writeLoop writes everything queued in vectored writes, until stop or a
 // write error (which closes the connection; what was being written is
 // lost with it).
-func (d *Dealer) writeLoop(conn net.Conn, enveloped bool, stop <-chan struct{}) {
-	w := &batchWriter{}
+func (d *Dealer) writeLoop(conn net.Conn, session *curve.Session, enveloped bool, stop <-chan struct{}) {
+	w := newBatchWriter(session)
 	for {
 		batch, ok := d.q.take()
 		if !ok {

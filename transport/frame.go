@@ -8,6 +8,7 @@ import (
 	"io"
 	"sync/atomic"
 
+	"github.com/moebius-js/moebius-js/curve"
 	"github.com/moebius-js/moebius-js/flow"
 )
 
@@ -50,6 +51,12 @@ type frameReader struct {
 	acct    *flow.Account
 	pause   func(paused bool)
 	partial *atomic.Bool
+
+	// open, on a CURVE connection, opens each wire frame (a MESSAGE
+	// command) into the frame it carries; the size limits apply to the
+	// carried frames, and each box is checked against them before it is
+	// read.
+	open *curve.Opener
 }
 
 // newFrameReader reads from r messages of at most maxMessage bytes
@@ -137,6 +144,21 @@ func (fr *frameReader) read(reserved *int64) (frames [][]byte, command []byte, e
 			size = uint64(b)
 		}
 
+		if fr.open != nil {
+			carried, more, err := fr.readSealed(flags, size, headerLen, &budget, len(frames), reserved)
+			switch {
+			case err != nil:
+				return nil, nil, err
+			case carried.command:
+				return nil, carried.data, nil
+			}
+			frames = append(frames, carried.data)
+			if !more {
+				return frames, nil, nil
+			}
+			continue
+		}
+
 		// Check the claim against what is left of the budget before
 		// allocating. Comparing in uint64 also rejects sizes >= 2^63.
 		if budget < headerLen || size > uint64(budget-headerLen) {
@@ -176,6 +198,66 @@ func (fr *frameReader) read(reserved *int64) (frames [][]byte, command []byte, e
 			return frames, nil, nil
 		}
 	}
+}
+
+// carriedFrame is what one MESSAGE command of a CURVE connection carries.
+type carriedFrame struct {
+	data    []byte
+	command bool
+}
+
+// readSealed reads the body of a CURVE connection's wire frame (its
+// header read: flags, size, headerLen) and opens it. The frame it carries
+// is checked against what is left of the message budget (and the frame
+// count) as a plain frame would be, from the box's size before the box is
+// read; the box's wire bytes are reserved on the flow account like a
+// message frame's and given back if it carries a command. nFrames is how
+// many frames of the message came before it.
+func (fr *frameReader) readSealed(flags byte, size uint64, headerLen int64, budget *int64, nFrames int, reserved *int64) (c carriedFrame, more bool, err error) {
+	if size < curve.MessageOverhead {
+		return c, false, refuseCurve(fmt.Errorf("%w: a %d-byte frame cannot hold a MESSAGE", curve.ErrMalformed, size), nil)
+	}
+	carried := size - curve.MessageOverhead
+	carriedHeader := int64(shortHeaderLen)
+	if carried > maxShortSize {
+		carriedHeader = longHeaderLen
+	}
+	if *budget < carriedHeader || carried > uint64(*budget-carriedHeader) {
+		return c, false, fmt.Errorf("%w: frame of %d bytes (+%d header) exceeds the %d bytes left of the %d-byte message limit",
+			ErrMessageTooLarge, carried, carriedHeader, max(*budget, 0), fr.max)
+	}
+	*budget -= carriedHeader + int64(carried)
+	wire := headerLen + int64(size)
+	first := nFrames == 0
+	if err := fr.reserve(wire, first, reserved); err != nil {
+		return c, false, err
+	}
+	body, err := readBody(fr.r, int(size))
+	if err != nil {
+		return c, false, fmt.Errorf("read MESSAGE body: %w", err)
+	}
+	inner, data, err := openFrame(fr.open, flags, body)
+	if err != nil {
+		return c, false, err
+	}
+	if inner&flagCommand != 0 {
+		if fr.acct != nil {
+			fr.acct.Release(wire, first)
+			*reserved -= wire
+		}
+		switch {
+		case inner&flagMore != 0:
+			return c, false, fmt.Errorf("%w: command frame with MORE flag", ErrProtocol)
+		case nFrames > 0:
+			return c, false, fmt.Errorf("%w: command frame inside a multipart message", ErrProtocol)
+		}
+		return carriedFrame{data: data, command: true}, false, nil
+	}
+	more = inner&flagMore != 0
+	if more && nFrames+1 >= fr.maxFrames {
+		return c, false, fmt.Errorf("%w: more than %d frames in one message", ErrMessageTooLarge, fr.maxFrames)
+	}
+	return carriedFrame{data: data}, more, nil
 }
 
 // readBody reads exactly size bytes. Bodies up to eagerBodyAlloc are

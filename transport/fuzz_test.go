@@ -46,7 +46,7 @@ func FuzzHandshakeAndFrames(f *testing.F) {
 			_, _ = io.Copy(io.Discard, client)
 			close(drained)
 		}()
-		s.startConn(server, "pipe")
+		s.startConn(server, "pipe", nil)
 		_, _ = client.Write(data) // returns once the server has read it all, or closed
 		_ = client.Close()
 		<-drained

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/moebius-js/moebius-js/curve"
 )
 
 const (
@@ -29,15 +31,32 @@ const (
 type hello struct {
 	socketType string
 	identity   string // empty when the peer announced none (or an empty one)
+
+	// On a CURVE connection: the session that seals and opens every
+	// frame from now on, and (on the server) the client's long-term key.
+	session   *curve.Session
+	clientKey *curve.Key
 }
 
 // side is one end of a handshake: the socket type we announce, our
-// identity, and the peer socket types we can talk to.
+// identity, the peer socket types we can talk to, and the security
+// mechanism: NULL, or CURVE as the server (curveServer) or the client
+// (curveClient).
 type side struct {
-	socketType string
-	identity   string // announced when not empty (a ROUTER announces none, like libzmq)
-	server     bool   // the ROUTER end: it vets the peer's identity
-	peers      []string
+	socketType  string
+	identity    string // announced when not empty (a ROUTER announces none, like libzmq)
+	server      bool   // the ROUTER end: it vets the peer's identity
+	peers       []string
+	curveServer *CurveServer
+	curveClient *CurveClient
+}
+
+// mechanism is the security mechanism sd speaks, as the greeting names it.
+func (sd side) mechanism() string {
+	if sd.curveServer != nil || sd.curveClient != nil {
+		return "CURVE"
+	}
+	return "NULL"
 }
 
 var (
@@ -70,26 +89,32 @@ func appendProperty(b []byte, name, value string) []byte {
 	return append(b, value...)
 }
 
-// handshake runs the ZMTP greeting and NULL security handshake on c as the
-// server side of a ROUTER, within timeout.
-func handshake(c net.Conn, timeout time.Duration) (hello, error) {
-	return handshakeAs(routerSide, c, timeout)
+// handshake runs the ZMTP greeting and security handshake on c as the
+// server side of a ROUTER, within timeout: NULL, or CURVE when cs is set.
+func handshake(c net.Conn, cs *CurveServer, timeout time.Duration) (hello, error) {
+	sd := routerSide
+	sd.curveServer = cs
+	return handshakeAs(sd, c, timeout)
 }
 
-// handshakeAs runs the ZMTP 3.1 greeting and NULL security handshake
-// (RFC 23) on c as sd, within timeout, and clears c's deadline on success.
-// It reads exactly the bytes of the handshake, segment by segment, so that
-// a peer speaking an older ZMTP is recognised from its first bytes (it
-// would wait for ours), nothing is allocated before its size is checked,
-// and every byte after the handshake is left for the frame reader.
+// handshakeAs runs the ZMTP 3.1 greeting and security handshake (RFC 23;
+// RFC 25 for CURVE) on c as sd, within timeout, and clears c's deadline on
+// success. It reads exactly the bytes of the handshake, segment by
+// segment, so that a peer speaking an older ZMTP is recognised from its
+// first bytes (it would wait for ours), nothing is allocated before its
+// size is checked, and every byte after the handshake is left for the
+// frame reader.
 func handshakeAs(sd side, c net.Conn, timeout time.Duration) (hello, error) {
 	if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
 		return hello{}, fmt.Errorf("set handshake deadline: %w", err)
 	}
-	// Our greeting and READY go out together: NULL needs nothing from the
-	// peer first.
-	out := greeting("NULL", false)
-	out = appendCommand(out, cmdReady, sd.readyMetadata())
+	mine := sd.mechanism()
+	out := greeting(mine, sd.curveServer != nil)
+	if mine == "NULL" {
+		// Our greeting and READY go out together: NULL needs nothing from
+		// the peer first.
+		out = appendCommand(out, cmdReady, sd.readyMetadata())
+	}
 	if _, err := c.Write(out); err != nil {
 		return hello{}, fmt.Errorf("send greeting: %w", err)
 	}
@@ -97,21 +122,29 @@ func handshakeAs(sd side, c net.Conn, timeout time.Duration) (hello, error) {
 	if err != nil {
 		return hello{}, err
 	}
-	if mech != "NULL" {
-		return hello{}, fmt.Errorf("%w: the peer asked for %s, this endpoint speaks NULL", errMechanism, mech)
+	if mech != mine {
+		err := fmt.Errorf("%w: the peer asked for %s, this endpoint speaks %s", errMechanism, mech, mine)
+		if sd.curveServer != nil {
+			return hello{}, &curveRefusal{reason: CurveNullClient, err: err}
+		}
+		return hello{}, err
 	}
-	name, data, err := readCommand(c)
-	if err != nil {
-		return hello{}, fmt.Errorf("receive READY: %w", err)
-	}
-	switch name {
-	case cmdReady:
-	case "ERROR":
-		return hello{}, fmt.Errorf("%w: peer sent ERROR %q", ErrProtocol, errorReason(data))
+	var metadata []byte
+	var h hello
+	switch {
+	case sd.curveServer != nil:
+		var client curve.Key
+		metadata, client, h.session, err = curveServerHandshake(sd.curveServer, sd, c)
+		h.clientKey = &client
+	case sd.curveClient != nil:
+		metadata, h.session, err = curveClientHandshake(sd.curveClient, sd, c)
 	default:
-		return hello{}, fmt.Errorf("%w: expected READY, got command %q", ErrProtocol, name)
+		metadata, err = readPeerReady(c)
 	}
-	h, err := parseReady(data)
+	if err != nil {
+		return hello{}, err
+	}
+	h.socketType, h.identity, err = parseReady(metadata)
 	if err != nil {
 		return hello{}, err
 	}
@@ -185,6 +218,26 @@ func readGreeting(r io.Reader) (mechanism string, err error) {
 	return string(bytes.TrimRight(g[12:32], "\x00")), nil
 }
 
+// readPeerReady reads a NULL peer's READY and returns its metadata.
+func readPeerReady(r io.Reader) ([]byte, error) {
+	body, err := readCommandBody(r)
+	if err != nil {
+		return nil, fmt.Errorf("receive READY: %w", err)
+	}
+	name, data, err := parseCommand(body)
+	if err != nil {
+		return nil, err
+	}
+	switch name {
+	case cmdReady:
+		return data, nil
+	case "ERROR":
+		return nil, fmt.Errorf("%w: peer sent ERROR %q", ErrProtocol, errorReason(data))
+	default:
+		return nil, fmt.Errorf("%w: expected READY, got command %q", ErrProtocol, name)
+	}
+}
+
 // appendCommand appends a command frame (RFC 23: name length, name, data).
 func appendCommand(b []byte, name string, data []byte) []byte {
 	var hdr [maxHeaderLen]byte
@@ -194,73 +247,81 @@ func appendCommand(b []byte, name string, data []byte) []byte {
 	return append(b, data...)
 }
 
-// readCommand reads one command frame of at most handshakeMaxBytes.
-func readCommand(r io.Reader) (name string, data []byte, err error) {
+// appendCommandBody appends a command frame whose body (name length,
+// name, data) is already built, as the curve package builds them.
+func appendCommandBody(b, body []byte) []byte {
+	var hdr [maxHeaderLen]byte
+	b = append(b, putHeader(hdr[:], flagCommand, len(body))...)
+	return append(b, body...)
+}
+
+// readCommandBody reads one command frame of at most handshakeMaxBytes
+// and returns its body: name length, name, data.
+func readCommandBody(r io.Reader) ([]byte, error) {
 	var hdr [maxHeaderLen]byte
 	if _, err := io.ReadFull(r, hdr[:1]); err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	flags := hdr[0]
 	switch {
 	case flags&flagReserved != 0:
-		return "", nil, fmt.Errorf("%w: reserved flag bits set during handshake (flags 0x%02x)", ErrProtocol, flags)
+		return nil, fmt.Errorf("%w: reserved flag bits set during handshake (flags 0x%02x)", ErrProtocol, flags)
 	case flags&flagCommand == 0:
-		return "", nil, fmt.Errorf("%w: message frame before the handshake completed", ErrProtocol)
+		return nil, fmt.Errorf("%w: message frame before the handshake completed", ErrProtocol)
 	case flags&flagMore != 0:
-		return "", nil, fmt.Errorf("%w: command frame with MORE flag during handshake", ErrProtocol)
+		return nil, fmt.Errorf("%w: command frame with MORE flag during handshake", ErrProtocol)
 	}
 	sizeLen := 1
 	if flags&flagLong != 0 {
 		sizeLen = 8
 	}
 	if _, err := io.ReadFull(r, hdr[1:1+sizeLen]); err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	size := uint64(hdr[1])
 	if sizeLen == 8 {
 		size = binary.BigEndian.Uint64(hdr[1:9])
 	}
 	if size > handshakeMaxBytes {
-		return "", nil, fmt.Errorf("%w (%d bytes)", errHandshakeTooLarge, size)
+		return nil, fmt.Errorf("%w (%d bytes)", errHandshakeTooLarge, size)
 	}
 	body := make([]byte, size)
 	if _, err := io.ReadFull(r, body); err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	return parseCommand(body)
+	return body, nil
 }
 
 // parseReady parses READY metadata: a sequence of properties, each a
 // 1-byte name length (1..255), the name, a 4-byte big-endian value length
 // and the value. Names are case-insensitive. Anything truncated is an error.
-func parseReady(b []byte) (hello, error) {
-	var h hello
+func parseReady(b []byte) (socketType, identity string, err error) {
 	for len(b) > 0 {
 		nameLen := int(b[0])
 		b = b[1:]
 		if nameLen == 0 {
-			return hello{}, fmt.Errorf("%w: metadata property with empty name", ErrProtocol)
+			return "", "", fmt.Errorf("%w: metadata property with empty name", ErrProtocol)
 		}
 		if len(b) < nameLen+4 {
-			return hello{}, fmt.Errorf("%w: metadata truncated in a property name", ErrProtocol)
+			return "", "", fmt.Errorf("%w: metadata truncated in a property name", ErrProtocol)
 		}
 		name := string(b[:nameLen])
 		valueLen := binary.BigEndian.Uint32(b[nameLen:])
 		b = b[nameLen+4:]
 		if uint64(valueLen) > uint64(len(b)) {
-			return hello{}, fmt.Errorf("%w: metadata property %q claims %d bytes, %d left", ErrProtocol, name, valueLen, len(b))
+			return "", "", fmt.Errorf("%w: metadata property %q claims %d bytes, %d left", ErrProtocol, name, valueLen, len(b))
 		}
 		value := string(b[:valueLen])
 		b = b[valueLen:]
 
 		switch strings.ToLower(name) {
 		case "socket-type":
-			h.socketType = value
+			socketType = value
 		case "identity":
-			h.identity = value
+			identity = value
 		}
 	}
-	return h, nil
+	return socketType, identity, nil
 }
 
 // errorReason extracts the reason of an ERROR command body (1-byte length,

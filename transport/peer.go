@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/moebius-js/moebius-js/curve"
 	"github.com/moebius-js/moebius-js/flow"
 )
 
@@ -14,6 +15,10 @@ import (
 type Peer struct {
 	ID     string // routing identity bytes (not necessarily UTF-8)
 	Serial uint64 // serial, unique per accepted connection for the Server's life
+
+	// ClientKey is the long-term public key a CURVE client proved in its
+	// handshake; nil on a NULL connection.
+	ClientKey *curve.Key
 }
 
 // peer is the server's state for one accepted connection: from accept,
@@ -32,6 +37,13 @@ type peer struct {
 	id      string      // set by the reader before registration, then read-only
 	closing atomic.Bool // shutdown or a Disconnect has begun: deliver nothing more
 
+	// On a CURVE endpoint: curveServer is its settings; the reader sets
+	// session (before the writer starts, then read-only) and clientKey
+	// (the key the client proved; RevokeKeys reads it) after the handshake.
+	curveServer *CurveServer
+	session     *curve.Session
+	clientKey   atomic.Pointer[curve.Key]
+
 	closeOnce sync.Once
 	reason    error // why the connection ended; written once in shutdown
 
@@ -48,20 +60,21 @@ type peer struct {
 	gone       chan struct{} // closed when teardown is complete (Disconnected delivered)
 }
 
-func newPeer(s *Server, c net.Conn, serial uint64, endpoint string) *peer {
+func newPeer(s *Server, c net.Conn, serial uint64, endpoint string, cs *CurveServer) *peer {
 	remote := c.RemoteAddr().String()
 	p := &peer{
-		srv:        s,
-		conn:       c,
-		serial:     serial,
-		endpoint:   endpoint,
-		remote:     remote,
-		addrKey:    addressKey(c.RemoteAddr()),
-		log:        s.log.With("conn", serial, "remote", remote, "endpoint", endpoint),
-		q:          newSendQueue(&s.cfg.Limits, &s.sendBytes, &s.sendHolders),
-		acct:       s.cfg.Inbound.Open(s.cfg.QueueLimit),
-		writerDone: make(chan struct{}),
-		gone:       make(chan struct{}),
+		srv:         s,
+		conn:        c,
+		serial:      serial,
+		endpoint:    endpoint,
+		curveServer: cs,
+		remote:      remote,
+		addrKey:     addressKey(c.RemoteAddr()),
+		log:         s.log.With("conn", serial, "remote", remote, "endpoint", endpoint),
+		q:           newSendQueue(&s.cfg.Limits, &s.sendBytes, &s.sendHolders),
+		acct:        s.cfg.Inbound.Open(s.cfg.QueueLimit),
+		writerDone:  make(chan struct{}),
+		gone:        make(chan struct{}),
 	}
 	p.lastRead.Store(s.now.Load())
 	return p
@@ -76,7 +89,7 @@ func addressKey(a net.Addr) string {
 	return ""
 }
 
-func (p *peer) public() Peer { return Peer{ID: p.id, Serial: p.serial} }
+func (p *peer) public() Peer { return Peer{ID: p.id, Serial: p.serial, ClientKey: p.clientKey.Load()} }
 
 // shutdown ends the connection for reason: it closes the socket (which
 // makes the reader's next read fail), closes the queue and the inbound
@@ -136,7 +149,7 @@ func (p *peer) closeAfterFlush(reason error) {
 // the reader goroutine, which waits for writerDone during teardown.
 func (p *peer) writeLoop(writeTimeout time.Duration) {
 	defer close(p.writerDone)
-	w := &batchWriter{}
+	w := newBatchWriter(p.session)
 	for {
 		batch, ok := p.q.take()
 		if !ok {
@@ -164,15 +177,30 @@ func (p *peer) writeLoop(writeTimeout time.Duration) {
 // body slices) for a single writev. Its header scratch space and Buffers
 // slice are reused across batches, so a batch costs no allocation.
 type batchWriter struct {
+	seal   *curve.Sealer // on a CURVE connection: every frame goes out sealed
+	sealed []byte        // scratch for the sealed frames of a batch
+
 	hdr      []byte
 	bufs     net.Buffers // the batch, kept at full length
 	out      net.Buffers // what WriteTo consumes (it advances the slice)
 	deadline time.Time   // the connection's write deadline, as last set by write
 }
 
+// newBatchWriter returns a writer for a connection: plain, or sealing
+// every frame with session's Sealer when session is not nil.
+func newBatchWriter(session *curve.Session) *batchWriter {
+	if session == nil {
+		return &batchWriter{}
+	}
+	return &batchWriter{seal: &session.Sealer}
+}
+
 // build prepares the buffers for batch and returns how many of its
 // messages are not commands. They stay valid until the next reset.
 func (w *batchWriter) build(batch []outMsg) int {
+	if w.seal != nil {
+		return w.buildSealed(batch)
+	}
 	frames := 0
 	for _, m := range batch {
 		frames += len(m.envelope) + len(m.frames)
@@ -242,6 +270,7 @@ func (w *batchWriter) write(c net.Conn, batch []outMsg, timeout time.Duration) (
 // Scratch kept between batches; a rare bigger batch allocates its own.
 const (
 	keepHeaderScratch = 16 << 10
+	keepSealedScratch = 2 * writeChunk
 	keepBuffers       = 2048
 )
 
@@ -252,6 +281,9 @@ func (w *batchWriter) reset() {
 	w.bufs, w.out = w.bufs[:0], nil
 	if cap(w.hdr) > keepHeaderScratch {
 		w.hdr = nil
+	}
+	if cap(w.sealed) > keepSealedScratch {
+		w.sealed = nil
 	}
 	if cap(w.bufs) > keepBuffers {
 		w.bufs = nil

@@ -218,7 +218,7 @@ func queueOnlyPeer(t *testing.T, cfg Config) (*Server, *peer, net.Conn) {
 		_ = local.Close()
 		_ = remote.Close()
 	})
-	p := newPeer(s, local, 1, "pipe")
+	p := newPeer(s, local, 1, "pipe", nil)
 	s.mu.Lock()
 	p.id = "q"
 	s.peers[p.id] = p
@@ -232,7 +232,7 @@ func queueOnlyPeer(t *testing.T, cfg Config) (*Server, *peer, net.Conn) {
 func addPipePeer(t *testing.T, s *Server, id string, serial uint64) *peer {
 	local, remote := net.Pipe()
 	t.Cleanup(func() { _ = local.Close(); _ = remote.Close() })
-	p := newPeer(s, local, serial, "pipe")
+	p := newPeer(s, local, serial, "pipe", nil)
 	s.mu.Lock()
 	p.id = id
 	s.peers[id] = p

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -80,6 +81,8 @@ type counters struct {
 	broadcastSkipped, msgsIn, msgsOut                     atomic.Uint64
 	refusedMax, refusedPerAddr, refusedHandshakes         atomic.Uint64
 	versionRefused, mechanismRefused                      atomic.Uint64
+	curveRefused                                          [len(curveReasons)]atomic.Uint64
+	curveRevoked                                          atomic.Uint64
 }
 
 // Listen binds every endpoint of cfg (if any fails, it closes the others
@@ -89,22 +92,36 @@ func Listen(cfg Config, h Handler) (*Server, error) {
 	if h == nil {
 		return nil, errors.New("transport: listen: nil Handler")
 	}
-	if len(cfg.Endpoints) == 0 {
+	if len(cfg.Endpoints)+len(cfg.CurveEndpoints) == 0 {
 		return nil, errors.New("transport: listen: no endpoints")
 	}
+	if len(cfg.CurveEndpoints) > 0 && cfg.Curve == nil {
+		return nil, errors.New("transport: listen: CurveEndpoints without Curve settings")
+	}
 	s := newServer(cfg, h)
-	for _, ep := range s.cfg.Endpoints {
+	bind := func(ep string, cs *CurveServer) error {
 		l, err := listen(ep)
 		if err != nil {
+			return err
+		}
+		l.curve = cs
+		s.listeners = append(s.listeners, l)
+		return nil
+	}
+	for i, ep := range slices.Concat(s.cfg.Endpoints, s.cfg.CurveEndpoints) {
+		var cs *CurveServer
+		if i >= len(s.cfg.Endpoints) {
+			cs = s.cfg.Curve
+		}
+		if err := bind(ep, cs); err != nil {
 			for _, bound := range s.listeners {
 				_ = bound.close()
 			}
 			return nil, fmt.Errorf("transport: listen: %w", err)
 		}
-		s.listeners = append(s.listeners, l)
 	}
 	for _, l := range s.listeners {
-		s.log.Info("listening", "endpoint", l.addr)
+		s.log.Info("listening", "endpoint", l.addr, "mechanism", mechanismOf(l.curve))
 		s.wg.Go(func() { s.acceptLoop(l) })
 	}
 	s.wg.Go(s.sweep)
@@ -155,7 +172,8 @@ func fdLimit() int {
 }
 
 // Addrs returns the bound endpoints with their real ports, e.g.
-// "tcp://127.0.0.1:41234", in Config.Endpoints order. Any goroutine.
+// "tcp://127.0.0.1:41234": Config.Endpoints, then Config.CurveEndpoints,
+// each in order. Any goroutine.
 func (s *Server) Addrs() []string {
 	addrs := make([]string, len(s.listeners))
 	for i, l := range s.listeners {
@@ -193,7 +211,19 @@ func (s *Server) Stats() Stats {
 		RefusedMaxConnections: s.stats.refusedMax.Load(),
 		RefusedPerAddress:     s.stats.refusedPerAddr.Load(),
 		RefusedHandshakes:     s.stats.refusedHandshakes.Load(),
+
+		CurveRefused: s.curveRefusedStats(),
+		CurveRevoked: s.stats.curveRevoked.Load(),
 	}
+}
+
+// curveRefusedStats reads the CURVE refusal counters by reason.
+func (s *Server) curveRefusedStats() map[string]uint64 {
+	m := make(map[string]uint64, len(curveReasons))
+	for i, reason := range curveReasons {
+		m[reason] = s.stats.curveRefused[i].Load()
+	}
+	return m
 }
 
 // Close stops accepting, closes every connection and waits for every
@@ -288,15 +318,24 @@ func (s *Server) acceptLoop(l *listener) {
 		}
 		delay = 0
 		s.stats.accepted.Add(1)
-		s.startConn(c, l.addr)
+		s.startConn(c, l.addr, l.curve)
 	}
+}
+
+// mechanismOf names the security mechanism of an endpoint with cs.
+func mechanismOf(cs *CurveServer) string {
+	if cs != nil {
+		return "CURVE"
+	}
+	return "NULL"
 }
 
 // startConn admits c and starts its reader goroutine, unless the server is
 // closed or a connection bound refuses it (then c is closed at once,
-// before any handshake). Called by accept loops (and fuzz tests).
-func (s *Server) startConn(c net.Conn, endpoint string) {
-	p := newPeer(s, c, s.nextSerial.Add(1), endpoint)
+// before any handshake). cs is the endpoint's CURVE settings (nil: NULL).
+// Called by accept loops (and fuzz tests).
+func (s *Server) startConn(c net.Conn, endpoint string, cs *CurveServer) {
+	p := newPeer(s, c, s.nextSerial.Add(1), endpoint, cs)
 	s.mu.Lock()
 	refused, counter := s.admit(p)
 	if s.closed || refused != "" {
