@@ -250,7 +250,9 @@ func (w *batchWriter) buildSealed(batch []outMsg) int {
 	var hdr [maxHeaderLen]byte
 	frame := func(flags byte, f []byte) {
 		start := len(out)
-		out = append(out, putHeader(hdr[:], flagCommand, curve.SealedLen(len(f)))...)
+		// As libzmq writes it: a frame without the command flag (RFC 25
+		// calls MESSAGE a command; libzmq reads it either way).
+		out = append(out, putHeader(hdr[:], 0, curve.SealedLen(len(f)))...)
 		out = w.seal.AppendMessage(out, flags, f)
 		bufs = append(bufs, out[start:]) // out never grows past need: the slices stay put
 	}
@@ -279,8 +281,10 @@ func (w *batchWriter) buildSealed(batch []outMsg) int {
 // openFrame turns one wire frame of a CURVE connection (flags, body) into
 // the frame it carries. Reader goroutine.
 func openFrame(o *curve.Opener, wireFlags byte, body []byte) (flags byte, data []byte, err error) {
-	if wireFlags&flagCommand == 0 || wireFlags&flagMore != 0 {
-		return 0, nil, refuseCurve(fmt.Errorf("%w: a frame that is not a MESSAGE command on a CURVE connection (flags 0x%02x)", curve.ErrMalformed, wireFlags), nil)
+	if wireFlags&flagMore != 0 {
+		// libzmq sends each MESSAGE as a frame of its own, without the
+		// command flag; RFC 25 calls it a command: both are read.
+		return 0, nil, refuseCurve(fmt.Errorf("%w: a MESSAGE frame with the MORE flag on a CURVE connection (flags 0x%02x)", curve.ErrMalformed, wireFlags), nil)
 	}
 	f, data, err := o.Open(body)
 	if err != nil {
