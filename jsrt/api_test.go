@@ -293,7 +293,7 @@ module.exports = { rules: [
 	if got, want := e.reply("a", 1), "TypeError: client.send must be called on a client object, as client.send(...)"; got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}
-	if got, want := e.reply("a", 2), `{"keys":["id","state"],"own":false}`; got != want {
+	if got, want := e.reply("a", 2), `{"keys":["id","publicKey","state"],"own":false}`; got != want {
 		t.Fatalf("got %s, want %s", got, want)
 	}
 	e.connect("gone")

@@ -54,7 +54,7 @@ func startBench(b testing.TB) (*jsrt.Host, *countingSender) {
 	out := &countingSender{replies: make(chan struct{}, 1<<16)}
 	h.Start(out)
 	b.Cleanup(func() { h.Shutdown(0) })
-	h.Connected("client", 1)
+	h.Connected("client", 1, "")
 	return h, out
 }
 
@@ -148,7 +148,7 @@ module.exports = { rules: [{ command: 'sleep', handler: function* (c) { yield sl
 	ids := make([]string, b.N)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("client-%d", i)
-		h.Connected(ids[i], uint64(i+1))
+		h.Connected(ids[i], uint64(i+1), "")
 	}
 	started := func() uint64 { return h.Stats()[0].Started.Load() }
 	payload := []byte(`{"command":"sleep"}`)

@@ -14,12 +14,20 @@ type client struct {
 	id   string // routing identity bytes
 	text string // ident.Text(id): client.id in JavaScript, and in logs
 	conn uint64 // the transport's connection serial
+	key  string // the CURVE public key it proved (Z85); "" on NULL
 	gone bool   // disconnected: sends throw ClientGoneError
 }
 
-// newClient is the worker's record of connection conn of identity id.
-func newClient(id string, conn uint64) *client {
-	return &client{id: id, text: ident.Text(id), conn: conn}
+// connInfo is what the transport says of a client's connection: its
+// serial and the CURVE public key the client proved ("" on NULL).
+type connInfo struct {
+	conn      uint64
+	publicKey string
+}
+
+// newClient is the worker's record of connection ci of identity id.
+func newClient(id string, ci connInfo) *client {
+	return &client{id: id, text: ident.Text(id), conn: ci.conn, key: ci.publicKey}
 }
 
 // object returns this runtime's JavaScript object for c, creating it on
@@ -36,6 +44,11 @@ func (rt *jsRuntime) object(c *client) *goja.Object {
 	o := vm.NewObject()
 	_ = o.SetPrototype(rt.clientPrototype())
 	_ = o.DefineDataProperty("id", vm.ToValue(c.text), goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_TRUE)
+	publicKey := goja.Null()
+	if c.key != "" {
+		publicKey = vm.ToValue(c.key)
+	}
+	_ = o.DefineDataProperty("publicKey", publicKey, goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_TRUE)
 	_ = o.Set("state", vm.NewObject())
 	_ = o.DefineDataPropertySymbol(rt.clientSlot, vm.ToValue(c), goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_FALSE)
 	if !c.gone {

@@ -20,6 +20,7 @@ type exports struct {
 	background     goja.Callable
 	onMessageError goja.Callable
 	onStepError    goja.Callable
+	authorize      goja.Callable // authorize(publicKey, address): may a CURVE client connect?
 }
 
 // rule is one entry of module.exports.rules.
@@ -113,6 +114,9 @@ func readExports(js *intrinsics, path string, value goja.Value) (ex exports, err
 		return ex, err
 	}
 	if ex.onStepError, err = fn("onStepError"); err != nil {
+		return ex, err
+	}
+	if ex.authorize, err = fn("authorize"); err != nil {
 		return ex, err
 	}
 

@@ -217,7 +217,7 @@ func (e *env) connect(id string) {
 	connSerial++
 	e.conn[id] = connSerial
 	e.accts[id] = e.budget.Open(e.queueLimit)
-	e.host.Connected(id, connSerial)
+	e.host.Connected(id, connSerial, "")
 }
 
 func (e *env) disconnect(id string) {

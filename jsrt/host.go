@@ -190,7 +190,7 @@ func New(cfg Config) (*Host, error) {
 		h.errorReplies[code] = new(atomic.Uint64)
 	}
 	for i := 0; i < cfg.Workers; i++ {
-		s := &slot{clients: make(map[string]uint64)}
+		s := &slot{clients: make(map[string]connInfo)}
 		w := h.newWorker(i, s)
 		rt, err := load(cfg.Handlers, w, h.gen, nil)
 		if err != nil {
@@ -305,15 +305,18 @@ func (h *Host) broadcast(from *worker, frame []byte) {
 	from.broadcast(frame) // through its own gate
 }
 
-// Connected reports a new client connection. Any goroutine; calls for one
-// identity must come in order (Connected, Message*, Disconnected).
-func (h *Host) Connected(id string, conn uint64) {
+// Connected reports a new client connection; publicKey is the CURVE
+// public key (Z85) the client proved, "" on a NULL connection. Any
+// goroutine; calls for one identity must come in order (Connected,
+// Message*, Disconnected).
+func (h *Host) Connected(id string, conn uint64, publicKey string) {
 	s := h.pick(id)
+	ci := connInfo{conn: conn, publicKey: publicKey}
 	s.mu.Lock()
-	s.clients[id] = conn
+	s.clients[id] = ci
 	w := s.w
 	s.mu.Unlock()
-	w.sched.Post(func() { w.connected(id, conn) })
+	w.sched.Post(func() { w.connected(id, ci) })
 }
 
 // Message hands over one message from a client: its envelope (the frames
@@ -344,7 +347,7 @@ func (h *Host) Message(id string, conn uint64, env, frames [][]byte, hold flow.H
 func (h *Host) Disconnected(id string, conn uint64) {
 	s := h.pick(id)
 	s.mu.Lock()
-	if s.clients[id] == conn {
+	if s.clients[id].conn == conn {
 		delete(s.clients, id)
 	}
 	w := s.w
@@ -559,7 +562,7 @@ func (h *Host) answerUnrun(w *worker) {
 	for t := s.head; t != nil; {
 		next := t.next
 		s.unlink(t)
-		if s.clients[t.id] == t.conn {
+		if s.clients[t.id].conn == t.conn {
 			left = append(left, t)
 		} else {
 			t.releaseHold()

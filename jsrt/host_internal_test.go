@@ -79,7 +79,7 @@ func TestAMessageThatArrivesAsTheWorkerStopsIsAnsweredAndReleased(t *testing.T) 
 	h := newPingHost(t)
 	out := &recordingSender{}
 	h.Start(out)
-	h.Connected("late", 1)
+	h.Connected("late", 1, "")
 	acct := flow.NewBudget(0, nil).Open(10)
 	payload := []byte(`{"command":"ping"}`)
 	if err := acct.Reserve(int64(len(payload)), true); err != nil {

@@ -66,9 +66,9 @@ var errRetired = errors.New("this worker was retired: it was stuck in a native c
 // outlives a retired worker. Its fields are guarded by mu.
 type slot struct {
 	mu         sync.Mutex
-	w          *worker           // the worker serving the slot
-	clients    map[string]uint64 // connected identities pinned here, with their connection serials
-	head, tail *ticket           // requests handed to w and not yet settled, oldest first
+	w          *worker             // the worker serving the slot
+	clients    map[string]connInfo // connected identities pinned here, with their connections
+	head, tail *ticket             // requests handed to w and not yet settled, oldest first
 }
 
 // current returns the worker serving the slot. Any goroutine.
@@ -289,11 +289,11 @@ func newTrackingDialer(d Dialer, g *gate) *trackingDialer {
 // Dial is the wrapped Dialer's, outside the gate (a dial may block: that
 // is one way a worker gets stuck). Its worker's goroutine, or the one
 // loading its code.
-func (td *trackingDialer) Dial(endpoint, identity string, onMessage func([][]byte)) (Upstream, error) {
+func (td *trackingDialer) Dial(endpoint string, opts DialOptions, onMessage func([][]byte)) (Upstream, error) {
 	if td.gate.isShut() {
 		return nil, errRetired
 	}
-	up, err := td.d.Dial(endpoint, identity, onMessage)
+	up, err := td.d.Dial(endpoint, opts, onMessage)
 	if err != nil {
 		return nil, err // as the Dialer says it: dealer() and request() name the address
 	}
@@ -411,8 +411,8 @@ func (h *Host) retire(old *worker, owner string, ran time.Duration, call uint64)
 	moved := 0
 	s.mu.Lock()
 	s.w = fresh // every event from now on goes to fresh, in order after what moves below
-	for id, conn := range s.clients {
-		fresh.clients[id] = newClient(id, conn)
+	for id, ci := range s.clients {
+		fresh.clients[id] = newClient(id, ci)
 	}
 	t := s.head
 	s.head, s.tail = nil, nil
@@ -426,7 +426,7 @@ func (h *Host) retire(old *worker, owner string, ran time.Duration, call uint64)
 			fresh.sched.Post(func() { fresh.message(n) })
 			moved++
 		default:
-			answers = append(answers, answer{t, s.clients[t.id] == t.conn})
+			answers = append(answers, answer{t, s.clients[t.id].conn == t.conn})
 		}
 		t = next
 	}

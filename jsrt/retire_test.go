@@ -65,7 +65,7 @@ func (d *stuckDialer) unblockAll() {
 	}
 }
 
-func (d *stuckDialer) Dial(addr, _ string, _ func([][]byte)) (jsrt.Upstream, error) {
+func (d *stuckDialer) Dial(addr string, _ jsrt.DialOptions, _ func([][]byte)) (jsrt.Upstream, error) {
 	d.mu.Lock()
 	if strings.HasPrefix(addr, "tcp://stuck") {
 		ch := d.release(addr)

@@ -325,7 +325,7 @@ module.exports = {
 // step budget cannot interrupt.
 type blockingDialer struct{ release chan struct{} }
 
-func (d blockingDialer) Dial(string, string, func([][]byte)) (jsrt.Upstream, error) {
+func (d blockingDialer) Dial(string, jsrt.DialOptions, func([][]byte)) (jsrt.Upstream, error) {
 	<-d.release
 	return nil, fmt.Errorf("released")
 }

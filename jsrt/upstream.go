@@ -16,9 +16,56 @@ import (
 type Dialer interface {
 	// Dial starts connecting to endpoint in the background (reconnecting
 	// on its own) and returns at once. onMessage is called, on a goroutine
-	// of the connection's, for every message that arrives. identity is the
-	// routing identity to announce ("" for none). Any goroutine.
-	Dial(endpoint, identity string, onMessage func(frames [][]byte)) (Upstream, error)
+	// of the connection's, for every message that arrives. Any goroutine.
+	Dial(endpoint string, opts DialOptions, onMessage func(frames [][]byte)) (Upstream, error)
+}
+
+// DialOptions say how dealer() and request() connect.
+type DialOptions struct {
+	Identity string     // the routing identity to announce ("" for none)
+	Curve    *CurveKeys // CURVE keys; nil: NULL
+}
+
+// CurveKeys are a CURVE client's keys in Z85, as JavaScript gives them:
+// the server's public key, and the client's key pair (both empty: the
+// dialer makes a fresh pair).
+type CurveKeys struct {
+	ServerKey, PublicKey, SecretKey string
+}
+
+// curveOptions reads {curve: {serverKey, publicKey?, secretKey?}} from a
+// dealer()/request() options argument; nil when it has none.
+func (rt *jsRuntime) curveOptions(what string, opts goja.Value) *CurveKeys {
+	o, ok := opts.(*goja.Object)
+	if !ok {
+		return nil
+	}
+	v := o.Get("curve")
+	if v == nil || goja.IsUndefined(v) || goja.IsNull(v) {
+		return nil
+	}
+	c, ok := v.(*goja.Object)
+	if !ok {
+		rt.throw(badArgument("%s: curve must be an object {serverKey, publicKey, secretKey}", what))
+	}
+	text := func(name string) string {
+		x := c.Get(name)
+		if x == nil || goja.IsUndefined(x) || goja.IsNull(x) {
+			return ""
+		}
+		if _, ok := x.Export().(string); !ok {
+			rt.throw(badArgument("%s: curve.%s must be a Z85 string of 40 characters", what, name))
+		}
+		return x.String()
+	}
+	keys := &CurveKeys{ServerKey: text("serverKey"), PublicKey: text("publicKey"), SecretKey: text("secretKey")}
+	switch {
+	case keys.ServerKey == "":
+		rt.throw(badArgument("%s: curve.serverKey is needed (the server's public key, Z85)", what))
+	case (keys.PublicKey == "") != (keys.SecretKey == ""):
+		rt.throw(badArgument("%s: curve.publicKey and curve.secretKey go together (or leave both out for a fresh pair)", what))
+	}
+	return keys
 }
 
 // Upstream is one DEALER connection.
@@ -156,7 +203,8 @@ func (rt *jsRuntime) newDealer(addr string, opts goja.Value) goja.Value {
 		rt.throw(fmt.Errorf("dealer(%q): %d dealers are open already; close() the ones you are done with", addr, maxDealers))
 	}
 	d := &dealerSocket{rt: rt, addr: addr, count: count}
-	up, err := w.up.dialer.Dial(addr, identity, func(frames [][]byte) {
+	keys := rt.curveOptions(fmt.Sprintf("dealer(%q)", addr), opts)
+	up, err := w.up.dialer.Dial(addr, DialOptions{Identity: identity, Curve: keys}, func(frames [][]byte) {
 		w.sched.Post(func() { d.deliver(frames) })
 	})
 	if err != nil {
@@ -275,7 +323,9 @@ const maxConnsPerAddress = 64
 
 // upstreamPool is request()'s connections to one address.
 type upstreamPool struct {
+	key     string // addr, and the CURVE keys when there are any
 	addr    string
+	curve   *CurveKeys    // nil: NULL
 	idle    []*pooledConn // connected and free
 	open    int           // connections dialled and not discarded
 	waiting []*requestOp  // requests waiting for a connection, oldest first
@@ -296,12 +346,22 @@ type pooledConn struct {
 type requestOp struct {
 	rt        *jsRuntime // of the coroutine that yielded it
 	addr      string
+	curve     *CurveKeys
 	frame     []byte
 	timeout   time.Duration
 	asMessage bool
 	conn      *pooledConn // the connection carrying it, once it has one
 	key       core.WaitKey
 	deadline  time.Time // zero: none
+}
+
+// poolKey names the pool of connections op may use: one per address and
+// set of CURVE keys.
+func (op *requestOp) poolKey() string {
+	if op.curve == nil {
+		return op.addr
+	}
+	return op.addr + "\x00" + op.curve.ServerKey + "\x00" + op.curve.PublicKey
 }
 
 func (rt *jsRuntime) newRequest(addr string, x, opts goja.Value) goja.Value {
@@ -313,7 +373,8 @@ func (rt *jsRuntime) newRequest(addr string, x, opts goja.Value) goja.Value {
 		rt.throw(err)
 	}
 	timeout, asMessage := rt.remoteOptions(opts)
-	return rt.vm.ToValue(&requestOp{addr: addr, frame: f, timeout: timeout, asMessage: asMessage})
+	keys := rt.curveOptions(fmt.Sprintf("request(%q)", addr), opts)
+	return rt.vm.ToValue(&requestOp{addr: addr, curve: keys, frame: f, timeout: timeout, asMessage: asMessage})
 }
 
 // park sends the request on a free connection of the pool, or waits for
@@ -322,10 +383,10 @@ func (op *requestOp) park(f *genCoroutine) core.Step {
 	op.rt = f.rt
 	w := f.rt.w
 	op.key = w.sched.NewWaitKey()
-	pool := w.up.pool[op.addr]
+	pool := w.up.pool[op.poolKey()]
 	if pool == nil {
-		pool = &upstreamPool{addr: op.addr}
-		w.up.pool[op.addr] = pool
+		pool = &upstreamPool{key: op.poolKey(), addr: op.addr, curve: op.curve}
+		w.up.pool[pool.key] = pool
 	}
 	pc, err := pool.take(w)
 	switch {
@@ -379,7 +440,7 @@ func (op *requestOp) settle() {
 		}
 		return
 	}
-	if pool := op.rt.w.up.pool[op.addr]; pool != nil {
+	if pool := op.rt.w.up.pool[op.poolKey()]; pool != nil {
 		if i := slices.Index(pool.waiting, op); i >= 0 {
 			pool.waiting = slices.Delete(pool.waiting, i, i+1)
 		}
@@ -409,7 +470,7 @@ func (pool *upstreamPool) take(w *worker) (*pooledConn, error) {
 		return nil, nil
 	}
 	pc := &pooledConn{w: w, pool: pool}
-	up, err := w.up.dialer.Dial(pool.addr, "", func(frames [][]byte) {
+	up, err := w.up.dialer.Dial(pool.addr, DialOptions{Curve: pool.curve}, func(frames [][]byte) {
 		w.sched.Post(func() { pc.deliver(frames) })
 	})
 	if err != nil {
@@ -509,8 +570,8 @@ func (pc *pooledConn) discard() {
 	if pc.w.draining || !slices.ContainsFunc(pool.waiting, func(op *requestOp) bool {
 		return op.deadline.IsZero() || now.Before(op.deadline)
 	}) {
-		if pool.open == 0 && len(pool.waiting) == 0 && pc.w.up.pool[pool.addr] == pool {
-			delete(pc.w.up.pool, pool.addr) // an address used once is not kept for good
+		if pool.open == 0 && len(pool.waiting) == 0 && pc.w.up.pool[pool.key] == pool {
+			delete(pc.w.up.pool, pool.key) // an address used once is not kept for good
 		}
 		return
 	}

@@ -27,7 +27,7 @@ type fakeDialer struct {
 	idents  []string
 }
 
-func (d *fakeDialer) Dial(addr, identity string, onMessage func([][]byte)) (jsrt.Upstream, error) {
+func (d *fakeDialer) Dial(addr string, opts jsrt.DialOptions, onMessage func([][]byte)) (jsrt.Upstream, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	srv, ok := d.servers[addr]
@@ -35,7 +35,7 @@ func (d *fakeDialer) Dial(addr, identity string, onMessage func([][]byte)) (jsrt
 		return nil, errors.New("no such test server")
 	}
 	d.opened++
-	d.idents = append(d.idents, identity)
+	d.idents = append(d.idents, opts.Identity)
 	return &fakeUpstream{d: d, srv: srv, onMessage: onMessage, done: make(chan struct{})}, nil
 }
 
@@ -361,7 +361,7 @@ type secondDialFails struct {
 	dials, closeds int
 }
 
-func (d *secondDialFails) Dial(string, string, func([][]byte)) (jsrt.Upstream, error) {
+func (d *secondDialFails) Dial(string, jsrt.DialOptions, func([][]byte)) (jsrt.Upstream, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.dials++

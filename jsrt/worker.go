@@ -46,7 +46,7 @@ func (w *worker) run() {
 	w.sched.Run()
 }
 
-func (w *worker) connected(id string, conn uint64) {
+func (w *worker) connected(id string, ci connInfo) {
 	w.exitIfRetired()
 	if c := w.clients[id]; c != nil {
 		// The transport reports a connection's end before the next one with
@@ -54,7 +54,7 @@ func (w *worker) connected(id string, conn uint64) {
 		w.log.Warn("client connected twice without a disconnect", "client", c.text)
 		w.disconnected(id, c.conn)
 	}
-	w.clients[id] = newClient(id, conn)
+	w.clients[id] = newClient(id, ci)
 }
 
 func (w *worker) disconnected(id string, conn uint64) {
