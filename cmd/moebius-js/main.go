@@ -5,6 +5,7 @@
 //	moebius-js send [flags] MESSAGE [FRAME...]  send one message, print the replies
 //	moebius-js bench [flags]                    load a server, print throughput and latency
 //	moebius-js check [handlers.js]              validate a handlers file
+//	moebius-js keygen PATH                      write a CURVE key pair (PATH, PATH_secret)
 //	moebius-js version                          print the version
 //
 // Run any command with --help for its flags.
@@ -32,10 +33,11 @@ func main() {
 // commands maps each subcommand to its entry point, which returns the exit
 // code.
 var commands = map[string]func(args []string, stdout, stderr io.Writer) int{
-	"serve": serve,
-	"send":  send,
-	"bench": bench,
-	"check": check,
+	"serve":  serve,
+	"send":   send,
+	"bench":  bench,
+	"check":  check,
+	"keygen": keygen,
 	"version": func(_ []string, stdout, _ io.Writer) int {
 		fmt.Fprintln(stdout, "moebius-js", versionString())
 		return 0
@@ -64,6 +66,7 @@ const usage = `usage:
   moebius-js send [flags] MESSAGE [FRAME...]   send one message and print each reply as it arrives
   moebius-js bench [flags]                     drive N synchronous clients; print throughput and latency
   moebius-js check [handlers.js]               validate a handlers file (exit 1 with file:line:col)
+  moebius-js keygen PATH                       write a CURVE key pair as certificates PATH and PATH_secret; print the public key
   moebius-js version                           print the version
 Run a command with --help for its flags.`
 
