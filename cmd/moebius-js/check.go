@@ -63,8 +63,11 @@ func runCheck(args []string, stdout, stderr io.Writer, environ func() []string) 
 // are sent.
 type checkDialer struct{}
 
-func (checkDialer) Dial(endpoint, identity string, _ func([][]byte)) (jsrt.Upstream, error) {
-	if err := transport.CheckDial(endpoint, identity); err != nil {
+func (checkDialer) Dial(endpoint string, opts jsrt.DialOptions, _ func([][]byte)) (jsrt.Upstream, error) {
+	if err := transport.CheckDial(endpoint, opts.Identity); err != nil {
+		return nil, err
+	}
+	if _, err := dialConfig(transport.DialConfig{}, opts); err != nil {
 		return nil, err
 	}
 	return nowhere{}, nil

@@ -52,6 +52,10 @@ type serveConfig struct {
 	ShutdownGrace    time.Duration `koanf:"shutdown_grace"`
 	IdentityHandover bool          `koanf:"identity_handover"`
 	Metrics          string        `koanf:"metrics"`
+	CurveKey         string        `koanf:"curve_key"`
+	CurveBind        []string      `koanf:"curve_bind"`
+	CurveAllow       string        `koanf:"curve_allow"`
+	CurveAllowKeys   []string      `koanf:"curve_allow_keys"`
 }
 
 // defaultConfigFile is read when it exists and --config is not given.
@@ -89,7 +93,15 @@ var configKeys = []struct {
 	{"shutdown_grace", "5s", "on SIGINT/SIGTERM, how long work in flight may finish before it is cancelled"},
 	{"identity_handover", "false", "a client reusing a connected identity takes it over (default: it is refused)"},
 	{"metrics", "", "listen address for Prometheus /metrics, e.g. 127.0.0.1:9100 (empty: off)"},
+	{"curve_key", "", "the server's CURVE secret key: a secret certificate (moebius-js keygen) or its Z85 text; with it every bind endpoint speaks CURVE, unless curve_bind names others"},
+	{"curve_bind", "", "endpoints that speak CURVE beside the NULL bind ones (repeatable; env: comma-separated)"},
+	{"curve_allow", "", "folder of the public certificates of the clients that may connect over CURVE; watched, a removed key is disconnected"},
+	{"curve_allow_keys", "", "Z85 public keys of clients that may connect over CURVE, beside curve_allow (repeatable; env: comma-separated)"},
 }
+
+// listKeys are the settings that take a list: a flag that repeats, a
+// comma-separated environment variable.
+var listKeys = []string{"bind", "curve_bind", "curve_allow_keys"}
 
 // serveFlags defines serve's flags on fs.
 func serveFlags(fs *pflag.FlagSet) {
@@ -97,10 +109,12 @@ func serveFlags(fs *pflag.FlagSet) {
 	bools := &boolArgs{fs: fs}
 	for _, k := range configKeys {
 		name := strings.ReplaceAll(k.key, "_", "-")
-		switch k.key {
-		case "bind":
+		switch {
+		case k.key == "bind":
 			fs.StringArray(name, []string{k.def}, k.help)
-		case "watch", "identity_handover":
+		case slices.Contains(listKeys, k.key):
+			fs.StringArray(name, nil, k.help)
+		case k.key == "watch", k.key == "identity_handover":
 			f := fs.VarPF(&boolValue{v: k.def == "true", args: bools}, name, "", k.help+" (off: --"+name+"=false or --"+name+" false)")
 			f.NoOptDefVal = "true"
 		default:
@@ -207,6 +221,7 @@ func loadServeConfig(fs *pflag.FlagSet, environ func() []string) (cfg serveConfi
 		defaults[c.key] = c.def
 	}
 	defaults["bind"] = []string{"tcp://127.0.0.1:5555"}
+	defaults["curve_bind"], defaults["curve_allow_keys"] = []string{}, []string{}
 	if err := k.Load(confmap.Provider(defaults, "."), nil); err != nil {
 		return cfg, nil, fmt.Errorf("defaults: %w", err)
 	}
@@ -252,7 +267,7 @@ func loadServeConfig(fs *pflag.FlagSet, environ func() []string) (cfg serveConfi
 					name, strings.ToUpper(closestKey(key)), knownKeys()))
 				return "", nil
 			}
-			if key == "bind" {
+			if slices.Contains(listKeys, key) {
 				return key, strings.Split(value, ",")
 			}
 			return key, value
@@ -428,6 +443,7 @@ func (c serveConfig) check() error {
 	if c.Handlers == "" {
 		errs = append(errs, errors.New("handlers: a file is needed"))
 	}
+	errs = append(errs, checkCurve(c)...)
 	positive := map[string]int64{
 		"workers": int64(c.Workers), "max_message_size": c.MaxMessageSize, "max_frames": int64(c.MaxFrames),
 		"queue_limit": int64(c.QueueLimit), "max_pending_bytes": c.MaxPendingBytes,

@@ -72,6 +72,13 @@ func metricsHandler(g gauges) http.Handler {
 			"zmtp_version": func(s transport.Stats) float64 { return float64(s.VersionRefused) },
 			"mechanism":    func(s transport.Stats) float64 { return float64(s.MechanismRefused) },
 		})
+	curveRefused := map[string]func(transport.Stats) float64{}
+	for _, reason := range []string{transport.CurveServerKey, transport.CurveClientKey, transport.CurveNullClient,
+		transport.CurveBadBox, transport.CurveNonce, transport.CurveMalformed} {
+		curveRefused[reason] = func(s transport.Stats) float64 { return float64(s.CurveRefused[reason]) }
+	}
+	labelled("curve_refused_total", "CURVE connections closed for a refusal, in the handshake or after it, by reason.", "reason", curveRefused)
+	counter("curve_revoked_total", "CURVE clients disconnected because their key left the allow-list.", ts(func(s transport.Stats) float64 { return float64(s.CurveRevoked) }))
 	gauge("pending_bytes", "Bytes of requests read and not yet started, across all clients.", func() float64 { return float64(g.inbound.Used()) })
 	counter("reads_paused_total", "Times a connection was not read because it had queue_limit requests waiting.",
 		func() float64 { return float64(g.inbound.Stats().CountPauses.Load()) })

@@ -60,7 +60,13 @@ func newLogger(cfg serveConfig, w io.Writer) *slog.Logger {
 // events adapts the transport's Handler to the Host.
 type events struct{ h *jsrt.Host }
 
-func (e events) Connected(p transport.Peer) { e.h.Connected(p.ID, p.Serial) }
+func (e events) Connected(p transport.Peer) {
+	key := ""
+	if p.ClientKey != nil {
+		key = p.ClientKey.String()
+	}
+	e.h.Connected(p.ID, p.Serial, key)
+}
 func (e events) Message(p transport.Peer, env transport.Envelope, frames [][]byte, hold flow.Hold) {
 	e.h.Message(p.ID, p.Serial, env, frames, hold)
 }
@@ -69,9 +75,11 @@ func (e events) Disconnected(p transport.Peer, _ error) { e.h.Disconnected(p.ID,
 // upstreams opens the DEALER connections of dealer() and request().
 type upstreams struct{ cfg transport.DialConfig }
 
-func (u upstreams) Dial(endpoint, identity string, onMessage func([][]byte)) (jsrt.Upstream, error) {
-	cfg := u.cfg
-	cfg.Identity = identity
+func (u upstreams) Dial(endpoint string, opts jsrt.DialOptions, onMessage func([][]byte)) (jsrt.Upstream, error) {
+	cfg, err := dialConfig(u.cfg, opts)
+	if err != nil {
+		return nil, err
+	}
 	return transport.Dial(endpoint, cfg, onMessage)
 }
 
@@ -126,6 +134,12 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("load handlers: %w", err)
 	}
+	cs, err := openCurve(cfg, host.Authorize, cfg.HandshakeTimeout, log)
+	if err != nil {
+		host.Shutdown(0)
+		return err
+	}
+	defer cs.Close()
 	// Catch signals before listening: once a client can connect, SIGTERM
 	// must already mean "drain and exit 0".
 	signals := make(chan os.Signal, 1)
@@ -139,7 +153,9 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 		heartbeat = -1 // off
 	}
 	srv, err := transport.Listen(transport.Config{
-		Endpoints:                cfg.Bind,
+		Endpoints:                cs.null,
+		CurveEndpoints:           cs.curve,
+		Curve:                    cs.server,
 		Limits:                   limits,
 		Handover:                 cfg.IdentityHandover,
 		Inbound:                  inbound,
@@ -155,8 +171,10 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 		LogLimiter:               lim,
 	}, events{host})
 	if err != nil {
+		host.Shutdown(0)
 		return err
 	}
+	cs.serving(srv)
 	host.Start(sender{srv})
 
 	if cfg.Watch {

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/moebius-js/moebius-js/allowlist"
+	"github.com/moebius-js/moebius-js/curve"
+	"github.com/moebius-js/moebius-js/jsrt"
+	"github.com/moebius-js/moebius-js/transport"
+)
+
+// curveSide is the server's CURVE as the configuration asks for it: which
+// endpoints speak it, with which key pair, and who may connect (the
+// allow-list, then handlers.js's authorize export). It keeps the
+// allow-list's watcher, which Close stops.
+type curveSide struct {
+	null, curve []string               // the endpoints that speak NULL, and CURVE
+	server      *transport.CurveServer // nil when nothing speaks CURVE
+	list        *allowlist.List        // nil: no allow-list, every key may connect
+	srv         atomic.Pointer[transport.Server]
+}
+
+// openCurve sets up CURVE from cfg (already checked). authorize asks
+// handlers.js; timeout bounds how long a handshake waits for it.
+func openCurve(cfg serveConfig, authorize func(ctx context.Context, key, address string) error, timeout time.Duration, log *slog.Logger) (*curveSide, error) {
+	c := &curveSide{null: cfg.Bind}
+	if cfg.CurveKey == "" {
+		return c, nil
+	}
+	keys, err := curve.LoadSecret(cfg.CurveKey)
+	if err != nil {
+		return nil, fmt.Errorf("curve_key: %w", err)
+	}
+	if len(cfg.CurveBind) == 0 {
+		c.null, c.curve = nil, cfg.Bind
+	} else {
+		c.curve = cfg.CurveBind
+	}
+	if cfg.CurveAllow != "" || len(cfg.CurveAllowKeys) > 0 {
+		fixed, err := parseKeys(cfg.CurveAllowKeys)
+		if err != nil {
+			return nil, err
+		}
+		c.list, err = allowlist.Open(cfg.CurveAllow, fixed, log, c.revoke)
+		if err != nil {
+			return nil, fmt.Errorf("curve_allow: %w", err)
+		}
+	}
+	c.server = &transport.CurveServer{
+		Keys: keys,
+		Authorize: func(k curve.Key, remote string) error {
+			if c.list != nil && !c.list.Allowed(k) {
+				return errors.New("the key is not on the allow-list (curve_allow, curve_allow_keys)")
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			return authorize(ctx, k.String(), remote)
+		},
+	}
+	log.Info("curve on", "server_key", keys.Public.String(), "endpoints", c.curve, "allow_list", c.allowListSize())
+	return c, nil
+}
+
+// allowListSize is how many keys the allow-list holds, or -1 for none.
+func (c *curveSide) allowListSize() int {
+	if c.list == nil {
+		return -1
+	}
+	return c.list.Len()
+}
+
+// serving tells c which server its endpoints belong to, so that a change
+// of the allow-list disconnects the keys it no longer holds; a change
+// that came while the server started is applied now. Any goroutine.
+func (c *curveSide) serving(srv *transport.Server) {
+	c.srv.Store(srv)
+	c.revoke()
+}
+
+// revoke disconnects the connected clients whose keys the allow-list no
+// longer holds. The allow-list's watcher goroutine, or serving.
+func (c *curveSide) revoke() {
+	srv := c.srv.Load()
+	if srv == nil || c.list == nil {
+		return
+	}
+	srv.RevokeKeys(c.list.Allowed)
+}
+
+// Close stops watching the allow-list. Any goroutine.
+func (c *curveSide) Close() {
+	if c.list != nil {
+		_ = c.list.Close()
+	}
+}
+
+// parseKeys reads Z85 public keys.
+func parseKeys(texts []string) ([]curve.Key, error) {
+	keys := make([]curve.Key, 0, len(texts))
+	for _, t := range texts {
+		k, err := curve.ParseKey(t)
+		if err != nil {
+			return nil, fmt.Errorf("curve_allow_keys: %q: %w", t, err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// checkCurve reports what in cfg's CURVE settings cannot work, as serve
+// would find it at start.
+func checkCurve(cfg serveConfig) []error {
+	var errs []error
+	for _, b := range cfg.CurveBind {
+		if _, _, err := transport.ParseEndpoint(b); err != nil {
+			errs = append(errs, fmt.Errorf("curve_bind: %w", err))
+		}
+	}
+	if cfg.CurveKey == "" {
+		for _, s := range []struct {
+			key string
+			set bool
+		}{{"curve_bind", len(cfg.CurveBind) > 0}, {"curve_allow", cfg.CurveAllow != ""}, {"curve_allow_keys", len(cfg.CurveAllowKeys) > 0}} {
+			if s.set {
+				errs = append(errs, fmt.Errorf("%s: needs curve_key (the server's secret key; moebius-js keygen makes one)", s.key))
+			}
+		}
+		return errs
+	}
+	if _, err := curve.LoadSecret(cfg.CurveKey); err != nil {
+		errs = append(errs, fmt.Errorf("curve_key: %w", err))
+	}
+	if _, err := parseKeys(cfg.CurveAllowKeys); err != nil {
+		errs = append(errs, err)
+	}
+	return errs
+}
+
+// curveClient turns the CURVE keys a client was given (a dealer() or
+// request() in handlers.js, send, bench) into the transport's: the
+// server's public key, and the client's pair from its secret key (Z85 or
+// a secret certificate file), or a fresh pair when secret is empty.
+// public, when given, must be the secret's.
+func curveClient(serverKey, public, secret string) (*transport.CurveClient, error) {
+	server, err := curve.ParseKey(serverKey)
+	if err != nil {
+		return nil, fmt.Errorf("server key: %w", err)
+	}
+	var keys curve.KeyPair
+	if secret == "" {
+		keys, err = curve.GenerateKeyPair()
+	} else {
+		keys, err = curve.LoadSecret(secret)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("client key: %w", err)
+	}
+	if public != "" {
+		pub, err := curve.ParseKey(public)
+		if err != nil {
+			return nil, fmt.Errorf("public key: %w", err)
+		}
+		if pub != keys.Public {
+			return nil, errors.New("the public key is not the secret key's")
+		}
+	}
+	return &transport.CurveClient{ServerKey: server, Keys: keys}, nil
+}
+
+// dialConfig is cfg for one dealer() or request() connection of
+// handlers.js, with the identity and CURVE keys it asked for.
+func dialConfig(cfg transport.DialConfig, opts jsrt.DialOptions) (transport.DialConfig, error) {
+	cfg.Identity = opts.Identity
+	if k := opts.Curve; k != nil {
+		cc, err := curveClient(k.ServerKey, k.PublicKey, k.SecretKey)
+		if err != nil {
+			return cfg, fmt.Errorf("curve: %w", err)
+		}
+		cfg.Curve = cc
+	}
+	return cfg, nil
+}
