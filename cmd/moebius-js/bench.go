@@ -43,6 +43,7 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	expect := fs.String("expect", "", "each reply's first frame must equal this, with {id} replaced by the client's identity; other replies count as errors (the run still exits 0 if any reply matched)")
 	timeout := fs.DurationP("timeout", "t", 5*time.Second, "how long a client waits for a reply; past it the client counts a timeout, reconnects under a new identity <prefix><i>.<n> and sends again")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object on stdout")
+	curveClient := curveFlags(fs)
 	if code, done := parseFlags(fs, args, stdout, stderr); done {
 		return code
 	}
@@ -70,6 +71,10 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	if _, _, err := transport.ParseEndpoint(*endpoint); err != nil {
 		return usageErr("%v", err)
 	}
+	curveKeys, err := curveClient()
+	if err != nil {
+		return usageErr("%v", err)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -82,6 +87,7 @@ func bench(args []string, stdout, stderr io.Writer) int {
 		Warmup:         *warmup,
 		Timeout:        *timeout,
 		Message:        []byte(*message),
+		Curve:          curveKeys,
 		Expect:         *expect,
 		CheckExpect:    fs.Changed("expect"),
 		ProgressEvery:  time.Second,
@@ -126,9 +132,10 @@ type benchConfig struct {
 	Clients        int    // synchronous clients, one connection each
 	IdentityPrefix string // client i is <prefix><i>, then <prefix><i>.<n> after its n-th timeout
 	Duration       time.Duration
-	Warmup         time.Duration // before Duration; nothing in it is counted
-	Timeout        time.Duration // per reply
-	Message        []byte        // the request: one frame
+	Warmup         time.Duration          // before Duration; nothing in it is counted
+	Timeout        time.Duration          // per reply
+	Message        []byte                 // the request: one frame
+	Curve          *transport.CurveClient // speak CURVE with these keys (one pair for all clients); nil: NULL
 	// With CheckExpect, a reply whose first frame is not Expect (with
 	// "{id}" replaced by the client's identity) is an error. Without it, a
 	// moebius-js error reply ({"error":{"code":…) is an error.
@@ -423,7 +430,7 @@ func (c *benchClient) connectLocked(now time.Time) error {
 	if cfg.CheckExpect {
 		c.expect = []byte(strings.ReplaceAll(cfg.Expect, "{id}", c.id))
 	}
-	d, err := transport.Dial(cfg.Endpoint, transport.DialConfig{Identity: c.id, Logger: c.run.log}, c.reply(c.gen))
+	d, err := transport.Dial(cfg.Endpoint, transport.DialConfig{Identity: c.id, Logger: c.run.log, Curve: cfg.Curve}, c.reply(c.gen))
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/moebius-js/moebius-js/allowlist"
 	"github.com/moebius-js/moebius-js/curve"
 	"github.com/moebius-js/moebius-js/jsrt"
@@ -170,6 +172,31 @@ func curveClient(serverKey, public, secret string) (*transport.CurveClient, erro
 		}
 	}
 	return &transport.CurveClient{ServerKey: server, Keys: keys}, nil
+}
+
+// curveFlags defines a client command's CURVE flags on fs and returns
+// what makes its transport.CurveClient (nil when --curve-server-key is
+// not given).
+func curveFlags(fs *pflag.FlagSet) func() (*transport.CurveClient, error) {
+	server := fs.String("curve-server-key", "", "speak CURVE to the server with this public key (Z85, or its public certificate file)")
+	client := fs.String("curve-client-key", "", "with --curve-server-key: the client's secret key, Z85 or a secret certificate file (default: a fresh key pair)")
+	return func() (*transport.CurveClient, error) {
+		if *server == "" {
+			if *client != "" {
+				return nil, errors.New("--curve-client-key needs --curve-server-key")
+			}
+			return nil, nil
+		}
+		serverKey := *server
+		if c, err := curve.ReadCert(serverKey); err == nil {
+			serverKey = c.Public.String()
+		}
+		cc, err := curveClient(serverKey, "", *client)
+		if err != nil {
+			return nil, fmt.Errorf("curve: %w", err)
+		}
+		return cc, nil
+	}
 }
 
 // dialConfig is cfg for one dealer() or request() connection of

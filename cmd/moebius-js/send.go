@@ -1,15 +1,17 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"strings"
 	"time"
 	"unicode/utf8"
 
-	"github.com/go-zeromq/zmq4"
 	"github.com/spf13/pflag"
+
+	"github.com/moebius-js/moebius-js/transport"
 )
 
 // send is a client: it sends one message (each argument a frame) and
@@ -19,8 +21,9 @@ func send(args []string, stdout, stderr io.Writer) int {
 	addr := fs.StringP("connect", "c", "tcp://127.0.0.1:5555", "server endpoint")
 	count := fs.IntP("count", "n", 1, "replies to wait for (0: until --timeout passes without one)")
 	timeout := fs.DurationP("timeout", "t", 5*time.Second, "how long to wait for each reply")
-	req := fs.Bool("req", false, "use a REQ socket (one reply per request) instead of a DEALER")
+	req := fs.Bool("req", false, "speak as a REQ socket (an empty delimiter before the request, one reply) instead of a DEALER")
 	identity := fs.StringP("identity", "i", "", "routing identity of the client (default: the server picks one)")
+	curveClient := curveFlags(fs)
 	if code, done := parseFlags(fs, args, stdout, stderr); done {
 		return code
 	}
@@ -33,58 +36,65 @@ func send(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var opts []zmq4.Option
-	if *identity != "" {
-		opts = append(opts, zmq4.WithID(zmq4.SocketIdentity(*identity)))
+	curveKeys, err := curveClient()
+	if err != nil {
+		fmt.Fprintf(stderr, "moebius-js send: %v\n", err)
+		return 2
 	}
-	opts = append(opts, zmq4.WithDialerTimeout(*timeout))
-	sock := zmq4.NewDealer(ctx, opts...)
-	if *req {
-		sock = zmq4.NewReq(ctx, opts...)
+	network, address, err := transport.ParseEndpoint(*addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "moebius-js send: %v\n", err)
+		return 2
 	}
-	defer sock.Close()
-	if err := sock.Dial(*addr); err != nil {
+	// The dealer connects in the background and retries for ever: dial
+	// once first, so that a wrong address fails at once with the reason.
+	probe, err := net.DialTimeout(network, address, *timeout)
+	if err != nil {
 		fmt.Fprintf(stderr, "moebius-js send: connect %s: %v\n", *addr, err)
 		return 1
 	}
-	frames := make([][]byte, fs.NArg())
-	for i, a := range fs.Args() {
-		frames[i] = []byte(a)
+	_ = probe.Close()
+
+	replies := make(chan [][]byte, 64)
+	d, err := transport.Dial(*addr, transport.DialConfig{
+		Identity: *identity,
+		Limits:   transport.Limits{HandshakeTimeout: *timeout},
+		Curve:    curveKeys,
+		Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}, func(frames [][]byte) {
+		if *req { // a REQ's reply comes behind the empty delimiter it sent
+			if len(frames) == 0 || len(frames[0]) != 0 {
+				return
+			}
+			frames = frames[1:]
+		}
+		select {
+		case replies <- frames:
+		default: // more than --count replies: nobody waits for them
+		}
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "moebius-js send: %v\n", err)
+		return 2
 	}
-	if err := sock.Send(zmq4.NewMsgFrom(frames...)); err != nil {
+	defer d.Close()
+	frames := make([][]byte, 0, fs.NArg()+1)
+	if *req {
+		frames = append(frames, []byte{}) // the delimiter a REQ socket puts first
+	}
+	for _, a := range fs.Args() {
+		frames = append(frames, []byte(a))
+	}
+	if err := d.Send(frames...); err != nil {
 		fmt.Fprintf(stderr, "moebius-js send: %v\n", err)
 		return 1
 	}
 
-	type result struct {
-		msg zmq4.Msg
-		err error
-	}
-	replies := make(chan result)
-	go func() {
-		for {
-			m, err := sock.Recv()
-			select {
-			case replies <- result{m, err}:
-			case <-ctx.Done():
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
 	got := 0
 	for *count == 0 || got < *count {
 		select {
 		case r := <-replies:
-			if r.err != nil {
-				fmt.Fprintf(stderr, "moebius-js send: %v\n", r.err)
-				return 1
-			}
-			fmt.Fprintln(stdout, formatFrames(r.msg.Frames))
+			fmt.Fprintln(stdout, formatFrames(r))
 			got++
 		case <-time.After(*timeout):
 			if *count == 0 && got > 0 {
