@@ -210,14 +210,18 @@ func (e *env) write(name, src string) {
 var connSerial uint64
 
 // connect makes a client with identity id known to the host and sender.
-func (e *env) connect(id string) {
+func (e *env) connect(id string) { e.connectWithKey(id, "") }
+
+// connectWithKey connects a client that proved CURVE public key key ("":
+// a NULL connection).
+func (e *env) connectWithKey(id, key string) {
 	e.out.mu.Lock()
 	e.out.peers[id] = true
 	e.out.mu.Unlock()
 	connSerial++
 	e.conn[id] = connSerial
 	e.accts[id] = e.budget.Open(e.queueLimit)
-	e.host.Connected(id, connSerial, "")
+	e.host.Connected(id, connSerial, key)
 }
 
 func (e *env) disconnect(id string) {

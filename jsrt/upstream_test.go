@@ -25,6 +25,7 @@ type fakeDialer struct {
 	opened  int
 	closed  int
 	idents  []string
+	curves  []*jsrt.CurveKeys // what each Dial was given
 }
 
 func (d *fakeDialer) Dial(addr string, opts jsrt.DialOptions, onMessage func([][]byte)) (jsrt.Upstream, error) {
@@ -36,6 +37,7 @@ func (d *fakeDialer) Dial(addr string, opts jsrt.DialOptions, onMessage func([][
 	}
 	d.opened++
 	d.idents = append(d.idents, opts.Identity)
+	d.curves = append(d.curves, opts.Curve)
 	return &fakeUpstream{d: d, srv: srv, onMessage: onMessage, done: make(chan struct{})}, nil
 }
 

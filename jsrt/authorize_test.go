@@ -1,0 +1,137 @@
+package jsrt_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moebius-js/moebius-js/jsrt"
+)
+
+const testKey = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
+
+func TestClientPublicKeyIsTheKeyTheClientProvedOrNull(t *testing.T) {
+	e := start(t, jsrt.Config{}, map[string]string{"handlers.js": `
+module.exports = { rules: [{ command: 'key', handler: (c) => c.send(String(c.publicKey)) }] };`})
+	e.connectWithKey("curvy", testKey)
+	e.connect("plain")
+	e.send("curvy", `{"command":"key"}`)
+	e.send("plain", `{"command":"key"}`)
+	if got := e.reply("curvy", 1); got != testKey {
+		t.Fatalf("CURVE client: publicKey %q, want %q", got, testKey)
+	}
+	if got := e.reply("plain", 1); got != "null" {
+		t.Fatalf("NULL client: publicKey %q, want null", got)
+	}
+}
+
+func TestAuthorizeLetsInOnlyWhatItReturnsTrueFor(t *testing.T) {
+	cases := []struct {
+		name, export string
+		allowed      bool
+		says         string // in the refusal
+	}{
+		{"no export", ``, true, ""},
+		{"true for this key and address", `authorize: (key, addr) => key === '` + testKey + `' && addr === '127.0.0.2:4000',`, true, ""},
+		{"false", `authorize: () => false,`, false, "returned false"},
+		{"truthy is not true", `authorize: () => 'yes',`, false, "returned yes"},
+		{"a throw", `authorize: () => { throw new Error('nope'); },`, false, "threw Error: nope"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := start(t, jsrt.Config{}, map[string]string{"handlers.js": `
+module.exports = { ` + tc.export + ` rules: [{ command: 'x', handler: (c) => c.send('x') }] };`})
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			err := e.host.Authorize(ctx, testKey, "127.0.0.2:4000")
+			if tc.allowed {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, jsrt.ErrNotAuthorized) || !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("got %v, want ErrNotAuthorized saying %q", err, tc.says)
+			}
+		})
+	}
+}
+
+func TestAuthorizeThatThrowsIsLoggedWithItsStack(t *testing.T) {
+	e := start(t, jsrt.Config{}, map[string]string{"handlers.js": `
+function check(key) { throw new TypeError('bad ' + key.length); }
+module.exports = { authorize: check, rules: [{ command: 'x', handler: (c) => c.send('x') }] };`})
+	if err := e.host.Authorize(context.Background(), testKey, "127.0.0.1:1"); err == nil {
+		t.Fatal("allowed")
+	}
+	e.waitLog("authorize() threw")
+	e.waitLog("handlers.js:2")
+}
+
+func TestAuthorizeThatLoopsIsInterruptedAndRefuses(t *testing.T) {
+	e := start(t, jsrt.Config{StepBudget: 50 * time.Millisecond}, map[string]string{"handlers.js": `
+module.exports = { authorize: () => { for (;;) {} }, rules: [{ command: 'x', handler: (c) => c.send('x') }] };`})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.host.Authorize(ctx, testKey, "127.0.0.1:1"); !errors.Is(err, jsrt.ErrNotAuthorized) {
+		t.Fatalf("got %v, want ErrNotAuthorized", err)
+	}
+	// The worker still serves.
+	e.connect("c")
+	e.send("c", `{"command":"x"}`)
+	if got := e.reply("c", 1); got != "x" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestCurveOptionsReachTheDialerAndBadOnesThrow(t *testing.T) {
+	d := newFakeDialer()
+	e := start(t, jsrt.Config{Dialer: d}, map[string]string{"handlers.js": `
+const { dealer, request } = require('moebius');
+const keys = { serverKey: 'S'.repeat(40), publicKey: 'P'.repeat(40), secretKey: 'K'.repeat(40) };
+module.exports = { rules: [
+  { command: 'ok', handler: function* (c) {
+      const d = dealer('tcp://echo', { curve: keys });
+      d.send('a');
+      c.send(yield d.recv());
+      c.send(yield request('tcp://echo', 'b', { curve: { serverKey: keys.serverKey } }));
+      c.send(yield request('tcp://echo', 'c'));
+  } },
+  { command: 'bad', handler: (c) => {
+      for (const opts of [{ curve: {} }, { curve: { serverKey: keys.serverKey, publicKey: keys.publicKey } }, { curve: 'x' }, { curve: { serverKey: 7 } }]) {
+        try { dealer('tcp://echo', opts); c.send('no throw'); } catch (e) { c.send(e.name + ': ' + e.message); }
+      }
+  } },
+]};`})
+	e.connect("c")
+	e.send("c", `{"command":"ok"}`)
+	if got := e.replies("c", 3); got[0] != "echo:a" || got[1] != "echo:b" || got[2] != "echo:c" {
+		t.Fatalf("got %q", got)
+	}
+	d.mu.Lock()
+	curves := d.curves
+	d.mu.Unlock()
+	if len(curves) != 3 {
+		t.Fatalf("%d dials, want 3 (a dealer, and a pool for each set of keys)", len(curves))
+	}
+	want := []*jsrt.CurveKeys{
+		{ServerKey: strings.Repeat("S", 40), PublicKey: strings.Repeat("P", 40), SecretKey: strings.Repeat("K", 40)},
+		{ServerKey: strings.Repeat("S", 40)},
+		nil,
+	}
+	for i := range want {
+		if (curves[i] == nil) != (want[i] == nil) || curves[i] != nil && *curves[i] != *want[i] {
+			t.Fatalf("dial %d got curve %+v, want %+v", i, curves[i], want[i])
+		}
+	}
+
+	e.send("c", `{"command":"bad"}`)
+	got := e.replies("c", 7)[3:]
+	for i, want := range []string{"curve.serverKey is needed", "go together", "curve must be an object", "curve.serverKey must be a Z85 string"} {
+		if !strings.HasPrefix(got[i], "TypeError: ") || !strings.Contains(got[i], want) {
+			t.Fatalf("bad option %d: got %q, want a TypeError saying %q", i, got[i], want)
+		}
+	}
+}
