@@ -3,6 +3,7 @@ package transport
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 
@@ -150,6 +151,11 @@ func curveClientHandshake(cc *CurveClient, sd side, c net.Conn) (metadata []byte
 		return nil, nil, fmt.Errorf("send HELLO: %w", err)
 	}
 	body, err := readServerCommand(c, "WELCOME")
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		// A CURVE server closes without a word on a HELLO that is not
+		// sealed for its key.
+		return nil, nil, fmt.Errorf("%w: the server closed the connection at our HELLO: is the server key right? (%w)", ErrProtocol, err)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
