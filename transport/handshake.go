@@ -15,8 +15,10 @@ import (
 )
 
 const (
-	// greetingLen is the fixed size of a ZMTP 3.x greeting.
-	greetingLen = 64
+	// greetingLen is the fixed size of a ZMTP 3.x greeting, and
+	// greetingVersionLen the size of its signature and major version.
+	greetingLen        = 64
+	greetingVersionLen = 11
 
 	// handshakeMaxBytes caps everything a peer may send after its greeting
 	// and before the handshake completes (in practice: one READY command,
@@ -115,12 +117,28 @@ func handshakeAs(sd side, c net.Conn, timeout time.Duration) (hello, error) {
 		// the peer first.
 		out = appendCommand(out, cmdReady, sd.readyMetadata())
 	}
-	if _, err := c.Write(out); err != nil {
+	// The server sends its signature and major version, reads the peer's
+	// whole greeting, then sends the rest of its own. libzmq sends the rest
+	// of its greeting once it has our version, but closes without a word
+	// when it reads a mechanism that is not its own: sent in one piece,
+	// our mechanism would reach it first, and we would never learn what a
+	// peer on the wrong endpoint asked for. A client sends all at once, so
+	// that two of ours never wait for each other.
+	first := len(out)
+	if sd.server {
+		first = greetingVersionLen
+	}
+	if _, err := c.Write(out[:first]); err != nil {
 		return hello{}, fmt.Errorf("send greeting: %w", err)
 	}
 	mech, err := readGreeting(c)
 	if err != nil {
 		return hello{}, err
+	}
+	if mech == mine && first < len(out) {
+		if _, err := c.Write(out[first:]); err != nil {
+			return hello{}, fmt.Errorf("send greeting: %w", err)
+		}
 	}
 	if mech != mine {
 		err := fmt.Errorf("%w: the peer asked for %s, this endpoint speaks %s", errMechanism, mech, mine)
