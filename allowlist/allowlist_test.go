@@ -102,7 +102,7 @@ func writeCert(t *testing.T, dir, name string, kp curve.KeyPair) {
 	}
 }
 
-func TestKeysGivenAreAllowedWithoutAFolder(t *testing.T) {
+func TestAllowListOfKeysGivenWithoutAFolder(t *testing.T) {
 	a, b, other := newKey(t), newKey(t), newKey(t)
 	o := open(t, "", a.Public, b.Public)
 	if !o.Allowed(a.Public) || !o.Allowed(b.Public) || o.Allowed(other.Public) || o.Len() != 2 {
@@ -113,20 +113,20 @@ func TestKeysGivenAreAllowedWithoutAFolder(t *testing.T) {
 	}
 }
 
-func TestAnEmptyListAllowsNoOne(t *testing.T) {
+func TestAnEmptyAllowListAllowsNoOne(t *testing.T) {
 	o := open(t, t.TempDir())
 	if o.Len() != 0 || o.Allowed(newKey(t).Public) || o.Allowed(curve.Key{}) {
 		t.Fatalf("len %d", o.Len())
 	}
 }
 
-func TestOpenFailsOnAFolderThatCannotBeRead(t *testing.T) {
+func TestAllowListOpenFailsOnAFolderThatCannotBeRead(t *testing.T) {
 	if _, err := Open(filepath.Join(t.TempDir(), "missing"), nil, nil, nil); err == nil {
 		t.Fatal("Open of a missing folder succeeded")
 	}
 }
 
-func TestOpenReadsPublicCertificatesAndSkipsSecretsAndJunk(t *testing.T) {
+func TestAllowListReadsPublicCertificatesAndSkipsSecretsAndJunk(t *testing.T) {
 	dir := t.TempDir()
 	a, secretOnly, hidden := newKey(t), newKey(t), newKey(t)
 	writeCert(t, dir, "a.key", a)
@@ -161,7 +161,7 @@ func TestOpenReadsPublicCertificatesAndSkipsSecretsAndJunk(t *testing.T) {
 	}
 }
 
-func TestAKeyFileAddedIsAllowedAndOneRemovedIsNot(t *testing.T) {
+func TestAllowListTakesAKeyFileAddedAndDropsOneRemoved(t *testing.T) {
 	dir := t.TempDir()
 	a, b, listed := newKey(t), newKey(t), newKey(t)
 	writeCert(t, dir, "a.key", a)
@@ -211,7 +211,7 @@ func TestAKeyFileAddedIsAllowedAndOneRemovedIsNot(t *testing.T) {
 	}
 }
 
-func TestACertificateRewrittenInPlaceSwapsItsKey(t *testing.T) {
+func TestAllowListCertificateRewrittenInPlaceSwapsItsKey(t *testing.T) {
 	dir := t.TempDir()
 	a, b := newKey(t), newKey(t)
 	writeCert(t, dir, "client.key", a)
@@ -243,7 +243,7 @@ func TestACertificateRewrittenInPlaceSwapsItsKey(t *testing.T) {
 	}
 }
 
-func TestAFolderThatVanishesKeepsItsKeysUntilItComesBack(t *testing.T) {
+func TestAllowListFolderThatVanishesKeepsItsKeysUntilItComesBack(t *testing.T) {
 	parent := t.TempDir()
 	dir := filepath.Join(parent, "clients")
 	if err := os.Mkdir(dir, 0o755); err != nil {
@@ -278,7 +278,7 @@ func watching() bool {
 	return strings.Contains(string(buf[:runtime.Stack(buf, true)]), "created by github.com/moebius-js/moebius-js/allowlist.Open")
 }
 
-func TestCloseStopsTheWatcherGoroutine(t *testing.T) {
+func TestAllowListCloseStopsTheWatcherGoroutine(t *testing.T) {
 	if watching() {
 		t.Fatal("a watcher is running before Open")
 	}

@@ -312,6 +312,7 @@ func TestTheClientRefusesAWelcomeFromAnotherServer(t *testing.T) {
 	server, client := keyPairs(t)
 	impostor, _ := keyPairs(t)
 	ch, _ := NewClientHandshake(client, server.Public)
+	ch.Hello() // sent to the server, intercepted by the impostor
 	// The impostor cannot open HELLO; it answers with a WELCOME of its own
 	// made for a HELLO addressed to it.
 	ch2, _ := NewClientHandshake(client, impostor.Public)

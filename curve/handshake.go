@@ -9,14 +9,17 @@ import (
 	"fmt"
 	"io"
 
+	"golang.org/x/crypto/curve25519"
 	"golang.org/x/crypto/nacl/box"
 	"golang.org/x/crypto/nacl/secretbox"
+	"golang.org/x/crypto/salsa20/salsa"
 )
 
 // Why a handshake or a message box is refused. Each error a
 // ServerHandshake, ClientHandshake or Opener returns wraps one of them.
 var (
-	// ErrMalformed: a command of the wrong size, version or layout.
+	// ErrMalformed: a command of the wrong size, version or layout, one
+	// out of turn or after a refusal, or a public key of small order.
 	ErrMalformed = errors.New("curve: malformed command")
 	// ErrServerKey: the HELLO box does not open with this server's key:
 	// the client was given another server's public key (or tampered).
@@ -89,7 +92,44 @@ func longNonce(prefix string, random []byte) *[24]byte {
 	return &nonce
 }
 
-func keyAt(b []byte) *[32]byte { return (*[32]byte)(b[:KeyLen]) }
+// sharedKey is crypto_box's precomputed key for a box between the
+// holder of secret and the holder of peer's secret (box.Precompute), or
+// ErrMalformed when peer is a point of small order: every secret gives
+// the same shared key with it, one anyone can compute, so a box made with
+// it proves nothing and hides nothing (libsodium refuses such keys too).
+func sharedKey(peer, secret *Key) (*[32]byte, error) {
+	dh, err := curve25519.X25519(secret[:], peer[:])
+	if err != nil {
+		return nil, fmt.Errorf("%w: public key %s is a point of small order", ErrMalformed, peer)
+	}
+	var k [32]byte
+	var zeros [16]byte
+	salsa.HSalsa20(&k, &zeros, (*[32]byte)(dh), &salsa.Sigma)
+	return &k, nil
+}
+
+// A handshake's step after an error: every call after that fails.
+const stepFailed = -1
+
+// advance moves a handshake from the step it checked to the next, or to
+// stepFailed when the step returned an error: a handshake that refused a
+// command never goes on, whatever its caller does next.
+func advance(step *int, err error) {
+	if err != nil {
+		*step = stepFailed
+		return
+	}
+	*step++
+}
+
+func outOfTurn(step *int, command string) error {
+	failed := *step == stepFailed
+	*step = stepFailed
+	if failed {
+		return fmt.Errorf("%w: %s after the handshake failed", ErrMalformed, command)
+	}
+	return fmt.Errorf("%w: %s out of turn", ErrMalformed, command)
+}
 
 // ServerHandshake is the server's half of one connection's handshake:
 // Hello, then Initiate, then Ready, each at most once and in that order.
@@ -100,8 +140,9 @@ type ServerHandshake struct {
 	transient KeyPair // S', s'
 	client    Key     // C', from HELLO
 	cookieKey [32]byte
-	peerNonce uint64 // the last short nonce the client used
-	step      int
+	session   *[32]byte // the box key of C' and s', from INITIATE on
+	peerNonce uint64    // the last short nonce the client used
+	step      int       // 0 before HELLO, 1 before INITIATE, 2 before READY, 3 done; or stepFailed
 }
 
 // NewServerHandshake starts a handshake for a server whose long-term pair
@@ -114,9 +155,9 @@ func NewServerHandshake(long KeyPair) *ServerHandshake {
 // WELCOME to send back.
 func (h *ServerHandshake) Hello(body []byte) (welcome []byte, err error) {
 	if h.step != 0 {
-		return nil, fmt.Errorf("%w: HELLO out of turn", ErrMalformed)
+		return nil, outOfTurn(&h.step, "HELLO")
 	}
-	h.step++
+	defer func() { advance(&h.step, err) }()
 	if len(body) != helloLen || !bytes.HasPrefix(body, []byte(cmdHello)) {
 		return nil, fmt.Errorf("%w: HELLO of %d bytes, want %d", ErrMalformed, len(body), helloLen)
 	}
@@ -125,7 +166,11 @@ func (h *ServerHandshake) Hello(body []byte) (welcome []byte, err error) {
 	}
 	copy(h.client[:], body[80:112])
 	h.peerNonce = binary.BigEndian.Uint64(body[112:120])
-	if _, ok := box.Open(nil, body[120:200], shortNonce(prefixHello, h.peerNonce), (*[32]byte)(&h.client), (*[32]byte)(&h.long.Secret)); !ok {
+	helloKey, err := sharedKey(&h.client, &h.long.Secret) // C' and s: HELLO and WELCOME
+	if err != nil {
+		return nil, fmt.Errorf("HELLO: client transient key: %w", err)
+	}
+	if _, ok := box.OpenAfterPrecomputation(nil, body[120:200], shortNonce(prefixHello, h.peerNonce), helloKey); !ok {
 		return nil, ErrServerKey
 	}
 
@@ -153,7 +198,7 @@ func (h *ServerHandshake) Hello(body []byte) (welcome []byte, err error) {
 	welcome = make([]byte, 0, welcomeLen)
 	welcome = append(welcome, cmdWelcome...)
 	welcome = append(welcome, random[16:]...)
-	welcome = box.Seal(welcome, welcomePlain, longNonce(prefixWelcome, random[16:]), (*[32]byte)(&h.client), (*[32]byte)(&h.long.Secret))
+	welcome = box.SealAfterPrecomputation(welcome, welcomePlain, longNonce(prefixWelcome, random[16:]), helloKey)
 	return welcome, nil
 }
 
@@ -161,12 +206,14 @@ func (h *ServerHandshake) Hello(body []byte) (welcome []byte, err error) {
 // ours, the box opens, the client's long-term key vouches for its
 // transient one and for this server. It returns the client's long-term
 // public key and the ZMTP metadata it sent; the caller decides whether
-// that key may connect, then calls Ready.
+// that key may connect, then calls Ready. When the INITIATE box opened
+// but the vouch did not, client is the key the client claimed, unproven
+// (for a log, not for trust); otherwise it is zero on an error.
 func (h *ServerHandshake) Initiate(body []byte) (client Key, metadata []byte, err error) {
 	if h.step != 1 {
-		return Key{}, nil, fmt.Errorf("%w: INITIATE out of turn", ErrMalformed)
+		return Key{}, nil, outOfTurn(&h.step, "INITIATE")
 	}
-	h.step++
+	defer func() { advance(&h.step, err) }()
 	if len(body) < initiateMinLen || !bytes.HasPrefix(body, []byte(cmdInitiate)) {
 		return Key{}, nil, fmt.Errorf("%w: INITIATE of %d bytes, want at least %d", ErrMalformed, len(body), initiateMinLen)
 	}
@@ -180,19 +227,29 @@ func (h *ServerHandshake) Initiate(body []byte) (client Key, metadata []byte, er
 	if nonce <= h.peerNonce {
 		return Key{}, nil, fmt.Errorf("%w: INITIATE nonce %d after HELLO's %d", ErrNonce, nonce, h.peerNonce)
 	}
-	h.peerNonce = nonce
-	plain, ok = box.Open(nil, body[113:], shortNonce(prefixInitiate, nonce), (*[32]byte)(&h.client), (*[32]byte)(&h.transient.Secret))
+	// C' passed sharedKey in Hello; s' is ours: this cannot fail.
+	sessionKey, err := sharedKey(&h.client, &h.transient.Secret)
+	if err != nil {
+		return Key{}, nil, err
+	}
+	plain, ok = box.OpenAfterPrecomputation(nil, body[113:], shortNonce(prefixInitiate, nonce), sessionKey)
 	if !ok {
 		return Key{}, nil, fmt.Errorf("%w: INITIATE", ErrBadBox)
 	}
+	h.peerNonce = nonce
 	copy(client[:], plain[:KeyLen])
-	vouch, ok := box.Open(nil, plain[KeyLen+16:initiatePlainFixed], longNonce(prefixVouch, plain[KeyLen:KeyLen+16]), (*[32]byte)(&client), (*[32]byte)(&h.transient.Secret))
+	vouchKey, err := sharedKey(&client, &h.transient.Secret)
+	if err != nil {
+		return client, nil, fmt.Errorf("INITIATE: client key: %w", err)
+	}
+	vouch, ok := box.OpenAfterPrecomputation(nil, plain[KeyLen+16:initiatePlainFixed], longNonce(prefixVouch, plain[KeyLen:KeyLen+16]), vouchKey)
 	if !ok {
 		return client, nil, fmt.Errorf("%w: the vouch does not open with the client's key", ErrBadBox)
 	}
 	if subtle.ConstantTimeCompare(vouch[:KeyLen], h.client[:]) != 1 || subtle.ConstantTimeCompare(vouch[KeyLen:], h.long.Public[:]) != 1 {
 		return client, nil, fmt.Errorf("%w: the vouch names another key or server", ErrBadBox)
 	}
+	h.session = sessionKey
 	return client, plain[initiatePlainFixed:], nil
 }
 
@@ -200,10 +257,10 @@ func (h *ServerHandshake) Initiate(body []byte) (client Key, metadata []byte, er
 // metadata, and the session for the messages that follow.
 func (h *ServerHandshake) Ready(metadata []byte) (ready []byte, s *Session, err error) {
 	if h.step != 2 {
-		return nil, nil, fmt.Errorf("%w: READY out of turn", ErrMalformed)
+		return nil, nil, outOfTurn(&h.step, "READY")
 	}
 	h.step++
-	s = newSession(h.client, h.transient.Secret, prefixMessageS, prefixMessageC, h.peerNonce)
+	s = newSession(h.session, prefixMessageS, prefixMessageC, h.peerNonce)
 	ready = make([]byte, 0, readyMinLen+len(metadata))
 	ready = append(ready, cmdReady...)
 	n := s.Sealer.next()
@@ -213,19 +270,27 @@ func (h *ServerHandshake) Ready(metadata []byte) (ready []byte, s *Session, err 
 }
 
 // ClientHandshake is the client's half: Hello, then Welcome, Initiate
-// and Ready, in that order. One goroutine uses it.
+// and Ready, in that order; after an error, every call fails. One
+// goroutine uses it.
 type ClientHandshake struct {
 	long, transient KeyPair
 	server          Key // S
 	serverTransient Key // S', from WELCOME
 	cookie          [cookieLen]byte
-	nonce           uint64 // the last short nonce we used
+	helloKey        [32]byte  // the box key of S and c', from HELLO on
+	session         *[32]byte // the box key of S' and c', from WELCOME on
+	nonce           uint64    // the last short nonce we used
 	rand            io.Reader
+	step            int // 0 before HELLO, 1 before WELCOME, 2 before INITIATE, 3 before READY, 4 done; or stepFailed
 }
 
 // NewClientHandshake starts a handshake with the server whose long-term
-// public key is server, as the client whose pair is long.
+// public key is server, as the client whose pair is long. A server key of
+// small order is refused (ErrMalformed).
 func NewClientHandshake(long KeyPair, server Key) (*ClientHandshake, error) {
+	if _, err := sharedKey(&server, &long.Secret); err != nil {
+		return nil, fmt.Errorf("server key: %w", err)
+	}
 	transient, err := GenerateKeyPair()
 	if err != nil {
 		return nil, err
@@ -233,8 +298,15 @@ func NewClientHandshake(long KeyPair, server Key) (*ClientHandshake, error) {
 	return &ClientHandshake{long: long, transient: transient, server: server, rand: rand.Reader}, nil
 }
 
-// Hello returns the HELLO command (its frame body).
+// Hello returns the HELLO command (its frame body). Until a WELCOME is
+// taken each call makes another, with the next nonce; after that, or
+// after an error, it returns nil.
 func (c *ClientHandshake) Hello() []byte {
+	if c.step != 0 && c.step != 1 {
+		_ = outOfTurn(&c.step, "HELLO")
+		return nil
+	}
+	c.step = 1
 	c.nonce++
 	hello := make([]byte, 0, helloLen)
 	hello = append(hello, cmdHello...)
@@ -242,27 +314,40 @@ func (c *ClientHandshake) Hello() []byte {
 	hello = append(hello, make([]byte, 72)...)
 	hello = append(hello, c.transient.Public[:]...)
 	hello = binary.BigEndian.AppendUint64(hello, c.nonce)
+	// S passed sharedKey in NewClientHandshake.
+	box.Precompute(&c.helloKey, (*[32]byte)(&c.server), (*[32]byte)(&c.transient.Secret))
 	var zeros [64]byte
-	return box.Seal(hello, zeros[:], shortNonce(prefixHello, c.nonce), (*[32]byte)(&c.server), (*[32]byte)(&c.transient.Secret))
+	return box.SealAfterPrecomputation(hello, zeros[:], shortNonce(prefixHello, c.nonce), &c.helloKey)
 }
 
 // Welcome takes the server's WELCOME (its frame body).
-func (c *ClientHandshake) Welcome(body []byte) error {
+func (c *ClientHandshake) Welcome(body []byte) (err error) {
+	if c.step != 1 {
+		return outOfTurn(&c.step, "WELCOME")
+	}
+	defer func() { advance(&c.step, err) }()
 	if len(body) != welcomeLen || !bytes.HasPrefix(body, []byte(cmdWelcome)) {
 		return fmt.Errorf("%w: WELCOME of %d bytes, want %d", ErrMalformed, len(body), welcomeLen)
 	}
-	plain, ok := box.Open(nil, body[24:], longNonce(prefixWelcome, body[8:24]), (*[32]byte)(&c.server), (*[32]byte)(&c.transient.Secret))
+	plain, ok := box.OpenAfterPrecomputation(nil, body[24:], longNonce(prefixWelcome, body[8:24]), &c.helloKey)
 	if !ok {
 		return fmt.Errorf("%w: WELCOME (is the server key right?)", ErrBadBox)
 	}
 	copy(c.serverTransient[:], plain[:KeyLen])
 	copy(c.cookie[:], plain[KeyLen:])
+	if c.session, err = sharedKey(&c.serverTransient, &c.transient.Secret); err != nil {
+		return fmt.Errorf("WELCOME: server transient key: %w", err)
+	}
 	return nil
 }
 
 // Initiate returns the INITIATE command (its frame body) carrying the
 // client's metadata.
-func (c *ClientHandshake) Initiate(metadata []byte) ([]byte, error) {
+func (c *ClientHandshake) Initiate(metadata []byte) (_ []byte, err error) {
+	if c.step != 2 {
+		return nil, outOfTurn(&c.step, "INITIATE")
+	}
+	defer func() { advance(&c.step, err) }()
 	var random [16]byte
 	if _, err := io.ReadFull(c.rand, random[:]); err != nil {
 		return nil, fmt.Errorf("curve: vouch nonce: %w", err)
@@ -281,16 +366,20 @@ func (c *ClientHandshake) Initiate(metadata []byte) ([]byte, error) {
 	out = append(out, cmdInitiate...)
 	out = append(out, c.cookie[:]...)
 	out = binary.BigEndian.AppendUint64(out, c.nonce)
-	return box.Seal(out, plain, shortNonce(prefixInitiate, c.nonce), (*[32]byte)(&c.serverTransient), (*[32]byte)(&c.transient.Secret)), nil
+	return box.SealAfterPrecomputation(out, plain, shortNonce(prefixInitiate, c.nonce), c.session), nil
 }
 
 // Ready takes the server's READY (its frame body) and returns the
 // metadata it carried and the session for the messages that follow.
 func (c *ClientHandshake) Ready(body []byte) (metadata []byte, s *Session, err error) {
+	if c.step != 3 {
+		return nil, nil, outOfTurn(&c.step, "READY")
+	}
+	defer func() { advance(&c.step, err) }()
 	if len(body) < readyMinLen || !bytes.HasPrefix(body, []byte(cmdReady)) {
 		return nil, nil, fmt.Errorf("%w: READY of %d bytes, want at least %d", ErrMalformed, len(body), readyMinLen)
 	}
-	s = newSession(c.serverTransient, c.transient.Secret, prefixMessageC, prefixMessageS, 0)
+	s = newSession(c.session, prefixMessageC, prefixMessageS, 0)
 	s.Sealer.nonce = c.nonce
 	n := binary.BigEndian.Uint64(body[6:14])
 	if n <= s.Opener.last {

@@ -17,10 +17,11 @@ type Session struct {
 	Opener Opener
 }
 
-func newSession(peerTransient, ourTransientSecret Key, sendPrefix, recvPrefix string, peerNonce uint64) *Session {
+// newSession makes the session whose boxes use key (the precomputed box
+// key of the two transient keys).
+func newSession(key *[32]byte, sendPrefix, recvPrefix string, peerNonce uint64) *Session {
 	s := &Session{}
-	box.Precompute(&s.Sealer.key, (*[32]byte)(&peerTransient), (*[32]byte)(&ourTransientSecret))
-	s.Opener.key = s.Sealer.key
+	s.Sealer.key, s.Opener.key = *key, *key
 	copy(s.Sealer.prefix[:], sendPrefix)
 	copy(s.Opener.prefix[:], recvPrefix)
 	s.Opener.last = peerNonce
