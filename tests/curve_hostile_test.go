@@ -375,6 +375,9 @@ func TestCurveHostileBoxesAfterTheHandshakeCloseTheConnection(t *testing.T) {
 			}
 			c.Write(m)
 		}},
+		{"a MESSAGE whose flags byte sets an undefined bit", "malformed", func(t *testing.T, s *hostileCurveServer, c *zmtptest.CurveClient) {
+			c.Write(c.Seal(0x04, []byte(`{"command":"ping"}`)))
+		}},
 		{"a MESSAGE with a lower nonce than the last", "nonce", func(t *testing.T, s *hostileCurveServer, c *zmtptest.CurveClient) {
 			early := c.Seal(0, []byte(`{"command":"ping"}`))
 			late := c.Seal(0, []byte(`{"command":"ping"}`))

@@ -56,12 +56,16 @@ var curveReasons = [...]string{CurveServerKey, CurveClientKey, CurveNullClient, 
 // curveRefusal is the error a CURVE refusal ends a connection with. It
 // wraps ErrProtocol (and the curve package's error, when there is one).
 type curveRefusal struct {
-	reason string
-	client string // the client's long-term key in Z85, when known
-	err    error
+	reason  string
+	client  string // the client's long-term key in Z85, when known
+	claimed bool   // client is only what the client claimed: its vouch did not prove it
+	err     error
 }
 
 func (e *curveRefusal) Error() string {
+	if e.claimed {
+		return fmt.Sprintf("curve %s (claimed client key %s): %v", e.reason, e.client, e.err)
+	}
 	if e.client != "" {
 		return fmt.Sprintf("curve %s (client key %s): %v", e.reason, e.client, e.err)
 	}
@@ -117,11 +121,14 @@ func curveServerHandshake(cs *CurveServer, sd side, c net.Conn) (metadata []byte
 	}
 	client, metadata, err = hs.Initiate(body)
 	if err != nil {
-		known := &client
-		if client == (curve.Key{}) {
-			known = nil
+		err = refuseCurve(err, nil)
+		var r *curveRefusal
+		if errors.As(err, &r) && client != (curve.Key{}) {
+			// The key the INITIATE named, which its vouch did not prove:
+			// logged as claimed, never as the client's.
+			r.client, r.claimed = client.String(), true
 		}
-		return nil, client, nil, refuseCurve(err, known)
+		return nil, client, nil, err
 	}
 	if cs.Authorize != nil {
 		if err := cs.Authorize(client, c.RemoteAddr().String()); err != nil {
@@ -206,7 +213,10 @@ func (s *Server) curveRefused(p *peer, r *curveRefusal, handshake bool) {
 		msg = "closing connection: curve message refused"
 	}
 	attrs := []any{"reason", r.reason, "err", r.err}
-	if r.client != "" {
+	switch {
+	case r.claimed:
+		attrs = append(attrs, "claimed_key", r.client)
+	case r.client != "":
 		attrs = append(attrs, "client_key", r.client)
 	}
 	s.lim.Log(p.log, slog.LevelInfo, "curve_"+r.reason, p.addrKey, msg, attrs...)
@@ -295,6 +305,9 @@ func openFrame(o *curve.Opener, wireFlags byte, body []byte) (flags byte, data [
 	f, data, err := o.Open(body)
 	if err != nil {
 		return 0, nil, refuseCurve(err, nil)
+	}
+	if f&^(curve.FlagMore|curve.FlagCommand) != 0 {
+		return 0, nil, refuseCurve(fmt.Errorf("%w: MESSAGE flags 0x%02x (only more and command are defined)", curve.ErrMalformed, f), nil)
 	}
 	if f&curve.FlagCommand != 0 {
 		flags |= flagCommand
