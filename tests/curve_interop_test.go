@@ -810,3 +810,31 @@ func TestCurveRemovingAKeyFileDisconnectsItsClientAndAddingOneLetsANewClientIn(t
 		t.Errorf("the server restarted (or died) to take the new key:\n%s", srv.logs.String())
 	}
 }
+
+// handlers.js's authorize export decides after the allow-list: here by the
+// address the client connects from (libzmq binds a connection's source
+// address with "tcp://source;destination").
+func TestCurveAuthorizeExportDecidesWhoMayConnect(t *testing.T) {
+	requireInterop(t)
+	t.Parallel()
+	srv := startCurveInterop(t, `
+function whoami(client) { client.send({ id: client.id, publicKey: client.publicKey }); }
+module.exports = {
+  authorize: (key, address) => key.length === 40 && address.startsWith('127.0.0.2:'),
+  route: () => ({ handler: whoami }),
+};`, "alice")
+	dest := strings.TrimPrefix(srv.addr, "tcp://")
+
+	let := pyRequest(t, "tcp://127.0.0.2:0;"+dest, append(srv.clientFlags("alice"), "--timeout-ms", "10000"), "text:whoami")
+	if let.Reply == nil {
+		t.Fatalf("the client authorize() lets in got no reply (monitor events %v)", let.Events)
+	}
+	checkOwnKey(t, "alice from 127.0.0.2", string(let.frames(t)[0]), *let.ClientKey)
+
+	refused := pyRequest(t, "tcp://127.0.0.1:0;"+dest, append(srv.clientFlags("alice"), "--timeout-ms", "1000"), "text:whoami")
+	if refused.Reply != nil {
+		t.Fatalf("the client authorize() refuses got a reply: %q", refused.frames(t))
+	}
+	line := srv.curveInteropLogLine(t, 10*time.Second, `msg="curve handshake refused"`, logValue("reason", "client_key"), `returned false`)
+	t.Logf("server: %s", line)
+}
