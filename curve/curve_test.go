@@ -50,23 +50,6 @@ func TestZ85RefusesWhatIsNotZ85(t *testing.T) {
 	}
 }
 
-// libzmq's documented test key pairs: the public key is the secret key's.
-func TestAKeyPairIsCompletedFromItsSecretAsLibzmqDoes(t *testing.T) {
-	pairs := []struct{ public, secret string }{
-		{"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7", "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6"},
-		{"Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID", "D:)Q[IlAW!ahhC2ac:9*A}h:p?([4%wOTJ%JR%cs"},
-	}
-	for _, p := range pairs {
-		secret, err := ParseKey(p.secret)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := KeyPairFromSecret(secret).Public.String(); got != p.public {
-			t.Errorf("public key of %s = %s, want %s", p.secret, got, p.public)
-		}
-	}
-}
-
 func TestACertificateWrittenIsReadBackAndItsSecretIsPrivate(t *testing.T) {
 	kp, err := GenerateKeyPair()
 	if err != nil {

@@ -96,11 +96,13 @@ func TestZ85RoundTripsArbitraryBytes(t *testing.T) {
 }
 
 // Public keys libsodium (through pyzmq's zmq.curve_public) computes from
-// these secret keys: libzmq's test_security_curve "bogus" client pair, and
-// secrets at the edges (all zeros, libzmq's "garbage" key, all 0xff) that
+// these secret keys: libzmq's documented test key pairs, its
+// test_security_curve "bogus" client pair, and secrets at the edges (all zeros, libzmq's "garbage" key, all 0xff) that
 // exercise the clamping of the scalar.
 func TestKeyPairFromSecretMatchesLibsodiumVectors(t *testing.T) {
 	pairs := []struct{ secret, public string }{
+		{"JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6", "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"},
+		{"D:)Q[IlAW!ahhC2ac:9*A}h:p?([4%wOTJ%JR%cs", "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID"},
 		{"[m9E0TW2Mf?Ke3K>fuBGCrkBpc6aJbj4jv4451Nx", "8)<]6{NT{}=MZBsH)i%l0k}y*^i#80n-Yf{I8Z+P"},
 		{"0000000000000000000000000000000000000000", "fxERSn6LHg6!4!qu+m-(f-Q<1UF!=7)u0-ysJ-^F"},
 		{"0000111122223333444455556666777788889999", "53CV5kH>)tg^w/??/C#s[LSyn(PeZ)X@4:(d@o?R"},

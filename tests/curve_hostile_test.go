@@ -11,8 +11,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"io"
-	"net/http"
 	"regexp"
 	"slices"
 	"strconv"
@@ -87,38 +85,9 @@ func hostileCurveServed(t *testing.T, c *zmtptest.CurveClient, who string) {
 	}
 }
 
-// curveMetric reads one sample from the server's /metrics, 0 when the
-// server has not written it (a labelled counter that never moved).
-func (s *hostileCurveServer) curveMetric(t *testing.T, name, labels string) float64 {
-	t.Helper()
-	resp, err := http.Get(s.metrics)
-	if err != nil {
-		t.Fatalf("get metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("read metrics: %v", err)
-	}
-	prefix := name + " "
-	if labels != "" {
-		prefix = name + "{" + labels + "} "
-	}
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, prefix); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err != nil {
-				t.Fatalf("metric %s{%s}: %v", name, labels, err)
-			}
-			return f
-		}
-	}
-	return 0
-}
-
 func (s *hostileCurveServer) refused(t *testing.T, reason string) float64 {
 	t.Helper()
-	return s.curveMetric(t, "moebius_curve_refused_total", `reason="`+reason+`"`)
+	return s.metricLabelled("moebius_curve_refused_total", `reason="`+reason+`"`)
 }
 
 // hostileCurveRefusalBytes checks what a refused peer received before the close:
@@ -454,7 +423,7 @@ func TestCurveHostileMessagesOverMaxMessageSizeAreClosedAndCounted(t *testing.T)
 				t.Fatalf("the server sent %d bytes before closing: %q", len(got), got)
 			}
 			s.logs.waitFor(t, regexp.MustCompile(`closing connection: message too large`), 5*time.Second)
-			if got := s.curveMetric(t, "moebius_oversize_total", ""); got != 1 {
+			if got := s.metric("moebius_oversize_total"); got != 1 {
 				t.Errorf("moebius_oversize_total = %v, want 1", got)
 			}
 			s.afterTheAttack(t, bystander)
@@ -518,7 +487,7 @@ func TestCurveHostileStallsMidHandshakeAreClosedAtTheHandshakeTimeout(t *testing
 			}
 			hostileCurveRefusalBytes(t, got)
 			s.logs.waitFor(t, regexp.MustCompile(`level=INFO msg="handshake failed".*timeout=true`), 5*time.Second)
-			if got := s.curveMetric(t, "moebius_handshakes_failed_total", ""); got != 1 {
+			if got := s.metric("moebius_handshakes_failed_total"); got != 1 {
 				t.Errorf("moebius_handshakes_failed_total = %v, want 1", got)
 			}
 			s.afterTheAttack(t, bystander)
