@@ -6,13 +6,14 @@
 #
 # Environment (defaults in brackets):
 #   REPS [2]            repetitions, interleaved: rep 1 of every server, then rep 2
-#   PHASES ["echo pipeline mixed"]
+#   PHASES ["echo pipeline mixed curve"]
 #   CLIENTS ["1 12 100"] closed-loop clients of the echo phase
 #   DUR [4] WARM [1]    measured and warm-up seconds of every zload echo run
 #   PIPE_COUNT [100000] requests of the pipeline phase
 #   SLEEPERS [1000] MIXED_CLIENTS [12] SETTLE [2]
 #                       mixed phase: SLEEPERS clients hold sleeping handlers; SETTLE s
 #                       later MIXED_CLIENTS echo clients are measured meanwhile
+#   CURVE_CLIENTS [12]  curve phase: closed-loop clients of each CURVE and NULL echo run
 #   MJS_ARGS []         extra `serve` arguments for moebius-js, e.g. "--workers 2"
 #   MJS_BIN []          a moebius-js binary to use instead of building the repo's
 #   WORK [/tmp/moebius-bench]  BUILD [$WORK/build]  RESULTS [$WORK/results-<time>.txt]
@@ -29,7 +30,7 @@ BUILD=${BUILD:-$WORK/build}
 LOGS=${LOGS:-$WORK/logs}
 RESULTS=${RESULTS:-$WORK/results-$(date +%Y%m%d-%H%M%S).txt}
 REPS=${REPS:-2}
-PHASES=${PHASES:-"echo pipeline mixed"}
+PHASES=${PHASES:-"echo pipeline mixed curve"}
 CLIENTS=${CLIENTS:-"1 12 100"}
 DUR=${DUR:-4}
 WARM=${WARM:-1}
@@ -37,6 +38,7 @@ PIPE_COUNT=${PIPE_COUNT:-100000}
 SLEEPERS=${SLEEPERS:-1000}
 MIXED_CLIENTS=${MIXED_CLIENTS:-12}
 SETTLE=${SETTLE:-2}
+CURVE_CLIENTS=${CURVE_CLIENTS:-12}
 MJS_ARGS=${MJS_ARGS:-}
 MJS_BIN=${MJS_BIN:-}
 ZLOAD_IO_THREADS=${ZLOAD_IO_THREADS:-1}
@@ -51,8 +53,9 @@ for s in "${SERVERS[@]}"; do
     case $s in libzmq | node | moebius-js) ;; *) die "unknown server '$s' (libzmq, node, moebius-js)" ;; esac
 done
 for p in $PHASES; do
-    case $p in echo | pipeline | mixed) ;; *) die "unknown phase '$p' (echo, pipeline, mixed)" ;; esac
+    case $p in echo | pipeline | mixed | curve) ;; *) die "unknown phase '$p' (echo, pipeline, mixed, curve)" ;; esac
 done
+want_phase() { case " $PHASES " in *" $1 "*) return 0 ;; esac; return 1; }
 command -v python3 >/dev/null || die "python3 is needed (free ports, summary)"
 command -v "$CC" >/dev/null || die "no C compiler ($CC)"
 
@@ -89,7 +92,9 @@ if want node; then
     fi
 fi
 
-if want moebius-js; then
+# The curve phase makes its keys with `moebius-js keygen`, so it needs the
+# binary even when moebius-js is not measured.
+if want moebius-js || want_phase curve; then
     if [ -z "$MJS_BIN" ]; then
         log "building moebius-js (go build ./cmd/moebius-js)"
         go build -o "$BUILD/moebius-js" ./cmd/moebius-js || die "go build failed"
@@ -97,6 +102,29 @@ if want moebius-js; then
     fi
 fi
 [ ${#SERVERS[@]} -gt 0 ] || die "no server left to measure"
+
+# ---- CURVE keys (curve phase) ----
+# One server and one client key pair, fresh for every run, as CZMQ
+# certificates: the server's secret certificate is moebius-js's --curve-key,
+# the Z85 keys read from the certificates go to echo (CURVE_SECRET) and zload
+# (-k server public, -K client secret). All the clients share the client key.
+CURVE_DIR=$BUILD/curve
+SERVER_PUBLIC= SERVER_SECRET= CLIENT_SECRET=
+zcert_key() { sed -n "s/^[[:space:]]*$1 = \"\(.*\)\"[[:space:]]*\$/\1/p" "$2"; } # key-name file
+if want_phase curve; then
+    log "making the CURVE key pairs in $CURVE_DIR (moebius-js keygen)"
+    mkdir -p "$CURVE_DIR"
+    rm -f "$CURVE_DIR/server" "$CURVE_DIR/server_secret" "$CURVE_DIR/client" "$CURVE_DIR/client_secret"
+    for k in server client; do
+        "$MJS_BIN" keygen "$CURVE_DIR/$k" >/dev/null 2>>"$LOGS/keygen.log" || die "moebius-js keygen failed (see $LOGS/keygen.log)"
+    done
+    SERVER_PUBLIC=$(zcert_key public-key "$CURVE_DIR/server")
+    SERVER_SECRET=$(zcert_key secret-key "$CURVE_DIR/server_secret")
+    CLIENT_SECRET=$(zcert_key secret-key "$CURVE_DIR/client_secret")
+    for k in "$SERVER_PUBLIC" "$SERVER_SECRET" "$CLIENT_SECRET"; do
+        [ ${#k} -eq 40 ] || die "no Z85 key read from the certificates in $CURVE_DIR"
+    done
+fi
 
 # ---- servers ----
 free_port() { # a free loopback port outside 5555-5600
@@ -130,15 +158,20 @@ EOF
 }
 
 SPID= PORT=
+SEC=null # null or curve: the security of the next server started
 start_server() { # name logfile -> SPID, PORT
-    local name=$1 logf=$2 try
+    local name=$1 logf=$2 try curve_secret= mjs_curve=()
+    if [ "$SEC" = curve ]; then
+        curve_secret=$SERVER_SECRET
+        mjs_curve=(--curve-key "$CURVE_DIR/server_secret")
+    fi
     for try in 1 2 3; do
         PORT=$(free_port)
         case $name in
-        libzmq) "$BUILD/echo" "$PORT" >"$logf" 2>&1 & ;;
+        libzmq) CURVE_SECRET=$curve_secret "$BUILD/echo" "$PORT" >"$logf" 2>&1 & ;;
         node) node "$BUILD/node/server.js" "$PORT" >"$logf" 2>&1 & ;;
         # shellcheck disable=SC2086 # MJS_ARGS is split on purpose
-        moebius-js) "$MJS_BIN" serve --bind "tcp://127.0.0.1:$PORT" --watch=false $MJS_ARGS bench/handlers.js >"$logf" 2>&1 & ;;
+        moebius-js) "$MJS_BIN" serve --bind "tcp://127.0.0.1:$PORT" --watch=false "${mjs_curve[@]}" $MJS_ARGS bench/handlers.js >"$logf" 2>&1 & ;;
         esac
         SPID=$!
         local i
@@ -242,23 +275,44 @@ phase_mixed() { # server rep
     record "phase=mixed-sleep server=$1 rep=$2" "${sl#RESULT } window_s=$w0-$w1 held=$held rc=$rc"
 }
 
+phase_curve() { # server rep; SEC says whether the server and the clients speak CURVE
+    local keys=() out
+    [ "$SEC" = curve ] && keys=(-k "$SERVER_PUBLIC" -K "$CLIENT_SECRET")
+    out=$(zload -e "tcp://127.0.0.1:$PORT" -c "$CURVE_CLIENTS" -d "$DUR" -w "$WARM" -p "$SPID" -l "$1-$SEC" "${keys[@]}")
+    [[ $out == *" sec="* ]] || out="sec=$SEC clients=$CURVE_CLIENTS ${out#RESULT }" # zload printed nothing
+    record "phase=curve server=$1 rep=$2" "$out"
+}
+
 # ---- run ----
 {
     echo "# moebius-js side-by-side benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "# host: $(uname -srm), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "# repo: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$([ -n "$(git -C "$REPO" status --porcelain 2>/dev/null)" ] && echo ' (with local changes)')"
     echo "# libzmq $(pkg-config --modversion libzmq 2>/dev/null || echo '?'), node $(node --version 2>/dev/null || echo -), $(go version 2>/dev/null || echo 'go ?')"
-    echo "# servers: ${SERVERS[*]}; phases: $PHASES; REPS=$REPS CLIENTS=\"$CLIENTS\" DUR=$DUR WARM=$WARM PIPE_COUNT=$PIPE_COUNT SLEEPERS=$SLEEPERS MIXED_CLIENTS=$MIXED_CLIENTS MJS_ARGS=\"$MJS_ARGS\""
+    echo "# servers: ${SERVERS[*]}; phases: $PHASES; REPS=$REPS CLIENTS=\"$CLIENTS\" DUR=$DUR WARM=$WARM PIPE_COUNT=$PIPE_COUNT SLEEPERS=$SLEEPERS MIXED_CLIENTS=$MIXED_CLIENTS CURVE_CLIENTS=$CURVE_CLIENTS MJS_ARGS=\"$MJS_ARGS\""
 } >"$RESULTS"
 cat "$RESULTS" >&2
 
+want_phase curve && want node && log "note: the curve phase skips node (the Node reference has no CURVE mode)"
 for rep in $(seq "$REPS"); do
     for phase in $PHASES; do
         for server in "${SERVERS[@]}"; do
-            log "rep $rep/$REPS, phase $phase, server $server (load $(cut -d' ' -f1 /proc/loadavg))"
-            start_server "$server" "$LOGS/$server-$phase-rep$rep.log"
-            "phase_$phase" "$server" "$rep"
-            stop_server
+            secs=null
+            if [ "$phase" = curve ]; then
+                [ "$server" = node ] && continue
+                # each CURVE run beside the same server's NULL run; the order
+                # alternates by rep, so that a drift favours neither
+                if [ $((rep % 2)) -eq 1 ]; then secs="curve null"; else secs="null curve"; fi
+            fi
+            for SEC in $secs; do
+                tag=$server
+                [ "$phase" = curve ] && tag=$server-$SEC
+                log "rep $rep/$REPS, phase $phase, server $tag (load $(cut -d' ' -f1 /proc/loadavg))"
+                start_server "$server" "$LOGS/$tag-$phase-rep$rep.log"
+                "phase_$phase" "$server" "$rep"
+                stop_server
+            done
+            SEC=null
         done
     done
 done
@@ -291,7 +345,7 @@ order = {"libzmq": 0, "node": 1, "moebius-js": 2}
 phase_order = {"echo": 0, "pipeline": 1, "mixed": 2}
 groups = {}
 for r in rows:
-    if r.get("phase") == "mixed-sleep":
+    if r.get("phase") in ("mixed-sleep", "curve"):
         continue
     key = (r.get("phase", "?"), int(num(r.get("clients")) or 0))
     groups.setdefault(key, {}).setdefault(r.get("server", "?"), []).append(r)
@@ -301,8 +355,9 @@ print(f"Summary: median over reps of {sys.argv[1]}")
 print("  qps: replies per second; p99: 99th percentile latency (µs); cpu: server CPU µs per request;")
 print("  cores: server CPU used; x libzmq / x node: moebius-js divided by that server (qps, p99)")
 hdr = f"{'phase':<9}{'clients':>7}  {'server':<11}{'reps':>4}{'qps':>10}{'p99_us':>10}{'cpu_us':>8}{'cores':>7}{'bad':>5}  {'qps x libzmq':>12}{'qps x node':>11}{'p99 x libzmq':>13}{'p99 x node':>11}"
-print(hdr)
-print("-" * len(hdr))
+if groups:
+    print(hdr)
+    print("-" * len(hdr))
 for key in sorted(groups, key=lambda k: (phase_order.get(k[0], 9), k[1])):
     g = groups[key]
     stats = {}
@@ -327,6 +382,50 @@ for key in sorted(groups, key=lambda k: (phase_order.get(k[0], 9), k[1])):
                       f"{ratio(s['p99'], lz.get('p99')):>13}{ratio(s['p99'], nd.get('p99')):>11}")
         print(f"{key[0]:<9}{key[1]:>7}  {server:<11}{s['reps']:>4}{fmt(s['qps']):>10}{fmt(s['p99']):>10}"
               f"{fmt(s['cpu'], 1):>8}{fmt(s['cores'], 2):>7}{s['bad']:>5}  {ratios}")
+
+def badcount(rs):
+    return sum(int(num(r.get("bad")) or 0) + int(num(r.get("errors")) or 0)
+               + (1 if r.get("rc", "0") != "0" else 0) for r in rs)
+
+curve = [r for r in rows if r.get("phase") == "curve"]
+if curve:
+    cg = {}
+    for r in curve:
+        cg.setdefault((r.get("server", "?"), r.get("sec", "?")), []).append(r)
+    cs = {}
+    print()
+    print("curve phase: echo over CURVE beside the NULL echo of the same server, same run")
+    hdr = f"{'server':<11}{'sec':<6}{'clients':>7}{'reps':>5}{'qps':>10}{'p99_us':>10}{'cpu_us':>8}{'cores':>7}{'bad':>5}"
+    print(hdr)
+    print("-" * len(hdr))
+    for key in sorted(cg, key=lambda k: (order.get(k[0], 9), k[1] != "curve")):
+        rs = cg[key]
+        cs[key] = dict(qps=med(r.get("qps") for r in rs), p99=med(r.get("p99_us") for r in rs),
+                       cpu=med(r.get("cpu_us_per_req") for r in rs),
+                       cores=med(r.get("server_cores") for r in rs),
+                       reps={r.get("rep"): r for r in rs})
+        s = cs[key]
+        clients = sorted({r.get("clients", "?") for r in rs})
+        print(f"{key[0]:<11}{key[1]:<6}{','.join(clients):>7}{len(rs):>5}{fmt(s['qps']):>10}"
+              f"{fmt(s['p99']):>10}{fmt(s['cpu'], 1):>8}{fmt(s['cores'], 2):>7}{badcount(rs):>5}")
+
+    def ratio(a, b):
+        return "-" if a is None or not b else f"{a / b:.2f}"
+
+    print()
+    print("  ratios of the medians (qps above 1 is faster; p99 and cpu/request below 1 are lower);")
+    print("  in brackets, the qps ratio within each rep (runs of one rep are seconds apart)")
+    for (an, asec), (bn, bsec) in [(("moebius-js", "curve"), ("libzmq", "curve")),
+                                   (("moebius-js", "curve"), ("moebius-js", "null")),
+                                   (("libzmq", "curve"), ("libzmq", "null"))]:
+        a, b = cs.get((an, asec)), cs.get((bn, bsec))
+        if not a or not b:
+            continue
+        per_rep = [ratio(num(a["reps"][k].get("qps")), num(b["reps"][k].get("qps")))
+                   for k in sorted(a["reps"], key=lambda k: num(k) or 0) if k in b["reps"]]
+        name = f"{an} {asec.upper()} / {bn} {bsec.upper()}"
+        print(f"  {name:<34} qps {ratio(a['qps'], b['qps']):>5}  p99 {ratio(a['p99'], b['p99']):>5}"
+              f"  cpu/req {ratio(a['cpu'], b['cpu']):>5}  [{' '.join(per_rep)}]")
 
 sleeps = [r for r in rows if r.get("phase") == "mixed-sleep"]
 if sleeps:

@@ -5,6 +5,7 @@
  *   cc -O2 -Wall -o zload bench/zload.c -lzmq -pthread
  *   zload -e tcp://127.0.0.1:PORT -c CLIENTS -d SECONDS -w WARMUP_SECONDS
  *         [-p SERVER_PID] [-l LABEL] [-m echo|sleep] [-o OFFSET] [-t IO_THREADS]
+ *         [-k SERVER_PUBLIC_Z85 [-K CLIENT_SECRET_Z85]]
  *
  * echo mode (default): CLIENTS threads, each with one DEALER whose routing
  * id is Client<N> (N = OFFSET, OFFSET+1, ...). Each sends {"command":"reply"}
@@ -22,8 +23,13 @@
  * last reply came, in seconds since zload started (first_s=, last_s=): the
  * handlers were all held between last_s-10 and first_s.
  *
+ * CURVE: with -k, every DEALER connects over CURVE (ZMQ_CURVE_SERVERKEY)
+ * with the client key pair whose secret key -K gives (Z85, 40 characters; its
+ * public key is derived with zmq_curve_public); without -K, a fresh key pair
+ * from zmq_curve_keypair. All the clients of a run share that key pair.
+ *
  * Output: one line
- *   RESULT label=L mode=M clients=C secs=S replies=R qps=Q p50_us=.. p99_us=..
+ *   RESULT label=L mode=M sec=null|curve clients=C secs=S replies=R qps=Q p50_us=.. p99_us=..
  *          max_us=.. bad=B cpu_us_per_req=.. server_cores=.. [more fields]
  * (cpu fields are "-" without -p). The exit status is 0 when every request
  * was answered correctly, 1 otherwise, 2 on bad usage.
@@ -122,6 +128,10 @@ static double self_cpu_secs(void) {
            (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
+/* The CURVE keys of every DEALER (Z85 text), when curve_on. */
+static int curve_on;
+static char curve_server[41], curve_public[41], curve_secret[41];
+
 static void *new_dealer(void *ctx, const char *endpoint, long n) {
     void *s = zmq_socket(ctx, ZMQ_DEALER);
     if (!s) {
@@ -135,6 +145,13 @@ static void *new_dealer(void *ctx, const char *endpoint, long n) {
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(s, ZMQ_RCVTIMEO, &tmo, sizeof tmo);
     zmq_setsockopt(s, ZMQ_SNDTIMEO, &tmo, sizeof tmo);
+    if (curve_on && (zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, curve_server, 40) != 0 ||
+                     zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, curve_public, 40) != 0 ||
+                     zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, curve_secret, 40) != 0)) {
+        fprintf(stderr, "zload: CURVE keys: %s\n", zmq_strerror(zmq_errno()));
+        zmq_close(s);
+        return NULL;
+    }
     if (zmq_connect(s, endpoint) != 0) {
         fprintf(stderr, "zload: connect %s: %s\n", endpoint, zmq_strerror(zmq_errno()));
         zmq_close(s);
@@ -276,9 +293,10 @@ static int run_echo(void *ctx, const char *endpoint, long clients, long offset, 
         free(cs[i].lats.v);
     }
     qsort(all.v, all.n, sizeof *all.v, cmp_i64);
-    printf("RESULT label=%s mode=echo clients=%ld secs=%.3f replies=%ld qps=%.0f p50_us=%.1f "
-           "p99_us=%.1f max_us=%.1f bad=%ld",
-           label, clients, dur, replies, replies / dur, pct_us(&all, 0.50), pct_us(&all, 0.99),
+    printf("RESULT label=%s mode=echo sec=%s clients=%ld secs=%.3f replies=%ld qps=%.0f "
+           "p50_us=%.1f p99_us=%.1f max_us=%.1f bad=%ld",
+           label, curve_on ? "curve" : "null", clients, dur, replies, replies / dur,
+           pct_us(&all, 0.50), pct_us(&all, 0.99),
            all.n ? all.v[all.n - 1] / 1e3 : 0.0, bad);
     print_cpu(cpu0, cpu1, replies, dur);
     printf(" client_cores=%.3f errors=%ld\n", (self1 - self0) / dur, errors);
@@ -371,9 +389,10 @@ static int run_sleep(void *ctx, const char *endpoint, long clients, long offset,
     long long cpu1 = pid > 0 ? proc_cpu_ticks(pid) : -1;
     double secs = (t1 - t0) / 1e9;
     qsort(lats.v, lats.n, sizeof *lats.v, cmp_i64);
-    printf("RESULT label=%s mode=sleep clients=%ld secs=%.3f replies=%ld qps=%.0f p50_us=%.1f "
-           "p99_us=%.1f max_us=%.1f bad=%ld",
-           label, clients, secs, replies, replies / secs, pct_us(&lats, 0.50), pct_us(&lats, 0.99),
+    printf("RESULT label=%s mode=sleep sec=%s clients=%ld secs=%.3f replies=%ld qps=%.0f "
+           "p50_us=%.1f p99_us=%.1f max_us=%.1f bad=%ld",
+           label, curve_on ? "curve" : "null", clients, secs, replies, replies / secs,
+           pct_us(&lats, 0.50), pct_us(&lats, 0.99),
            lats.n ? lats.v[lats.n - 1] / 1e3 : 0.0, bad);
     print_cpu(cpu0, cpu1, replies, secs);
     printf(" min_us=%.1f early=%ld first_s=%.3f last_s=%.3f missing=%ld errors=%ld\n",
@@ -396,17 +415,21 @@ static void usage(const char *argv0) {
     fprintf(stderr,
             "usage: %s -e ENDPOINT [-c CLIENTS=1] [-d SECONDS] [-w WARMUP_SECONDS=1]\n"
             "          [-p SERVER_PID] [-l LABEL] [-m echo|sleep] [-o OFFSET=0] [-t IO_THREADS=1]\n"
+            "          [-k SERVER_PUBLIC_Z85 [-K CLIENT_SECRET_Z85]]\n"
             "  SECONDS: the measured window in echo mode (default 4), the longest wait in\n"
-            "  sleep mode (default 30)\n",
+            "  sleep mode (default 30)\n"
+            "  -k: connect over CURVE to the server with this public key; -K: the client's\n"
+            "  secret key (default: a fresh key pair)\n",
             argv0);
 }
 
 int main(int argc, char **argv) {
-    const char *endpoint = NULL, *label = "-", *mode = "echo";
+    const char *endpoint = NULL, *label = "-", *mode = "echo", *server_key = NULL,
+               *client_secret = NULL;
     long clients = 1, offset = 0, pid = 0, io_threads = 1;
     double dur = -1, warm = 1;
     int opt;
-    while ((opt = getopt(argc, argv, "e:c:d:w:p:l:m:o:t:h")) != -1) {
+    while ((opt = getopt(argc, argv, "e:c:d:w:p:l:m:o:t:k:K:h")) != -1) {
         switch (opt) {
         case 'e': endpoint = optarg; break;
         case 'c': clients = atol(optarg); break;
@@ -417,6 +440,8 @@ int main(int argc, char **argv) {
         case 'm': mode = optarg; break;
         case 'o': offset = atol(optarg); break;
         case 't': io_threads = atol(optarg); break;
+        case 'k': server_key = optarg; break;
+        case 'K': client_secret = optarg; break;
         default: usage(argv[0]); return 2;
         }
     }
@@ -431,6 +456,34 @@ int main(int argc, char **argv) {
     if (dur <= 0) {
         usage(argv[0]);
         return 2;
+    }
+    if (client_secret && !server_key) {
+        fprintf(stderr, "zload: -K needs -k\n");
+        return 2;
+    }
+    if (server_key) {
+        if (!zmq_has("curve")) {
+            fprintf(stderr, "zload: this libzmq has no CURVE\n");
+            return 2;
+        }
+        uint8_t bin[32];
+        if (strlen(server_key) != 40 || !zmq_z85_decode(bin, server_key)) {
+            fprintf(stderr, "zload: -k: not a Z85 key (40 characters)\n");
+            return 2;
+        }
+        memcpy(curve_server, server_key, 41);
+        if (client_secret) {
+            if (strlen(client_secret) != 40 || !zmq_z85_decode(bin, client_secret) ||
+                zmq_curve_public(curve_public, client_secret) != 0) {
+                fprintf(stderr, "zload: -K: not a Z85 secret key (40 characters)\n");
+                return 2;
+            }
+            memcpy(curve_secret, client_secret, 41);
+        } else if (zmq_curve_keypair(curve_public, curve_secret) != 0) {
+            fprintf(stderr, "zload: zmq_curve_keypair: %s\n", zmq_strerror(zmq_errno()));
+            return 1;
+        }
+        curve_on = 1;
     }
 
     void *ctx = zmq_ctx_new();

@@ -4,6 +4,7 @@
  *
  *   cc -O2 -Wall -o echo bench/ref/echo.c -lzmq
  *   ./echo PORT|ENDPOINT        (a bare port means tcp://127.0.0.1:PORT)
+ *   CURVE_SECRET=Z85 ./echo PORT (the same, over CURVE)
  *
  * For every message, the last frame is the request and the frames before it
  * are the envelope (DEALER: identity; REQ: identity, empty delimiter), sent
@@ -14,6 +15,11 @@
  *   anything else              -> {"error":"unknown command"}
  * The ROUTER's send high-water mark is lifted, so no reply is dropped for a
  * client that reads slowly. SIGINT or SIGTERM stops it.
+ *
+ * With CURVE_SECRET set to a Z85 secret key (40 characters), the ROUTER is a
+ * CURVE server (ZMQ_CURVE_SERVER, ZMQ_CURVE_SECRETKEY) and refuses NULL
+ * clients. There is no ZAP handler, so any client key is let in: encryption
+ * without an allow-list, as moebius-js with curve_key and no curve_allow.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -195,11 +201,30 @@ int main(int argc, char **argv) {
     int zero = 0;
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(s, ZMQ_SNDHWM, &zero, sizeof zero);
+    const char *secret = getenv("CURVE_SECRET");
+    if (secret && *secret) {
+        int one = 1;
+        uint8_t bin[32];
+        if (!zmq_has("curve")) {
+            fprintf(stderr, "echo: this libzmq has no CURVE\n");
+            return 1;
+        }
+        if (strlen(secret) != 40 || !zmq_z85_decode(bin, secret)) {
+            fprintf(stderr, "echo: CURVE_SECRET: not a Z85 secret key (40 characters)\n");
+            return 2;
+        }
+        if (zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
+            zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, secret, 40) != 0) {
+            fprintf(stderr, "echo: CURVE options: %s\n", zmq_strerror(zmq_errno()));
+            return 1;
+        }
+    }
     if (zmq_bind(s, endpoint) != 0) {
         fprintf(stderr, "echo: bind %s: %s\n", endpoint, zmq_strerror(zmq_errno()));
         return 1;
     }
-    fprintf(stderr, "echo: listening on %s\n", endpoint);
+    fprintf(stderr, "echo: listening on %s (%s)\n", endpoint,
+            secret && *secret ? "CURVE" : "NULL");
 
     zmq_pollitem_t item = {s, 0, ZMQ_POLLIN, 0};
     long timeout = -1;
