@@ -51,6 +51,7 @@ type serveConfig struct {
 	HandshakeTimeout time.Duration `koanf:"handshake_timeout"`
 	ShutdownGrace    time.Duration `koanf:"shutdown_grace"`
 	IdentityHandover bool          `koanf:"identity_handover"`
+	Admin            string        `koanf:"admin"`
 	Metrics          string        `koanf:"metrics"`
 	CurveKey         string        `koanf:"curve_key"`
 	CurveBind        []string      `koanf:"curve_bind"`
@@ -92,7 +93,8 @@ var configKeys = []struct {
 	{"handshake_timeout", "5s", "time a new connection has to complete the ZMTP handshake"},
 	{"shutdown_grace", "5s", "on SIGINT/SIGTERM, how long work in flight may finish before it is cancelled"},
 	{"identity_handover", "false", "a client reusing a connected identity takes it over (default: it is refused)"},
-	{"metrics", "", "listen address for Prometheus /metrics, e.g. 127.0.0.1:9100 (empty: off)"},
+	{"admin", "", "listen address of the admin HTTP endpoints (/metrics, /healthz, /readyz, /status, /clients), e.g. 127.0.0.1:9100 (empty: off); no authentication: keep it on loopback"},
+	{"metrics", "", "the old name of admin"},
 	{"curve_key", "", "the server's CURVE secret key: a secret certificate (moebius-js keygen) or its Z85 text; with it every bind endpoint speaks CURVE, unless curve_bind names others"},
 	{"curve_bind", "", "endpoints that speak CURVE beside the NULL bind ones (repeatable; env: comma-separated)"},
 	{"curve_allow", "", "folder of the public certificates of the clients that may connect over CURVE; watched, a removed key is disconnected"},
@@ -429,6 +431,15 @@ func checkKeys(keys []string, where string) error {
 	return nil
 }
 
+// adminAddr is where the admin endpoints listen: admin, or metrics (its
+// old name); "" for nowhere.
+func (c serveConfig) adminAddr() string {
+	if c.Admin != "" {
+		return c.Admin
+	}
+	return c.Metrics
+}
+
 // check reports the first setting that cannot work.
 func (c serveConfig) check() error {
 	var errs []error
@@ -444,6 +455,9 @@ func (c serveConfig) check() error {
 		errs = append(errs, errors.New("handlers: a file is needed"))
 	}
 	errs = append(errs, checkCurve(c)...)
+	if c.Admin != "" && c.Metrics != "" && c.Admin != c.Metrics {
+		errs = append(errs, fmt.Errorf("admin (%q) and metrics (%q): metrics is the old name of admin; set one", c.Admin, c.Metrics))
+	}
 	positive := map[string]int64{
 		"workers": int64(c.Workers), "max_message_size": c.MaxMessageSize, "max_frames": int64(c.MaxFrames),
 		"queue_limit": int64(c.QueueLimit), "max_pending_bytes": c.MaxPendingBytes,

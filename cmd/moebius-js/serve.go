@@ -47,16 +47,6 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func newLogger(cfg serveConfig, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.LogLevel))
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
-}
-
 // events adapts the transport's Handler to the Host.
 type events struct{ h *jsrt.Host }
 
@@ -185,8 +175,8 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 			defer stop()
 		}
 	}
-	if cfg.Metrics != "" {
-		stop, err := serveMetrics(cfg.Metrics, gauges{host, srv, inbound, lim}, log)
+	if addr := cfg.adminAddr(); addr != "" {
+		stop, err := serveMetrics(addr, gauges{host, srv, inbound, lim}, log)
 		if err != nil {
 			host.Shutdown(0)
 			srv.Close()
