@@ -330,6 +330,26 @@ func (s *Scheduler) Clients() int { return len(s.tasks) }
 // Spawned returns how many spawned tasks are running. Scheduler goroutine.
 func (s *Scheduler) Spawned() int { return len(s.spawned) }
 
+// TaskView is what Inspect shows of one client's task: its running job
+// (nil between jobs), the jobs queued behind it, oldest first, and whether
+// it waits (parked on a key or a timer) rather than being due a step.
+// Queued is the scheduler's own slice: read it, do not keep it.
+type TaskView struct {
+	Running Job
+	Queued  []Job
+	Waiting bool
+}
+
+// Inspect shows client's task; ok is false when the client has no work.
+// Scheduler goroutine.
+func (s *Scheduler) Inspect(client string) (v TaskView, ok bool) {
+	t := s.tasks[client]
+	if t == nil {
+		return TaskView{}, false
+	}
+	return TaskView{Running: t.job, Queued: t.queue[t.qhead:], Waiting: t.state == stateParked}, true
+}
+
 // begin makes job t's running job; it starts at t's next step.
 func (s *Scheduler) begin(t *task, job Job) {
 	t.job = job

@@ -575,3 +575,24 @@ func TestCarryOverAddsEveryCounterButNotTheTaskGauge(t *testing.T) {
 			to.Steps.Load(), to.Started.Load(), to.Refused.Load(), to.Ignored.Load(), to.Replaced.Load(), to.Tasks.Load())
 	}
 }
+
+func TestInspectShowsTheRunningJobItsQueueAndWhetherItWaits(t *testing.T) {
+	s, _, rec := setup(core.Config{})
+	if _, ok := s.Inspect("nobody"); ok {
+		t.Fatal("a client without work has a task")
+	}
+	park := core.Step{Kind: core.Park, Wait: s.NewWaitKey()}
+	first, second, third := newJob(rec, "first", park), newJob(rec, "second"), newJob(rec, "third")
+	for _, j := range []*job{first, second, third} {
+		s.Submit("c", j, core.Queue)
+	}
+	v, ok := s.Inspect("c")
+	if !ok || v.Running != first || len(v.Queued) != 2 || v.Waiting {
+		t.Fatalf("before a turn: got %+v (ok %v)", v, ok)
+	}
+	settle(t, s)
+	v, ok = s.Inspect("c")
+	if !ok || v.Running != first || len(v.Queued) != 2 || v.Queued[0] != second || v.Queued[1] != third || !v.Waiting {
+		t.Fatalf("parked: got %+v (ok %v)", v, ok)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/dop251/goja"
 
@@ -38,11 +39,14 @@ type clientJob struct {
 	msg        *goja.Object
 	started    bool
 	scope      scope // owns what the handler opens
+
+	command string    // the rule's command ("" when a custom route() chose the handler, or none was found)
+	began   time.Time // when it started (zero until then)
 }
 
 // route finds the request's strategy on rt; a failure is kept in r.err.
 func (r *clientJob) route(rt *jsRuntime) core.Strategy {
-	r.rt, r.err, r.handler, r.clientOnly, r.data, r.msg = rt, nil, nil, false, nil, nil
+	r.rt, r.err, r.handler, r.clientOnly, r.data, r.msg, r.command = rt, nil, nil, false, nil, nil, ""
 	if rt.exports.route != nil {
 		strategy, err := r.customRoute(rt)
 		r.err = err
@@ -60,7 +64,7 @@ func (r *clientJob) route(rt *jsRuntime) core.Strategy {
 			r.err = &refusal{CodeUnknownCommand, fmt.Sprintf("unknown command %q", command)}
 			break
 		}
-		r.handler, r.clientOnly = rl.call, rl.clientOnly
+		r.handler, r.clientOnly, r.command = rl.call, rl.clientOnly, rl.command
 		return rl.strategy
 	}
 	return core.Queue
@@ -161,7 +165,7 @@ func (r *clientJob) Start() (core.Coroutine, error) {
 		r.route(rt)
 	}
 	rt.acquire()
-	r.started = true
+	r.started, r.began = true, time.Now()
 	if r.err == nil && !r.clientOnly {
 		r.err = r.bind()
 	}
@@ -196,6 +200,9 @@ func (r *clientJob) Finish(res core.Input) {
 	defer r.w.settle(r.t)
 	if r.started {
 		defer r.rt.release()
+		if on := r.w.host.cfg.OnRequest; on != nil {
+			on(r.commandName(), time.Since(r.began))
+		}
 	}
 	r.scope.close()
 	defer r.w.checkDrained()

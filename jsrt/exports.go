@@ -25,6 +25,7 @@ type exports struct {
 
 // rule is one entry of module.exports.rules.
 type rule struct {
+	command    string // its command, as the rule names it
 	call       goja.Callable
 	strategy   core.Strategy
 	clientOnly bool // the handler cannot see its data or message argument (takesClientOnly)
@@ -159,7 +160,7 @@ func readExports(js *intrinsics, path string, value goja.Value) (ex exports, err
 		if _, dup := ex.rules[cmd.String()]; dup {
 			return ex, bad("rules[%d]: command %q appears twice", i, cmd.String())
 		}
-		ex.rules[cmd.String()] = rule{call: h, strategy: strategy, clientOnly: takesClientOnly(js, hv)}
+		ex.rules[cmd.String()] = rule{command: cmd.String(), call: h, strategy: strategy, clientOnly: takesClientOnly(js, hv)}
 	}
 	return ex, nil
 }

@@ -79,6 +79,13 @@ type Config struct {
 	// and again (refused and failed requests). Default: one of the Host's
 	// own.
 	LogLimiter *lograte.Limiter
+
+	// OnRequest, when set, hears how long each request took from its
+	// start to its end, and its command as Status names it (the rule's
+	// command, "(route)" when a custom route() chose its handler,
+	// "(refused)" when it got an error reply before any handler ran).
+	// Called on the worker's goroutine: it must be quick and not block.
+	OnRequest func(command string, took time.Duration)
 }
 
 // Defaults for Config's zero values.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -497,5 +498,20 @@ func TestDisconnectOfAPeerThatNeverReadsEndsAtTheWriteTimeout(t *testing.T) {
 	}
 	if got := len(rc.ExpectClosed(waitTimeout)); got >= len(big) {
 		t.Errorf("received all %d bytes of a message that could not be written in time", got)
+	}
+}
+
+func TestPeersListsRegisteredPeersWithTheirAddresses(t *testing.T) {
+	srv, rec := startServer(t, transport.Config{})
+	a := dialZMQ(t, zmq4.Dealer, tcpAddr(t, srv), "a")
+	defer a.Close()
+	rec.waitConnected(t, "a")
+	peers := srv.Peers()
+	if len(peers) != 1 {
+		t.Fatalf("%d peers, want 1", len(peers))
+	}
+	p := peers[0]
+	if p.ID != "a" || p.Serial == 0 || !strings.HasPrefix(p.Remote, "127.0.0.1:") || p.Endpoint != tcpAddr(t, srv) || p.ClientKey != nil {
+		t.Fatalf("got %+v", p)
 	}
 }

@@ -1,0 +1,73 @@
+package jsrt_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moebius-js/moebius-js/jsrt"
+)
+
+func TestStatusShowsEachClientsWorkAndTheRequestsByCommand(t *testing.T) {
+	var mu sync.Mutex
+	took := map[string]int{}
+	e := start(t, jsrt.Config{Workers: 2, OnRequest: func(command string, d time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		took[command]++
+	}}, map[string]string{"handlers.js": `
+const { sleep } = require('moebius');
+module.exports = { rules: [
+  { command: 'park', handler: function* (c) { c.send('parked'); yield sleep(3600000); } },
+  { command: 'quick', handler: (c) => c.send('done') },
+]};`})
+	e.connectWithKey("parker", testKey)
+	e.connect("idle")
+	e.send("parker", `{"command":"park"}`)
+	e.send("parker", `{"command":"quick"}`)
+	e.send("parker", `{"command":"nope"}`)
+	e.send("idle", `{"command":"quick"}`)
+	e.reply("parker", 1)
+	e.reply("idle", 1)
+
+	before := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st := e.host.Status(ctx)
+	if st.Generation != 1 || len(st.Files) == 0 || len(st.Workers) != 2 {
+		t.Fatalf("generation %d, files %v, %d workers", st.Generation, st.Files, len(st.Workers))
+	}
+	clients := 0
+	for _, w := range st.Workers {
+		if !w.Answered {
+			t.Fatalf("worker %d did not answer", w.Index)
+		}
+		clients += w.Clients
+	}
+	if clients != 2 || len(st.Clients) != 2 {
+		t.Fatalf("workers count %d clients, the list has %d", clients, len(st.Clients))
+	}
+	idle, parker := st.Clients[0], st.Clients[1]
+	if idle.ID != "idle" || idle.State != "idle" || idle.Command != "" || idle.Queued != 0 || idle.PublicKey != "" {
+		t.Errorf("idle client: %+v", idle)
+	}
+	if parker.ID != "parker" || parker.State != "waiting" || parker.Command != "park" || parker.Queued != 2 ||
+		parker.PublicKey != testKey || parker.Since == nil || parker.Since.After(before) {
+		t.Errorf("parked client: %+v", parker)
+	}
+	want := map[string]jsrt.CommandStatus{"park": {Running: 1}, "quick": {Queued: 1}, "(refused)": {Queued: 1}}
+	if len(st.Commands) != len(want) {
+		t.Errorf("commands %+v, want %+v", st.Commands, want)
+	}
+	for cmd, n := range want {
+		if st.Commands[cmd] != n {
+			t.Errorf("command %s: %+v, want %+v", cmd, st.Commands[cmd], n)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if took["quick"] != 1 || took["park"] != 0 || took["(refused)"] != 0 {
+		t.Errorf("OnRequest heard %v, want quick once and park not yet", took)
+	}
+}
