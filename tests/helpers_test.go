@@ -30,7 +30,8 @@ type server struct {
 	t       *testing.T
 	cmd     *exec.Cmd
 	addr    string // the bound tcp endpoint
-	metrics string // the /metrics URL, when started with --metrics
+	admin   string // the admin listener's URL (ending in /), when started with --admin or --metrics
+	metrics string // its /metrics URL
 	logs    *logBuffer
 	done    chan struct{}
 }
@@ -126,13 +127,14 @@ func startBinary(t *testing.T, bin, handlers string, flags ...string) *server {
 	}()
 	t.Cleanup(s.stop)
 	s.addr = s.logs.waitFor(t, listening, 30*time.Second)[1]
-	if slices.Contains(flags, "--metrics") {
-		s.metrics = s.logs.waitFor(t, metricsURL, 10*time.Second)[1]
+	if slices.Contains(flags, "--metrics") || slices.Contains(flags, "--admin") {
+		s.admin = s.logs.waitFor(t, adminURL, 10*time.Second)[1]
+		s.metrics = s.admin + "metrics"
 	}
 	return s
 }
 
-var metricsURL = regexp.MustCompile(`msg=metrics url=(\S+)`)
+var adminURL = regexp.MustCompile(`msg=admin url=(\S+)`)
 
 // metric reads one unlabelled sample from the server's /metrics.
 func (s *server) metric(name string) float64 {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"runtime"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,10 +26,15 @@ type gauges struct {
 
 // metricsHandler serves the transport's and the schedulers' counters,
 // read at scrape time, plus the Go runtime's.
-func metricsHandler(g gauges) http.Handler {
+func metricsHandler(g gauges, durations *requestDurations) http.Handler {
 	host, srv := g.host, g.srv
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(durations.vec)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "moebius_build_info", Help: "Always 1; its labels say which build runs.",
+		ConstLabels: prometheus.Labels{"version": versionString(), "goversion": runtime.Version()},
+	}, func() float64 { return 1 }))
 
 	gauge := func(name, help string, f func() float64) {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "moebius_" + name, Help: help}, f))

@@ -2,13 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime"
@@ -101,6 +97,17 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 		SendHWMBytes:     cfg.SendHWMBytes,
 		SendQueueBytes:   cfg.SendQueueBytes,
 	}
+	// The admin listener binds first: a bad address stops the start before
+	// anything else is said or done.
+	var adm *admin
+	if addr := cfg.adminAddr(); addr != "" {
+		var err error
+		if adm, err = listenAdmin(addr, log); err != nil {
+			return err
+		}
+		defer adm.Close()
+	}
+	durations := newRequestDurations()
 	lim := lograte.New() // one limit per kind of line for the whole server
 	inbound := flow.NewBudget(cfg.MaxPendingBytes, func() {
 		lim.Log(log, slog.LevelWarn, "pending_bound", "",
@@ -120,6 +127,7 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 		}},
 		Logger:     log,
 		LogLimiter: lim,
+		OnRequest:  durations.observe,
 	})
 	if err != nil {
 		return fmt.Errorf("load handlers: %w", err)
@@ -175,14 +183,9 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 			defer stop()
 		}
 	}
-	if addr := cfg.adminAddr(); addr != "" {
-		stop, err := serveMetrics(addr, gauges{host, srv, inbound, lim}, log)
-		if err != nil {
-			host.Shutdown(0)
-			srv.Close()
-			return err
-		}
-		defer stop()
+	if adm != nil {
+		adm.serve(cfg, gauges{host, srv, inbound, lim}, durations)
+		adm.ready.Store(true)
 	}
 
 	for sig := range signals {
@@ -190,9 +193,28 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 			_ = host.Reload() // logs its own failure
 			continue
 		}
+		if adm != nil {
+			adm.ready.Store(false) // a balancer stops sending from now on
+		}
 		log.Info("shutting down", "signal", sig.String(), "grace", cfg.ShutdownGrace)
 		break
 	}
+	// A second SIGINT or SIGTERM ends the drain at once.
+	drained := make(chan struct{})
+	defer close(drained)
+	go func() {
+		for {
+			select {
+			case sig := <-signals:
+				if sig != syscall.SIGHUP {
+					log.Warn("second signal: exiting without finishing the drain", "signal", sig.String())
+					os.Exit(1)
+				}
+			case <-drained:
+				return
+			}
+		}
+	}()
 	host.Shutdown(cfg.ShutdownGrace)
 	// Let the last replies leave before the connections close.
 	ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
@@ -207,28 +229,6 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 // flushTimeout bounds how long shutdown waits for queued replies to be
 // written.
 const flushTimeout = 2 * time.Second
-
-// serveMetrics serves Prometheus /metrics on addr until the returned stop.
-func serveMetrics(addr string, g gauges, log *slog.Logger) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics listen %s: %w", addr, err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", metricsHandler(g))
-	mux.HandleFunc("/debug/pprof/", pprof.Index) // profiles for whoever can reach the (loopback) listener
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	hs := &http.Server{Handler: mux}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server", "error", err.Error())
-		}
-	}()
-	log.Info("metrics", "url", "http://"+ln.Addr().String()+"/metrics")
-	return func() { hs.Close(); <-done }, nil
-}
 
 // setProcessors gives Go one processor per JavaScript worker (at most as
 // many as Go would use: one per CPU the process may use, a container's

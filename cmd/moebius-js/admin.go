@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"reflect"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/moebius-js/moebius-js/jsrt"
+	"github.com/moebius-js/moebius-js/transport"
+)
+
+// The admin listener: one HTTP server, for operators and balancers, with
+// no authentication (it belongs on loopback):
+//
+//	/metrics   Prometheus
+//	/healthz   200 while the process runs
+//	/readyz    200 while it takes requests; 503 before handlers.js has
+//	           loaded and the transport listens, and from the start of a drain
+//	/status    the server as JSON: version, uptime, generation, workers,
+//	           requests by command, counts, the settings in force
+//	/clients   one JSON entry per connected client: its address, worker,
+//	           what it runs and since when, what it has queued
+//	/debug/pprof/  Go's profiles
+
+// statusTimeout bounds how long /status and /clients wait for a worker
+// inside a long step; such a worker is reported as not answering.
+const statusTimeout = 2 * time.Second
+
+// admin is the admin listener: bound before anything else starts, so that
+// a bad address fails the start, and serving once the server is up.
+type admin struct {
+	ln      net.Listener
+	log     *slog.Logger
+	ready   atomic.Bool // /readyz says 200
+	started time.Time
+	hs      *http.Server
+	done    chan struct{}
+}
+
+// listenAdmin binds addr. Nothing is served until serve is called.
+func listenAdmin(addr string, log *slog.Logger) (*admin, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin listen %s: %w", addr, err)
+	}
+	return &admin{ln: ln, log: log, started: time.Now(), done: make(chan struct{})}, nil
+}
+
+// serve starts answering on the admin listener, on a goroutine of its own
+// that Close stops.
+func (a *admin) serve(cfg serveConfig, g gauges, durations *requestDurations) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", metricsHandler(g, durations))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if !a.ready.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "not ready")
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), statusTimeout)
+		defer cancel()
+		writeJSON(w, a.status(ctx, cfg, g))
+	})
+	mux.HandleFunc("/clients", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), statusTimeout)
+		defer cancel()
+		writeJSON(w, clients(g.host.Status(ctx), g.srv.Peers()))
+	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	a.hs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		defer close(a.done)
+		if err := a.hs.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("admin server", "error", err.Error())
+		}
+	}()
+	a.log.Info("admin", "url", "http://"+a.ln.Addr().String()+"/", "endpoints", "/metrics /healthz /readyz /status /clients")
+}
+
+// Close stops the admin server (or the bare listener, if it never
+// served) and waits for its goroutine. Any goroutine.
+func (a *admin) Close() {
+	if a.hs == nil {
+		_ = a.ln.Close()
+		return
+	}
+	_ = a.hs.Close()
+	<-a.done
+}
+
+// serverStatus is /status.
+type serverStatus struct {
+	Version    string                        `json:"version"`
+	GoVersion  string                        `json:"goVersion"`
+	Started    time.Time                     `json:"started"`
+	Uptime     string                        `json:"uptime"`
+	Ready      bool                          `json:"ready"`
+	Generation int                           `json:"generation"`
+	Files      []string                      `json:"files"`
+	Endpoints  []string                      `json:"endpoints"`
+	Workers    []jsrt.WorkerStatus           `json:"workers"`
+	Commands   map[string]jsrt.CommandStatus `json:"commands"`
+	Counts     statusCounts                  `json:"counts"`
+	Settings   map[string]any                `json:"settings"`
+}
+
+type statusCounts struct {
+	Clients        int               `json:"clients"`
+	Connections    int               `json:"connections"`
+	MessagesIn     uint64            `json:"messagesIn"`
+	MessagesOut    uint64            `json:"messagesOut"`
+	SendQueueBytes int64             `json:"sendQueueBytes"`
+	PendingBytes   int64             `json:"pendingBytes"`
+	Reloads        uint64            `json:"reloads"`
+	ReloadFailures uint64            `json:"reloadFailures"`
+	WorkersRetired uint64            `json:"workersRetired"`
+	Errors         map[string]uint64 `json:"errors"`
+}
+
+func (a *admin) status(ctx context.Context, cfg serveConfig, g gauges) serverStatus {
+	st := g.host.Status(ctx)
+	ts, hc := g.srv.Stats(), g.host.Counters()
+	return serverStatus{
+		Version: versionString(), GoVersion: runtime.Version(),
+		Started: a.started, Uptime: time.Since(a.started).Round(time.Second).String(), Ready: a.ready.Load(),
+		Generation: st.Generation, Files: st.Files, Endpoints: g.srv.Addrs(),
+		Workers: st.Workers, Commands: st.Commands,
+		Counts: statusCounts{
+			Clients: ts.Peers, Connections: ts.Conns, MessagesIn: ts.MsgsIn, MessagesOut: ts.MsgsOut,
+			SendQueueBytes: ts.SendBytes, PendingBytes: g.inbound.Used(),
+			Reloads: hc.Reloads, ReloadFailures: hc.ReloadFailures, WorkersRetired: hc.WorkersRetired, Errors: hc.Errors,
+		},
+		Settings: settingsInForce(cfg),
+	}
+}
+
+// clientView is one entry of /clients: what the workers know of a client
+// and what the transport knows of its connection.
+type clientView struct {
+	jsrt.ClientStatus
+	Remote    string `json:"remote,omitempty"`
+	Endpoint  string `json:"endpoint,omitempty"`
+	SendBytes int64  `json:"sendQueueBytes"`
+}
+
+// clients joins the workers' clients with the transport's peers by
+// connection serial.
+func clients(st jsrt.Status, peers []transport.PeerInfo) []clientView {
+	bySerial := make(map[uint64]transport.PeerInfo, len(peers))
+	for _, p := range peers {
+		bySerial[p.Serial] = p
+	}
+	out := make([]clientView, 0, len(st.Clients))
+	for _, c := range st.Clients {
+		v := clientView{ClientStatus: c}
+		if p, ok := bySerial[c.Conn]; ok {
+			v.Remote, v.Endpoint, v.SendBytes = p.Remote, p.Endpoint, p.SendBytes
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// settingsInForce is cfg as /status shows it: every key with its value,
+// the CURVE secret key hidden when it is given as text.
+func settingsInForce(cfg serveConfig) map[string]any {
+	out := make(map[string]any, len(configKeys))
+	v := reflect.ValueOf(cfg)
+	for i := range v.NumField() {
+		key := v.Type().Field(i).Tag.Get("koanf")
+		switch x := v.Field(i).Interface().(type) {
+		case time.Duration:
+			out[key] = x.String()
+		default:
+			out[key] = x
+		}
+	}
+	if cfg.CurveKey != "" && !isPath(cfg.CurveKey) {
+		out["curve_key"] = "(set)"
+	}
+	return out
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// requestDurations is moebius_request_duration_seconds: how long requests
+// take from their start to their end, by command.
+type requestDurations struct{ vec *prometheus.HistogramVec }
+
+func newRequestDurations() *requestDurations {
+	return &requestDurations{vec: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "moebius_request_duration_seconds",
+		Help:    "Time from a request's start to its end, by command ((route): chosen by a custom route(); (refused): answered with an error before any handler ran).",
+		Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	}, []string{"command"})}
+}
+
+// observe is jsrt.Config.OnRequest. A worker's goroutine.
+func (d *requestDurations) observe(command string, took time.Duration) {
+	d.vec.WithLabelValues(command).Observe(took.Seconds())
+}
