@@ -16,7 +16,7 @@ func (s *Server) serveConn(p *peer) {
 	connected, writer := false, false
 	defer func() { s.teardown(p, connected, writer) }()
 
-	h, err := handshake(p.conn, p.curveServer, s.cfg.HandshakeTimeout)
+	h, err := handshake(p.conn, p.curveServer, &p.clientKey, s.cfg.HandshakeTimeout)
 	s.handshakeEnded(p)
 	if err != nil {
 		if p.shutdownCounting(fmt.Errorf("handshake: %w", err), &s.stats.handshakeFailed) {
@@ -26,7 +26,6 @@ func (s *Server) serveConn(p *peer) {
 	}
 	p.session = h.session
 	if h.clientKey != nil {
-		p.clientKey.Store(h.clientKey)
 		p.log = p.log.With("client_key", h.clientKey.String())
 	}
 

@@ -1,11 +1,14 @@
 package transport
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"sync/atomic"
+	"time"
 
 	"github.com/moebius-js/moebius-js/curve"
 )
@@ -28,9 +31,12 @@ type CurveServer struct {
 	// Authorize decides whether a client that proved its long-term key
 	// may connect: nil lets every key in; a non-nil error refuses the
 	// client (its text is logged as the reason). It runs on the
-	// connection's reader goroutine during the handshake, under the
-	// handshake deadline, and may be called from many connections at once.
-	Authorize func(client curve.Key, remote string) error
+	// connection's reader goroutine during the handshake; ctx ends at the
+	// handshake's deadline. It may be called from many connections at
+	// once. A key that RevokeKeys rejects while Authorize runs is
+	// disconnected all the same: the connection counts as the key's from
+	// the moment the key is proven.
+	Authorize func(ctx context.Context, client curve.Key, remote string) error
 }
 
 // CurveClient makes a Dealer speak CURVE as the client.
@@ -101,9 +107,12 @@ func refuseCurve(err error, client *curve.Key) error {
 }
 
 // curveServerHandshake runs the server's side of CURVE on c after the
-// greetings: HELLO → WELCOME, INITIATE (vetted by cs.Authorize) → READY.
-// It returns the client's metadata, its long-term key and the session.
-func curveServerHandshake(cs *CurveServer, sd side, c net.Conn) (metadata []byte, client curve.Key, s *curve.Session, err error) {
+// greetings: HELLO → WELCOME, INITIATE (vetted by cs.Authorize, until
+// deadline) → READY. The client's long-term key is stored in proven as
+// soon as the INITIATE proves it, before Authorize runs, so that
+// RevokeKeys sees it. It returns the client's metadata, its key and the
+// session.
+func curveServerHandshake(cs *CurveServer, sd side, c net.Conn, deadline time.Time, proven *atomic.Pointer[curve.Key]) (metadata []byte, client curve.Key, s *curve.Session, err error) {
 	hs := curve.NewServerHandshake(cs.Keys)
 	body, err := readCommandBody(c)
 	if err != nil {
@@ -130,8 +139,15 @@ func curveServerHandshake(cs *CurveServer, sd side, c net.Conn) (metadata []byte
 		}
 		return nil, client, nil, err
 	}
+	if proven != nil {
+		k := client
+		proven.Store(&k)
+	}
 	if cs.Authorize != nil {
-		if err := cs.Authorize(client, c.RemoteAddr().String()); err != nil {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		err := cs.Authorize(ctx, client, c.RemoteAddr().String())
+		cancel()
+		if err != nil {
 			// libzmq's ZAP says 400 here; the client sees an ERROR, then EOF.
 			_, _ = c.Write(appendCommand(nil, "ERROR", errorBody("Authentication failure")))
 			return nil, client, nil, &curveRefusal{reason: CurveClientKey, client: client.String(), err: err}
@@ -239,7 +255,9 @@ func (s *Server) RevokeKeys(keep func(curve.Key) bool) int {
 	for _, p := range gone {
 		if p.shutdownCounting(fmt.Errorf("%w: its CURVE key is no longer allowed", ErrDisconnected), &s.stats.curveRevoked) {
 			n++
-			p.log.Info("disconnected: client key no longer allowed") // p.log names the key
+			// Not p.log: its reader may still be in the handshake, adding to it.
+			s.log.Info("disconnected: client key no longer allowed", "conn", p.serial, "remote", p.remote,
+				"endpoint", p.endpoint, "client_key", p.clientKey.Load().String())
 		}
 	}
 	return n

@@ -2,11 +2,14 @@ package transport_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"testing"
 	"time"
 
 	"github.com/moebius-js/moebius-js/curve"
+	"github.com/moebius-js/moebius-js/flow"
+	"github.com/moebius-js/moebius-js/internal/zmtptest"
 	"github.com/moebius-js/moebius-js/transport"
 )
 
@@ -26,7 +29,7 @@ func startCurveServer(t *testing.T, allow func(curve.Key) bool) (*transport.Serv
 	keys := mustKeyPair(t)
 	cs := &transport.CurveServer{Keys: keys}
 	if allow != nil {
-		cs.Authorize = func(k curve.Key, remote string) error {
+		cs.Authorize = func(_ context.Context, k curve.Key, remote string) error {
 			if !allow(k) {
 				return errors.New("not on the allow-list")
 			}
@@ -141,5 +144,89 @@ func TestRevokeKeysDisconnectsOnlyTheKeysNoLongerAllowed(t *testing.T) {
 	}
 	if err := srv.Send("stay", []byte("still here")); err != nil {
 		t.Fatalf("send to the kept client: %v", err)
+	}
+}
+
+func TestAKeyRevokedWhileAuthorizeRunsIsNeverConnected(t *testing.T) {
+	keys := mustKeyPair(t)
+	asked, release := make(chan struct{}), make(chan struct{})
+	cs := &transport.CurveServer{Keys: keys, Authorize: func(ctx context.Context, k curve.Key, remote string) error {
+		close(asked)
+		<-release // the allow-list changes meanwhile
+		return nil
+	}}
+	srv, rec := startServer(t, transport.Config{CurveEndpoints: []string{"tcp://127.0.0.1:0"}, Curve: cs})
+	dialDealer(t, curveAddr(srv), transport.DialConfig{Identity: "late", ReconnectMin: time.Hour,
+		Curve: &transport.CurveClient{ServerKey: keys.Public, Keys: mustKeyPair(t)}})
+	<-asked
+	if n := srv.RevokeKeys(func(curve.Key) bool { return false }); n != 1 {
+		t.Fatalf("RevokeKeys disconnected %d connections in their handshake, want 1", n)
+	}
+	close(release)
+	eventually(t, "the handshake to end", func() bool { return srv.Stats().Conns == 0 })
+	for _, e := range rec.snapshot() {
+		if e.kind == evConnected {
+			t.Fatalf("the revoked client was connected: %v", e)
+		}
+	}
+	if got := srv.Stats().CurveRevoked; got != 1 {
+		t.Fatalf("CurveRevoked = %d, want 1", got)
+	}
+}
+
+func TestAuthorizeGetsTheHandshakesDeadline(t *testing.T) {
+	keys := mustKeyPair(t)
+	left := make(chan time.Duration, 1)
+	cs := &transport.CurveServer{Keys: keys, Authorize: func(ctx context.Context, k curve.Key, remote string) error {
+		d, ok := ctx.Deadline()
+		if !ok {
+			d = time.Now().Add(time.Hour)
+		}
+		left <- time.Until(d)
+		return nil
+	}}
+	srv, _ := startServer(t, transport.Config{CurveEndpoints: []string{"tcp://127.0.0.1:0"}, Curve: cs,
+		Limits: transport.Limits{HandshakeTimeout: 3 * time.Second}})
+	dialDealer(t, curveAddr(srv), transport.DialConfig{Curve: &transport.CurveClient{ServerKey: keys.Public, Keys: mustKeyPair(t)}})
+	if d := <-left; d <= 0 || d > 3*time.Second {
+		t.Fatalf("Authorize had %v left, want the rest of the 3s handshake", d)
+	}
+}
+
+// holder is a Handler that keeps every message's hold, so that a
+// connection runs out of room as a client's queue_limit fills up.
+type holder struct {
+	*recorder
+	holds chan flow.Hold
+}
+
+func (h holder) Message(p transport.Peer, env transport.Envelope, frames [][]byte, hold flow.Hold) {
+	h.holds <- hold
+	h.add(event{kind: evMessage, peer: p, env: env, frames: frames})
+}
+
+func TestACurvePingIsAnsweredWhileTheConnectionIsOutOfRoom(t *testing.T) {
+	keys := mustKeyPair(t)
+	h := holder{newRecorder(), make(chan flow.Hold, 10)}
+	srv, err := transport.Listen(transport.Config{CurveEndpoints: []string{"tcp://127.0.0.1:0"}, QueueLimit: 1,
+		Curve: &transport.CurveServer{Keys: keys}, Logger: testLogger()}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c := zmtptest.DialCurve(t, srv.Addrs()[0], keys.Public, mustKeyPair(t))
+	c.Handshake("DEALER", nil)
+	c.SendText("held") // takes the connection's only slot, and keeps it
+	hold := <-h.holds
+	defer hold.Release()
+
+	c.Write(c.Seal(curve.FlagCommand, []byte("\x04PING\x00\x00ctx")))
+	_, body, err := c.ReadFrameErr()
+	if err != nil {
+		t.Fatalf("no answer to the PING: %v", err)
+	}
+	flags, data, err := c.Session.Opener.Open(body)
+	if err != nil || flags&curve.FlagCommand == 0 || string(data) != "\x04PONGctx" {
+		t.Fatalf("got flags %#x %q (%v), want the PONG", flags, data, err)
 	}
 }

@@ -206,6 +206,11 @@ type carriedFrame struct {
 	command bool
 }
 
+// smallSealed is the largest frame a CURVE box may carry to be opened
+// before its room is reserved: enough for any PING or PONG (a name, a TTL
+// and 16 bytes of context).
+const smallSealed = 64
+
 // readSealed reads the body of a CURVE connection's wire frame (its
 // header read: flags, size, headerLen) and opens it. The frame it carries
 // is checked against what is left of the message budget (and the frame
@@ -229,8 +234,16 @@ func (fr *frameReader) readSealed(flags byte, size uint64, headerLen int64, budg
 	*budget -= carriedHeader + int64(carried)
 	wire := headerLen + int64(size)
 	first := nFrames == 0
-	if err := fr.reserve(wire, first, reserved); err != nil {
-		return c, false, err
+	// Whether the box carries a command shows only once it is open. A
+	// small one may be a PING, which must be answered even while the
+	// connection is out of room (as on NULL, where commands take none):
+	// it is opened first, and reserved only if it carries a message
+	// frame. A larger one is reserved before it is read.
+	small := carried <= smallSealed
+	if !small {
+		if err := fr.reserve(wire, first, reserved); err != nil {
+			return c, false, err
+		}
 	}
 	body, err := readBody(fr.r, int(size))
 	if err != nil {
@@ -240,8 +253,13 @@ func (fr *frameReader) readSealed(flags byte, size uint64, headerLen int64, budg
 	if err != nil {
 		return c, false, err
 	}
+	if inner&flagCommand == 0 && small {
+		if err := fr.reserve(wire, first, reserved); err != nil {
+			return c, false, err
+		}
+	}
 	if inner&flagCommand != 0 {
-		if fr.acct != nil {
+		if fr.acct != nil && !small {
 			fr.acct.Release(wire, first)
 			*reserved -= wire
 		}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/moebius-js/moebius-js/curve"
@@ -51,6 +52,7 @@ type side struct {
 	peers       []string
 	curveServer *CurveServer
 	curveClient *CurveClient
+	proven      *atomic.Pointer[curve.Key] // where a CURVE server stores the client's key once proven
 }
 
 // mechanism is the security mechanism sd speaks, as the greeting names it.
@@ -92,10 +94,11 @@ func appendProperty(b []byte, name, value string) []byte {
 }
 
 // handshake runs the ZMTP greeting and security handshake on c as the
-// server side of a ROUTER, within timeout: NULL, or CURVE when cs is set.
-func handshake(c net.Conn, cs *CurveServer, timeout time.Duration) (hello, error) {
+// server side of a ROUTER, within timeout: NULL, or CURVE when cs is set,
+// storing the client's key in proven as soon as it is proven.
+func handshake(c net.Conn, cs *CurveServer, proven *atomic.Pointer[curve.Key], timeout time.Duration) (hello, error) {
 	sd := routerSide
-	sd.curveServer = cs
+	sd.curveServer, sd.proven = cs, proven
 	return handshakeAs(sd, c, timeout)
 }
 
@@ -107,7 +110,8 @@ func handshake(c net.Conn, cs *CurveServer, timeout time.Duration) (hello, error
 // size is checked, and every byte after the handshake is left for the
 // frame reader.
 func handshakeAs(sd side, c net.Conn, timeout time.Duration) (hello, error) {
-	if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
+	deadline := time.Now().Add(timeout)
+	if err := c.SetDeadline(deadline); err != nil {
 		return hello{}, fmt.Errorf("set handshake deadline: %w", err)
 	}
 	mine := sd.mechanism()
@@ -152,7 +156,7 @@ func handshakeAs(sd side, c net.Conn, timeout time.Duration) (hello, error) {
 	switch {
 	case sd.curveServer != nil:
 		var client curve.Key
-		metadata, client, h.session, err = curveServerHandshake(sd.curveServer, sd, c)
+		metadata, client, h.session, err = curveServerHandshake(sd.curveServer, sd, c, deadline, sd.proven)
 		h.clientKey = &client
 	case sd.curveClient != nil:
 		metadata, h.session, err = curveClientHandshake(sd.curveClient, sd, c)

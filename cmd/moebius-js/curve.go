@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"sync/atomic"
-	"time"
 
 	"github.com/spf13/pflag"
 
@@ -29,8 +28,8 @@ type curveSide struct {
 }
 
 // openCurve sets up CURVE from cfg (already checked). authorize asks
-// handlers.js; timeout bounds how long a handshake waits for it.
-func openCurve(cfg serveConfig, authorize func(ctx context.Context, key, address string) error, timeout time.Duration, log *slog.Logger) (*curveSide, error) {
+// handlers.js, within the handshake's deadline.
+func openCurve(cfg serveConfig, authorize func(ctx context.Context, key, address string) error, log *slog.Logger) (*curveSide, error) {
 	c := &curveSide{null: cfg.Bind}
 	if cfg.CurveKey == "" {
 		return c, nil
@@ -56,12 +55,10 @@ func openCurve(cfg serveConfig, authorize func(ctx context.Context, key, address
 	}
 	c.server = &transport.CurveServer{
 		Keys: keys,
-		Authorize: func(k curve.Key, remote string) error {
+		Authorize: func(ctx context.Context, k curve.Key, remote string) error {
 			if c.list != nil && !c.list.Allowed(k) {
 				return errors.New("the key is not on the allow-list (curve_allow, curve_allow_keys)")
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), timeout)
-			defer cancel()
 			return authorize(ctx, k.String(), remote)
 		},
 	}

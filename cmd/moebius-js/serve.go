@@ -132,7 +132,7 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("load handlers: %w", err)
 	}
-	cs, err := openCurve(cfg, host.Authorize, cfg.HandshakeTimeout, log)
+	cs, err := openCurve(cfg, host.Authorize, log)
 	if err != nil {
 		host.Shutdown(0)
 		return err
