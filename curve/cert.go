@@ -140,15 +140,18 @@ func writeNew(path, text string, mode os.FileMode) error {
 	return nil
 }
 
-// LoadSecret reads a secret key given as its Z85 text or as the path of
-// a secret certificate, and returns the pair.
+// LoadSecret reads a secret key given as its Z85 text (white space
+// around it is ignored) or as the path of a secret certificate, and
+// returns the pair. Its errors never quote what they were given when no
+// such file exists: it may be a mistyped secret key.
 func LoadSecret(keyOrPath string) (KeyPair, error) {
-	if len(keyOrPath) == 40 {
-		if k, err := ParseKey(keyOrPath); err == nil {
-			if _, statErr := os.Stat(keyOrPath); statErr != nil {
-				return KeyPairFromSecret(k), nil
-			}
+	if k, err := ParseKey(strings.TrimSpace(keyOrPath)); err == nil {
+		if _, statErr := os.Stat(keyOrPath); statErr != nil {
+			return KeyPairFromSecret(k), nil
 		}
+	}
+	if _, err := os.Stat(keyOrPath); errors.Is(err, fs.ErrNotExist) {
+		return KeyPair{}, errors.New("neither a secret key (40 characters of Z85) nor the path of a certificate file (what was given is not repeated here: it may be a secret)")
 	}
 	c, err := ReadCert(keyOrPath)
 	if err != nil {

@@ -322,3 +322,24 @@ func BenchmarkSealOpen(b *testing.B) {
 		}
 	}
 }
+
+func TestLoadSecretNeverRepeatsAMistypedKey(t *testing.T) {
+	kp, _ := keyPairs(t)
+	secret := kp.Secret.String()
+	for _, given := range []string{secret + " ", "\n" + secret + "\n"} {
+		got, err := LoadSecret(given)
+		if err != nil || got != kp {
+			t.Errorf("%q: got %v, %v; want the pair", given, got, err)
+		}
+	}
+	for _, given := range []string{secret[:39], secret + "x", "x" + secret[1:] + "y"} {
+		_, err := LoadSecret(given)
+		if err == nil {
+			t.Errorf("%q: no error", given)
+			continue
+		}
+		if strings.Contains(err.Error(), given) || strings.Contains(err.Error(), secret[5:30]) {
+			t.Errorf("the error repeats the key: %v", err)
+		}
+	}
+}
