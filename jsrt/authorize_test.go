@@ -135,3 +135,25 @@ module.exports = { rules: [
 		}
 	}
 }
+
+func TestAuthorizeAsksNoWorkerWhenNothingExportsIt(t *testing.T) {
+	e := start(t, jsrt.Config{}, map[string]string{"handlers.js": `
+module.exports = { rules: [{ command: 'busy', handler: (c) => { const end = Date.now() + 500; while (Date.now() < end) {} c.send('done'); } }] };`})
+	e.connect("c")
+	e.send("c", `{"command":"busy"}`) // the only worker is busy for half a second
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := e.host.Authorize(ctx, testKey, "127.0.0.1:1"); err != nil {
+		t.Fatalf("waited for the busy worker: %v", err)
+	}
+	e.reply("c", 1)
+
+	// Once a reload exports it, it is asked.
+	e.write("handlers.js", `module.exports = { authorize: () => false, rules: [{ command: 'x', handler: (c) => c.send('x') }] };`)
+	if err := e.host.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.host.Authorize(context.Background(), testKey, "127.0.0.1:1"); !errors.Is(err, jsrt.ErrNotAuthorized) {
+		t.Fatalf("after the reload: %v, want ErrNotAuthorized", err)
+	}
+}

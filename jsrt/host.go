@@ -119,6 +119,7 @@ type Host struct {
 	lim *lograte.Limiter
 
 	reloads, reloadFailures atomic.Uint64
+	authorizes              atomic.Bool               // the live code exports authorize()
 	retired                 atomic.Uint64             // workers retired for a step stuck in a native call
 	abandoned               atomic.Int64              // retired workers whose goroutine has not ended yet
 	backpressure            atomic.Uint64             // generator steps that waited for a backlogged client
@@ -210,6 +211,7 @@ func New(cfg Config) (*Host, error) {
 		s.w = w
 		h.files, h.sources = rt.files, rt.sources
 		h.slots = append(h.slots, s)
+		h.authorizes.Store(rt.exports.authorize != nil)
 	}
 	return h, nil
 }
@@ -446,6 +448,7 @@ func (h *Host) Reload() error {
 	h.mu.Lock()
 	h.gen, h.files, h.sources = gen, rts[0].files, rts[0].sources
 	h.mu.Unlock()
+	h.authorizes.Store(rts[0].exports.authorize != nil)
 	for i, s := range h.slots {
 		w, rt := s.current(), rts[i]
 		if w != ws[i] {
