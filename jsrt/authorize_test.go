@@ -10,7 +10,8 @@ import (
 	"github.com/moebius-js/moebius-js/jsrt"
 )
 
-const testKey = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
+// A key pair libzmq's documentation uses.
+const testKey, testSecret = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7", "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6"
 
 func TestClientPublicKeyIsTheKeyTheClientProvedOrNull(t *testing.T) {
 	e := start(t, jsrt.Config{}, map[string]string{"handlers.js": `
@@ -90,7 +91,7 @@ func TestCurveOptionsReachTheDialerAndBadOnesThrow(t *testing.T) {
 	d := newFakeDialer()
 	e := start(t, jsrt.Config{Dialer: d}, map[string]string{"handlers.js": `
 const { dealer, request } = require('moebius');
-const keys = { serverKey: 'S'.repeat(40), publicKey: 'P'.repeat(40), secretKey: 'K'.repeat(40) };
+const keys = { serverKey: 'S'.repeat(40), publicKey: '` + testKey + `', secretKey: '` + testSecret + `' };
 module.exports = { rules: [
   { command: 'ok', handler: function* (c) {
       const d = dealer('tcp://echo', { curve: keys });
@@ -100,7 +101,8 @@ module.exports = { rules: [
       c.send(yield request('tcp://echo', 'c'));
   } },
   { command: 'bad', handler: (c) => {
-      for (const opts of [{ curve: {} }, { curve: { serverKey: keys.serverKey, publicKey: keys.publicKey } }, { curve: 'x' }, { curve: { serverKey: 7 } }]) {
+      for (const opts of [{ curve: {} }, { curve: { serverKey: keys.serverKey, publicKey: keys.publicKey } }, { curve: 'x' }, { curve: { serverKey: 7 } },
+                          { curve: { serverKey: 'short' } }, { curve: { ...keys, secretKey: 'S'.repeat(40) } }, { curve: { ...keys, secretKey: keys.secretKey + 'x' } }]) {
         try { dealer('tcp://echo', opts); c.send('no throw'); } catch (e) { c.send(e.name + ': ' + e.message); }
       }
   } },
@@ -117,7 +119,7 @@ module.exports = { rules: [
 		t.Fatalf("%d dials, want 3 (a dealer, and a pool for each set of keys)", len(curves))
 	}
 	want := []*jsrt.CurveKeys{
-		{ServerKey: strings.Repeat("S", 40), PublicKey: strings.Repeat("P", 40), SecretKey: strings.Repeat("K", 40)},
+		{ServerKey: strings.Repeat("S", 40), PublicKey: testKey, SecretKey: testSecret},
 		{ServerKey: strings.Repeat("S", 40)},
 		nil,
 	}
@@ -128,8 +130,9 @@ module.exports = { rules: [
 	}
 
 	e.send("c", `{"command":"bad"}`)
-	got := e.replies("c", 7)[3:]
-	for i, want := range []string{"curve.serverKey is needed", "go together", "curve must be an object", "curve.serverKey must be a Z85 string"} {
+	got := e.replies("c", 10)[3:]
+	for i, want := range []string{"curve.serverKey is needed", "go together", "curve must be an object", "curve.serverKey must be a Z85 string",
+		"curve.serverKey: curve key: 5 characters", "is not curve.secretKey's public key", "curve.secretKey is not 40 characters"} {
 		if !strings.HasPrefix(got[i], "TypeError: ") || !strings.Contains(got[i], want) {
 			t.Fatalf("bad option %d: got %q, want a TypeError saying %q", i, got[i], want)
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/dop251/goja"
 
 	"github.com/moebius-js/moebius-js/core"
+	"github.com/moebius-js/moebius-js/curve"
 )
 
 // Dialer opens DEALER connections to other ZeroMQ servers, for dealer()
@@ -64,6 +65,21 @@ func (rt *jsRuntime) curveOptions(what string, opts goja.Value) *CurveKeys {
 		rt.throw(badArgument("%s: curve.serverKey is needed (the server's public key, Z85)", what))
 	case (keys.PublicKey == "") != (keys.SecretKey == ""):
 		rt.throw(badArgument("%s: curve.publicKey and curve.secretKey go together (or leave both out for a fresh pair)", what))
+	}
+	if _, err := curve.ParseKey(keys.ServerKey); err != nil {
+		rt.throw(badArgument("%s: curve.serverKey: %v", what, err))
+	}
+	if keys.SecretKey != "" {
+		public, pubErr := curve.ParseKey(keys.PublicKey)
+		secret, secErr := curve.ParseKey(keys.SecretKey)
+		switch {
+		case pubErr != nil:
+			rt.throw(badArgument("%s: curve.publicKey: %v", what, pubErr))
+		case secErr != nil: // never say what the secret was
+			rt.throw(badArgument("%s: curve.secretKey is not 40 characters of Z85", what))
+		case curve.KeyPairFromSecret(secret).Public != public:
+			rt.throw(badArgument("%s: curve.publicKey is not curve.secretKey's public key", what))
+		}
 	}
 	return keys
 }
