@@ -138,3 +138,23 @@ func (r *clientJob) commandName() string {
 	}
 	return r.command
 }
+
+// Ping reports whether every worker's scheduler takes a turn before ctx
+// ends: false while one is inside a long step (until it is interrupted,
+// or its worker retired). A health check. Any goroutine but a worker's.
+func (h *Host) Ping(ctx context.Context) bool {
+	answered := make(chan struct{}, len(h.slots))
+	for _, s := range h.slots {
+		if !s.current().sched.Post(func() { answered <- struct{}{} }) {
+			return false
+		}
+	}
+	for range h.slots {
+		select {
+		case <-answered:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
+}

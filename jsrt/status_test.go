@@ -71,3 +71,26 @@ module.exports = { rules: [
 		t.Errorf("OnRequest heard %v, want quick once and park not yet", took)
 	}
 }
+
+func TestPingIsFalseWhileAWorkerIsInsideALongStep(t *testing.T) {
+	e := start(t, jsrt.Config{Workers: 2, StepBudget: 5 * time.Second}, map[string]string{"handlers.js": `
+module.exports = { rules: [{ command: 'busy', handler: (c) => { c.send('started'); const end = Date.now() + 1000; while (Date.now() < end) {} c.send('done'); } }] };`})
+	ping := func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		return e.host.Ping(ctx)
+	}
+	if !ping() {
+		t.Fatal("idle workers did not answer")
+	}
+	e.connect("c")
+	e.send("c", `{"command":"busy"}`)
+	e.reply("c", 1) // the step has begun
+	if ping() {
+		t.Fatal("a worker inside a one-second step answered")
+	}
+	e.reply("c", 2)
+	if !ping() {
+		t.Fatal("the worker did not answer once its step ended")
+	}
+}
