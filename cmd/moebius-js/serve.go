@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/moebius-js/moebius-js/flow"
 	"github.com/moebius-js/moebius-js/internal/lograte"
+	"github.com/moebius-js/moebius-js/internal/sdnotify"
 	"github.com/moebius-js/moebius-js/jsrt"
 	"github.com/moebius-js/moebius-js/transport"
 )
@@ -188,15 +190,39 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 		adm.ready.Store(true)
 	}
 
+	// systemd (Type=notify): ready now that handlers.js has loaded and every
+	// endpoint listens; then the watchdog, while every worker answers.
+	notify := sdnotify.New() // nil (every call a no-op) unless systemd set NOTIFY_SOCKET
+	if err := notify.Ready(servingStatus(host, srv)); err != nil {
+		log.Warn("systemd notification failed", "error", err.Error())
+	}
+	wd, err := sdnotify.WatchdogInterval()
+	if err != nil {
+		log.Warn("systemd watchdog is off", "error", err.Error())
+	}
+	stopWatchdog := notify.StartWatchdog(wd, func() bool {
+		return workersAnswer(host, sdnotify.PingPeriod(wd)/2)
+	}, log)
+	defer stopWatchdog()
+
 	for sig := range signals {
 		if sig == syscall.SIGHUP {
-			_ = host.Reload() // logs its own failure
+			_ = notify.Status("reloading " + cfg.Handlers)
+			status := servingStatus(host, srv)
+			if err := host.Reload(); err != nil { // logs its own failure
+				status += "; the last reload failed: " + err.Error()
+			} else {
+				status = servingStatus(host, srv)
+			}
+			_ = notify.Status(status)
 			continue
 		}
 		if adm != nil {
 			adm.ready.Store(false) // a balancer stops sending from now on
 		}
 		log.Info("shutting down", "signal", sig.String(), "grace", cfg.ShutdownGrace)
+		_ = notify.Stopping("draining, up to " + cfg.ShutdownGrace.String())
+		stopWatchdog() // systemd stops watching once told STOPPING=1
 		break
 	}
 	// A second SIGINT or SIGTERM ends the drain at once.
@@ -245,4 +271,19 @@ func setProcessors(workers int, log *slog.Logger) {
 	n := min(max(workers, 1), runtime.GOMAXPROCS(0)) // Go's default follows a container's CPU limit
 	runtime.GOMAXPROCS(n)
 	log.Debug("Go processors set to the number of workers", "gomaxprocs", n)
+}
+
+// servingStatus is the one line systemctl status shows for a server that
+// serves.
+func servingStatus(host *jsrt.Host, srv *transport.Server) string {
+	return fmt.Sprintf("serving gen=%d on %s", host.Generation(), strings.Join(srv.Addrs(), " "))
+}
+
+// workersAnswer reports whether every worker's scheduler answers within
+// timeout: the systemd watchdog's health check. A worker inside a long step
+// does not answer until the step is interrupted, or the worker retired.
+func workersAnswer(host *jsrt.Host, timeout time.Duration) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return host.Ping(ctx)
 }
