@@ -30,6 +30,9 @@ import (
 // several steps, a folder of files copied at once) is one reload.
 const settle = 75 * time.Millisecond
 
+// maxSettle bounds how long events can put a reload off.
+const maxSettle = time.Second
+
 // List is the allow-list. Allowed and Len may be called from any
 // goroutine; Open starts one goroutine watching the folder, which Close
 // stops.
@@ -168,11 +171,21 @@ func (l *List) load(prev map[curve.Key]string) (map[curve.Key]string, error) {
 	return set, nil
 }
 
-// watch is the watcher goroutine: it reloads once events have settled.
+// watch is the watcher goroutine: it reloads once events have settled,
+// and at most maxSettle after the first of them, so that a file written
+// again and again cannot hold a revocation back.
 func (l *List) watch() {
 	defer close(l.done)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	var first time.Time // of the events not yet read; zero: none
+	pending := func() {
+		now := time.Now()
+		if first.IsZero() {
+			first = now
+		}
+		timer.Reset(min(settle, first.Add(maxSettle).Sub(now)))
+	}
 	for {
 		select {
 		case <-l.quit:
@@ -186,14 +199,15 @@ func (l *List) watch() {
 			if filepath.Dir(ev.Name) != l.dir && ev.Name != l.dir {
 				continue
 			}
-			timer.Reset(settle)
+			pending()
 		case err, ok := <-l.fw.Errors:
 			if !ok {
 				return
 			}
 			l.log.Warn("curve allow-list: folder watcher error", "folder", l.dir, "error", err)
-			timer.Reset(settle) // events may have been lost: read again
+			pending() // events may have been lost: read again
 		case <-timer.C:
+			first = time.Time{}
 			l.reload()
 		}
 	}

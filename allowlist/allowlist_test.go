@@ -2,6 +2,7 @@ package allowlist
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -310,4 +311,28 @@ func TestAllowListCloseStopsTheWatcherGoroutine(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
+}
+
+func TestAllowListReloadsEvenWhileAFileKeepsChanging(t *testing.T) {
+	dir := t.TempDir()
+	alice := newKey(t)
+	writeCert(t, dir, "alice", alice)
+	o := open(t, dir)
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() { // a file rewritten faster than the settle time, for ever
+		defer close(stopped)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(settle / 3):
+			}
+			_ = os.WriteFile(filepath.Join(dir, ".busy"), []byte(fmt.Sprint(i)), 0o644)
+		}
+	}()
+	defer func() { close(stop); <-stopped }()
+	if err := os.Remove(filepath.Join(dir, "alice")); err != nil {
+		t.Fatal(err)
+	}
+	o.until(t, "alice revoked while the other file keeps changing", func() bool { return !o.Allowed(alice.Public) })
 }

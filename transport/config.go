@@ -118,7 +118,8 @@ type Config struct {
 
 	// Handover decides duplicate identities: false (default) refuses the
 	// newcomer; true closes the old connection and the newcomer takes the
-	// identity.
+	// identity. On CURVE, a client never takes a live identity over from
+	// a client that proved another key: it is refused.
 	Handover bool
 
 	// Inbound bounds what peers have delivered and the Handler not yet

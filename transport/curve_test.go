@@ -230,3 +230,24 @@ func TestACurvePingIsAnsweredWhileTheConnectionIsOutOfRoom(t *testing.T) {
 		t.Fatalf("got flags %#x %q (%v), want the PONG", flags, data, err)
 	}
 }
+
+func TestACurveClientCannotTakeOverAnotherKeysIdentity(t *testing.T) {
+	keys := mustKeyPair(t)
+	srv, rec := startServer(t, transport.Config{CurveEndpoints: []string{"tcp://127.0.0.1:0"}, Handover: true,
+		Curve: &transport.CurveServer{Keys: keys}})
+	dial := func(kp curve.KeyPair) {
+		dialDealer(t, curveAddr(srv), transport.DialConfig{Identity: "alice", ReconnectMin: time.Hour,
+			Curve: &transport.CurveClient{ServerKey: keys.Public, Keys: kp}})
+	}
+	alice, mallory := mustKeyPair(t), mustKeyPair(t)
+	dial(alice)
+	rec.waitConnected(t, "alice")
+	dial(mallory)
+	eventually(t, "mallory refused", func() bool { return srv.Stats().DuplicateRefused == 1 })
+	dial(alice) // the same key may take its identity over, as Handover says
+	rec.waitFor(t, "alice's first connection handed over", func(evs []event) bool { return count(evs, evDisconnected, "alice") == 1 })
+	p := rec.waitConnected(t, "alice")
+	if p.ClientKey == nil || *p.ClientKey != alice.Public {
+		t.Fatalf("alice's identity is held by key %v", p.ClientKey)
+	}
+}

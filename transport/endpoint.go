@@ -13,12 +13,12 @@ import (
 
 // listener is one bound endpoint.
 type listener struct {
-	ln        net.Listener
-	endpoint  string       // as configured
-	addr      string       // as bound, with the real port, e.g. "tcp://127.0.0.1:41234"
-	curve     *CurveServer // CURVE settings; nil: the endpoint speaks NULL
-	closeOnce sync.Once
-	closeErr  error
+	ln          net.Listener
+	endpoint    string       // as configured
+	addr        string       // as bound, with the real port, e.g. "tcp://127.0.0.1:41234"
+	curveServer *CurveServer // CURVE settings; nil: the endpoint speaks NULL
+	closeOnce   sync.Once
+	closeErr    error
 }
 
 // close closes the listener once; later calls return the first result.

@@ -21,9 +21,9 @@ const (
 	greetingLen        = 64
 	greetingVersionLen = 11
 
-	// handshakeMaxBytes caps everything a peer may send after its greeting
-	// and before the handshake completes (in practice: one READY command,
-	// a few hundred bytes).
+	// handshakeMaxBytes caps each command a peer sends during the
+	// handshake (NULL's READY, CURVE's HELLO and INITIATE: a few hundred
+	// bytes in practice).
 	handshakeMaxBytes = 64 << 10
 
 	// maxIdentityLen is the longest routing identity ZMTP allows.

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/moebius-js/moebius-js/curve"
 	"github.com/moebius-js/moebius-js/internal/ident"
 )
 
@@ -31,6 +32,13 @@ func (s *Server) register(p *peer, h hello) (old *peer, why string, err error) {
 	old = s.peers[id]
 	switch {
 	case old == nil:
+	case !sameKey(old.clientKey.Load(), h.clientKey):
+		// On CURVE, a live identity is not taken over by another key's
+		// client, whatever Handover says.
+		if !peerHasClosed(old.conn) {
+			return nil, "", fmt.Errorf("%w: %s, held by a client with another CURVE key", errDuplicate, logID(id))
+		}
+		why = "its peer has closed"
 	case s.cfg.Handover:
 		why = "identity_handover is on"
 	case peerHasClosed(old.conn):
@@ -44,6 +52,15 @@ func (s *Server) register(p *peer, h hello) (old *peer, why string, err error) {
 	p.log = p.log.With("peer", logID(id))
 	s.peers[id] = p
 	return old, why, nil
+}
+
+// sameKey reports whether two connections proved the same CURVE key (or
+// neither proved one).
+func sameKey(a, b *curve.Key) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }
 
 // generateID returns an unused libzmq-style identity: 0x00 followed by a

@@ -104,7 +104,7 @@ func Listen(cfg Config, h Handler) (*Server, error) {
 		if err != nil {
 			return err
 		}
-		l.curve = cs
+		l.curveServer = cs
 		s.listeners = append(s.listeners, l)
 		return nil
 	}
@@ -121,7 +121,7 @@ func Listen(cfg Config, h Handler) (*Server, error) {
 		}
 	}
 	for _, l := range s.listeners {
-		s.log.Info("listening", "endpoint", l.addr, "mechanism", mechanismOf(l.curve))
+		s.log.Info("listening", "endpoint", l.addr, "mechanism", mechanismOf(l.curveServer))
 		s.wg.Go(func() { s.acceptLoop(l) })
 	}
 	s.wg.Go(s.sweep)
@@ -318,7 +318,7 @@ func (s *Server) acceptLoop(l *listener) {
 		}
 		delay = 0
 		s.stats.accepted.Add(1)
-		s.startConn(c, l.addr, l.curve)
+		s.startConn(c, l.addr, l.curveServer)
 	}
 }
 

@@ -21,16 +21,16 @@ import (
 // allow-list, then handlers.js's authorize export). It keeps the
 // allow-list's watcher, which Close stops.
 type curveSide struct {
-	null, curve []string               // the endpoints that speak NULL, and CURVE
-	server      *transport.CurveServer // nil when nothing speaks CURVE
-	list        *allowlist.List        // nil: no allow-list, every key may connect
-	srv         atomic.Pointer[transport.Server]
+	nullEndpoints, curveEndpoints []string               // the endpoints that speak NULL, and CURVE
+	server                        *transport.CurveServer // nil when nothing speaks CURVE
+	list                          *allowlist.List        // nil: no allow-list, every key may connect
+	srv                           atomic.Pointer[transport.Server]
 }
 
 // openCurve sets up CURVE from cfg (already checked). authorize asks
 // handlers.js, within the handshake's deadline.
 func openCurve(cfg serveConfig, authorize func(ctx context.Context, key, address string) error, log *slog.Logger) (*curveSide, error) {
-	c := &curveSide{null: cfg.Bind}
+	c := &curveSide{nullEndpoints: cfg.Bind}
 	if cfg.CurveKey == "" {
 		return c, nil
 	}
@@ -39,9 +39,9 @@ func openCurve(cfg serveConfig, authorize func(ctx context.Context, key, address
 		return nil, fmt.Errorf("curve_key: %w", err)
 	}
 	if len(cfg.CurveBind) == 0 {
-		c.null, c.curve = nil, cfg.Bind
+		c.nullEndpoints, c.curveEndpoints = nil, cfg.Bind
 	} else {
-		c.curve = cfg.CurveBind
+		c.curveEndpoints = cfg.CurveBind
 	}
 	if cfg.CurveAllow != "" || len(cfg.CurveAllowKeys) > 0 {
 		fixed, err := parseKeys(cfg.CurveAllowKeys)
@@ -62,7 +62,7 @@ func openCurve(cfg serveConfig, authorize func(ctx context.Context, key, address
 			return authorize(ctx, k.String(), remote)
 		},
 	}
-	log.Info("curve on", "server_key", keys.Public.String(), "endpoints", c.curve, "allow_list", c.allowListSize())
+	log.Info("curve on", "server_key", keys.Public.String(), "endpoints", c.curveEndpoints, "allow_list", c.allowListSize())
 	return c, nil
 }
 

@@ -153,8 +153,8 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 		heartbeat = -1 // off
 	}
 	srv, err := transport.Listen(transport.Config{
-		Endpoints:                cs.null,
-		CurveEndpoints:           cs.curve,
+		Endpoints:                cs.nullEndpoints,
+		CurveEndpoints:           cs.curveEndpoints,
 		Curve:                    cs.server,
 		Limits:                   limits,
 		Handover:                 cfg.IdentityHandover,
