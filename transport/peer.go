@@ -17,7 +17,8 @@ type Peer struct {
 	Serial uint64 // serial, unique per accepted connection for the Server's life
 
 	// ClientKey is the long-term public key a CURVE client proved in its
-	// handshake; nil on a NULL connection.
+	// handshake; nil on a NULL connection. Read-only: the server compares
+	// it when keys are revoked.
 	ClientKey *curve.Key
 }
 
