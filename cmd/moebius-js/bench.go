@@ -34,22 +34,14 @@ import (
 // reply failed --expect); 2 for usage errors.
 func bench(args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("bench", pflag.ContinueOnError)
-	endpoint := fs.StringP("connect", "c", "tcp://127.0.0.1:5555", "server endpoint")
-	clients := fs.IntP("clients", "n", 10, "synchronous clients, each with its own connection")
-	prefix := fs.String("identity-prefix", "bench-", "client i connects with identity <prefix><i>")
-	duration := fs.DurationP("duration", "d", 5*time.Second, "measured time, after the warm-up")
-	warmup := fs.DurationP("warmup", "w", time.Second, "time before measuring starts, connecting included; its replies are not counted")
-	message := fs.StringP("message", "m", `{"command":"echo"}`, "the request payload (one frame)")
-	expect := fs.String("expect", "", "each reply's first frame must equal this, with {id} replaced by the client's identity; other replies count as errors (the run still exits 0 if any reply matched)")
-	timeout := fs.DurationP("timeout", "t", 5*time.Second, "how long a client waits for a reply; past it the client counts a timeout, reconnects under a new identity <prefix><i>.<n> and sends again")
-	asJSON := fs.Bool("json", false, "print the result as one JSON object on stdout")
-	curveClient := curveFlags(fs)
+	o := benchFlags(fs)
+	endpoint, clients, prefix, duration, warmup := o.endpoint, o.clients, o.prefix, o.duration, o.warmup
+	message, expect, timeout, asJSON := o.message, o.expect, o.timeout, o.asJSON
 	if code, done := parseFlags(fs, args, stdout, stderr); done {
 		return code
 	}
 	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "moebius-js bench: "+format+"\n", a...)
-		return 2
+		return usageError(stderr, "bench", format, a...)
 	}
 	switch {
 	case fs.NArg() > 0:
@@ -71,7 +63,7 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	if _, _, err := transport.ParseEndpoint(*endpoint); err != nil {
 		return usageErr("%v", err)
 	}
-	curveKeys, err := curveClient()
+	curveKeys, err := o.curve()
 	if err != nil {
 		return usageErr("%v", err)
 	}
@@ -120,6 +112,31 @@ func bench(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// benchOptions are bench's flags, once parsed.
+type benchOptions struct {
+	endpoint, prefix, message, expect *string
+	clients                           *int
+	duration, warmup, timeout         *time.Duration
+	asJSON                            *bool
+	curve                             func() (*transport.CurveClient, error)
+}
+
+// benchFlags defines bench's flags on fs.
+func benchFlags(fs *pflag.FlagSet) benchOptions {
+	return benchOptions{
+		endpoint: fs.StringP("connect", "c", "tcp://127.0.0.1:5555", "server endpoint"),
+		clients:  fs.IntP("clients", "n", 10, "synchronous clients, each with its own connection"),
+		prefix:   fs.String("identity-prefix", "bench-", "client i connects with identity <prefix><i>"),
+		duration: fs.DurationP("duration", "d", 5*time.Second, "measured time, after the warm-up"),
+		warmup:   fs.DurationP("warmup", "w", time.Second, "time before measuring starts, connecting included; its replies are not counted"),
+		message:  fs.StringP("message", "m", `{"command":"echo"}`, "the request payload (one frame)"),
+		expect:   fs.String("expect", "", "each reply's first frame must equal this, with {id} replaced by the client's identity; other replies count as errors (the run still exits 0 if any reply matched)"),
+		timeout:  fs.DurationP("timeout", "t", 5*time.Second, "how long a client waits for a reply; past it the client counts a timeout, reconnects under a new identity <prefix><i>.<n> and sends again"),
+		asJSON:   fs.Bool("json", false, "print the result as one JSON object on stdout"),
+		curve:    curveFlags(fs),
+	}
 }
 
 // maxBenchPrefix leaves room in the 255-byte ZMTP identity for the client

@@ -25,7 +25,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 // checked as serve does, so a setting that would stop serve fails check.
 func runCheck(args []string, stdout, stderr io.Writer, environ func() []string) int {
 	fs := pflag.NewFlagSet("check", pflag.ContinueOnError)
-	fs.String("config", "", "YAML config file (default ./"+defaultConfigFile+" when it exists)")
+	checkFlags(fs)
 	if code, done := parseFlags(fs, args, stdout, stderr); done {
 		return code
 	}
@@ -56,6 +56,12 @@ func runCheck(args []string, stdout, stderr io.Writer, environ func() []string) 
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d files)\n", cfg.Handlers, len(h.Files()))
 	return 0
+}
+
+// checkFlags are check's flags: serve's --config (the other settings come
+// from the file and the environment, as serve reads them).
+func checkFlags(fs *pflag.FlagSet) {
+	fs.String("config", "", "YAML config file (default ./"+defaultConfigFile+" when it exists)")
 }
 
 // checkDialer refuses what transport.Dial refuses (a malformed endpoint,

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/knadh/koanf/parsers/yaml"
@@ -105,24 +106,92 @@ var configKeys = []struct {
 // comma-separated environment variable.
 var listKeys = []string{"bind", "curve_bind", "curve_allow_keys"}
 
-// serveFlags defines serve's flags on fs.
+// serveFlags defines serve's flags on fs: one per key, of the key's type.
+// A duration flag refuses a number without a unit as the file and the
+// environment do.
 func serveFlags(fs *pflag.FlagSet) {
 	fs.String("config", "", "YAML config file (default ./"+defaultConfigFile+" when it exists)")
 	bools := &boolArgs{fs: fs}
 	for _, k := range configKeys {
-		name := strings.ReplaceAll(k.key, "_", "-")
-		switch {
+		name := flagName(k.key)
+		switch t := keyTypes[k.key]; {
 		case k.key == "bind":
 			fs.StringArray(name, []string{k.def}, k.help)
-		case slices.Contains(listKeys, k.key):
+		case t == reflect.TypeFor[[]string]():
 			fs.StringArray(name, nil, k.help)
-		case k.key == "watch", k.key == "identity_handover":
+		case t == reflect.TypeFor[bool]():
 			f := fs.VarPF(&boolValue{v: k.def == "true", args: bools}, name, "", k.help+" (off: --"+name+"=false or --"+name+" false)")
 			f.NoOptDefVal = "true"
+		case t == reflect.TypeFor[time.Duration]():
+			d, err := time.ParseDuration(k.def)
+			if err != nil {
+				panic(fmt.Sprintf("default of %s: %v", k.key, err))
+			}
+			fs.Var((*durationValue)(&d), name, k.help)
+		case t == reflect.TypeFor[int]():
+			fs.Int(name, mustParseInt(k.key, k.def), k.help)
+		case t == reflect.TypeFor[int64]():
+			fs.Int64(name, int64(mustParseInt(k.key, k.def)), k.help)
 		default:
 			fs.String(name, k.def, k.help)
 		}
 	}
+	for key, values := range keyChoices {
+		_ = fs.SetAnnotation(flagName(key), choicesAnnotation, values)
+	}
+}
+
+// flagName is the flag of a key: log_level is --log-level.
+func flagName(key string) string { return strings.ReplaceAll(key, "_", "-") }
+
+func mustParseInt(key, def string) int {
+	n, err := strconv.Atoi(def)
+	if err != nil {
+		panic(fmt.Sprintf("default of %s: %v", key, err))
+	}
+	return n
+}
+
+// keyTypes is the Go type of each key's value in serveConfig.
+var keyTypes = func() map[string]reflect.Type {
+	types := map[string]reflect.Type{}
+	t := reflect.TypeFor[serveConfig]()
+	for i := range t.NumField() {
+		types[t.Field(i).Tag.Get("koanf")] = t.Field(i).Type
+	}
+	return types
+}()
+
+// The values log_level and log_format may take.
+var (
+	logLevels  = []string{"debug", "info", "warn", "error"}
+	logFormats = []string{"text", "json"}
+)
+
+// keyChoices are the keys that take one of a few words; their flags carry
+// them (as the annotation choicesAnnotation) for shell completion.
+var keyChoices = map[string][]string{"log_level": logLevels, "log_format": logFormats}
+
+const choicesAnnotation = "moebius-js/choices"
+
+// durationValue is the value of a duration flag. Unlike pflag's own, it
+// refuses a number without a unit with the same message as a file or the
+// environment get (a bare 0 is 0 in any unit).
+type durationValue time.Duration
+
+func (d *durationValue) Type() string   { return "duration" }
+func (d *durationValue) String() string { return time.Duration(*d).String() }
+
+func (d *durationValue) Set(s string) error {
+	if err := checkDuration(s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = durationValue(v)
+	return nil
 }
 
 // boolValue is the value of a bool flag (--watch, --identity-handover).
@@ -135,8 +204,9 @@ type boolValue struct {
 	args *boolArgs
 }
 
-func (b *boolValue) Type() string   { return "bool" }
-func (b *boolValue) String() string { return strconv.FormatBool(b.v) }
+func (b *boolValue) Type() string     { return "bool" }
+func (b *boolValue) IsBoolFlag() bool { return true }
+func (b *boolValue) String() string   { return strconv.FormatBool(b.v) }
 
 func (b *boolValue) Set(s string) error {
 	v, err := strconv.ParseBool(s)
@@ -217,15 +287,31 @@ var notSettings = []string{"MOEBIUS_BIN"}
 // notSettings) is an error naming the closest key, as is a duration without
 // a unit. warnings is for what should be said but does not stop the server.
 func loadServeConfig(fs *pflag.FlagSet, environ func() []string) (cfg serveConfig, warnings []string, err error) {
+	l, err := loadConfig(fs, environ)
+	return l.cfg, l.warnings, err
+}
+
+// loadedConfig is what loadConfig read.
+type loadedConfig struct {
+	cfg      serveConfig
+	warnings []string
+	// sources says where each key's value came from: "default",
+	// "file PATH", "env MOEBIUS_KEY", "flag --key" or "argument". It is
+	// nil when reading stopped before every source was merged; otherwise
+	// cfg holds the merged values even when they fail cfg.check().
+	sources map[string]string
+}
+
+// loadConfig is loadServeConfig, also telling where each value came from
+// (for `moebius-js config`).
+func loadConfig(fs *pflag.FlagSet, environ func() []string) (l loadedConfig, err error) {
+	sources := map[string]string{}
 	k := koanf.New(".")
-	defaults := map[string]any{}
-	for _, c := range configKeys {
-		defaults[c.key] = c.def
+	if err := k.Load(confmap.Provider(configDefaults(), "."), nil); err != nil {
+		return l, fmt.Errorf("defaults: %w", err)
 	}
-	defaults["bind"] = []string{"tcp://127.0.0.1:5555"}
-	defaults["curve_bind"], defaults["curve_allow_keys"] = []string{}, []string{}
-	if err := k.Load(confmap.Provider(defaults, "."), nil); err != nil {
-		return cfg, nil, fmt.Errorf("defaults: %w", err)
+	for _, c := range configKeys {
+		sources[c.key] = "default"
 	}
 
 	path := ""
@@ -241,16 +327,19 @@ func loadServeConfig(fs *pflag.FlagSet, environ func() []string) (cfg serveConfi
 		where := "config file " + path
 		fk := koanf.New(".")
 		if err := fk.Load(file.Provider(path), yaml.Parser()); err != nil {
-			return cfg, nil, fmt.Errorf("%s: %w", where, err)
+			return l, fmt.Errorf("%s: %w", where, err)
 		}
 		if err := checkKeys(fk.Keys(), where); err != nil {
-			return cfg, nil, err
+			return l, err
 		}
 		if err := checkDurations(fk.All(), func(key string) string { return where + ": " + key }); err != nil {
-			return cfg, nil, err
+			return l, err
 		}
 		if err := k.Merge(fk); err != nil {
-			return cfg, nil, fmt.Errorf("%s: %w", where, err)
+			return l, fmt.Errorf("%s: %w", where, err)
+		}
+		for _, key := range fk.Keys() {
+			sources[key] = "file " + path
 		}
 	}
 
@@ -276,18 +365,21 @@ func loadServeConfig(fs *pflag.FlagSet, environ func() []string) (cfg serveConfi
 		},
 	})
 	if err := ek.Load(ep, nil); err != nil {
-		return cfg, nil, fmt.Errorf("environment: %w", err)
+		return l, fmt.Errorf("environment: %w", err)
 	}
 	if len(unknownEnv) > 0 {
-		return cfg, nil, errors.Join(unknownEnv...)
+		return l, errors.Join(unknownEnv...)
 	}
 	if err := checkDurations(ek.All(), func(key string) string {
 		return "environment variable MOEBIUS_" + strings.ToUpper(key) + " (" + key + ")"
 	}); err != nil {
-		return cfg, nil, err
+		return l, err
 	}
 	if err := k.Merge(ek); err != nil {
-		return cfg, nil, fmt.Errorf("environment: %w", err)
+		return l, fmt.Errorf("environment: %w", err)
+	}
+	for _, key := range ek.Keys() {
+		sources[key] = "env MOEBIUS_" + strings.ToUpper(key)
 	}
 
 	args := takeBoolArgs(fs)
@@ -305,24 +397,78 @@ func loadServeConfig(fs *pflag.FlagSet, environ func() []string) (cfg serveConfi
 		default:
 			flags[key] = f.Value.String()
 		}
+		sources[key] = "flag --" + f.Name
 	})
 	if err := checkDurations(flags, func(key string) string { return "flag --" + strings.ReplaceAll(key, "_", "-") }); err != nil {
-		return cfg, nil, err
+		return l, err
 	}
 	if err := k.Load(confmap.Provider(flags, "."), nil); err != nil {
-		return cfg, nil, fmt.Errorf("flags: %w", err)
+		return l, fmt.Errorf("flags: %w", err)
 	}
 	if len(args) > 0 {
 		if len(args) > 1 {
-			return cfg, nil, fmt.Errorf("%s takes one handlers file, got %q", fs.Name(), args)
+			return l, fmt.Errorf("%s takes one handlers file, got %q", fs.Name(), args)
 		}
 		_ = k.Set("handlers", args[0])
+		sources["handlers"] = "argument"
 	}
 
-	if err := k.UnmarshalWithConf("", &cfg, koanf.UnmarshalConf{Tag: "koanf", FlatPaths: false}); err != nil {
-		return cfg, nil, fmt.Errorf("config: %w", err)
+	cfg, err := unmarshalConfig(k)
+	if err != nil {
+		return l, err
 	}
-	return cfg, warnings, cfg.check()
+	return loadedConfig{cfg: cfg, sources: sources}, cfg.check()
+}
+
+// configDefaults is every key's default value, as koanf reads them.
+func configDefaults() map[string]any {
+	defaults := map[string]any{}
+	for _, c := range configKeys {
+		defaults[c.key] = c.def
+	}
+	defaults["bind"] = []string{"tcp://127.0.0.1:5555"}
+	defaults["curve_bind"], defaults["curve_allow_keys"] = []string{}, []string{}
+	return defaults
+}
+
+func unmarshalConfig(k *koanf.Koanf) (cfg serveConfig, err error) {
+	if err := k.UnmarshalWithConf("", &cfg, koanf.UnmarshalConf{Tag: "koanf", FlatPaths: false}); err != nil {
+		return cfg, fmt.Errorf("config: %w", err)
+	}
+	return cfg, nil
+}
+
+// defaultServeConfig is the configuration with every key at its default.
+var defaultServeConfig = sync.OnceValue(func() serveConfig {
+	k := koanf.New(".")
+	if err := k.Load(confmap.Provider(configDefaults(), "."), nil); err != nil {
+		panic(fmt.Sprintf("defaults: %v", err))
+	}
+	cfg, err := unmarshalConfig(k)
+	if err != nil {
+		panic(fmt.Sprintf("defaults: %v", err))
+	}
+	return cfg
+})
+
+// configValues is cfg's value of each key.
+func configValues(cfg serveConfig) map[string]any {
+	values := map[string]any{}
+	v := reflect.ValueOf(cfg)
+	for i := range v.NumField() {
+		values[v.Type().Field(i).Tag.Get("koanf")] = v.Field(i).Interface()
+	}
+	return values
+}
+
+// sameValue reports whether two values of a key are the same (a nil
+// list and an empty one are).
+func sameValue(a, b any) bool {
+	if as, ok := a.([]string); ok {
+		bs, _ := b.([]string)
+		return slices.Equal(as, bs)
+	}
+	return a == b
 }
 
 // durationKeys are the keys whose values are time.Durations.
@@ -392,10 +538,19 @@ func knownKeys() string {
 
 // closestKey returns the known key nearest to key in edit distance.
 func closestKey(key string) string {
+	keys := make([]string, len(configKeys))
+	for i, c := range configKeys {
+		keys[i] = c.key
+	}
+	return closest(key, keys)
+}
+
+// closest returns the word of among nearest to s in edit distance.
+func closest(s string, among []string) string {
 	best, bestDist := "", -1
-	for _, c := range configKeys {
-		if d := editDistance(key, c.key); bestDist < 0 || d < bestDist {
-			best, bestDist = c.key, d
+	for _, w := range among {
+		if d := editDistance(s, w); bestDist < 0 || d < bestDist {
+			best, bestDist = w, d
 		}
 	}
 	return best
@@ -486,10 +641,10 @@ func (c serveConfig) check() error {
 	if c.MaxMessageSize > 0 && c.MaxPendingBytes > 0 && c.MaxMessageSize > c.MaxPendingBytes {
 		errs = append(errs, fmt.Errorf("max_message_size (%d) must not be larger than max_pending_bytes (%d)", c.MaxMessageSize, c.MaxPendingBytes))
 	}
-	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
+	if !slices.Contains(logLevels, c.LogLevel) {
 		errs = append(errs, fmt.Errorf("log_level: %q is not debug, info, warn or error", c.LogLevel))
 	}
-	if !slices.Contains([]string{"text", "json"}, c.LogFormat) {
+	if !slices.Contains(logFormats, c.LogFormat) {
 		errs = append(errs, fmt.Errorf("log_format: %q is not text or json", c.LogFormat))
 	}
 	return errors.Join(errs...)

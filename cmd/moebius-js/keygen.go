@@ -13,9 +13,7 @@ import (
 	"github.com/moebius-js/moebius-js/curve"
 )
 
-const keygenUsage = `usage: moebius-js keygen PATH
-
-Makes a CURVE key pair and writes it as CZMQ certificates: the public one
+const keygenAbout = `Makes a CURVE key pair and writes it as CZMQ certificates: the public one
 to PATH, the secret one to PATH` + curve.SecretSuffix + ` (readable by its owner only).
 Prints the public key (Z85) on stdout. Existing files are never overwritten.`
 
@@ -23,24 +21,15 @@ Prints the public key (Z85) on stdout. Existing files are never overwritten.`
 // zmq.auth.load_certificate reads) and prints the public key.
 func keygen(args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("keygen", pflag.ContinueOnError)
-	help := fs.BoolP("help", "h", false, "print this help")
 	if code, done := parseFlags(fs, args, stdout, stderr); done {
 		return code
 	}
-	if *help {
-		fmt.Fprintln(stdout, keygenUsage)
-		fs.SetOutput(stdout)
-		fs.PrintDefaults()
-		return 0
-	}
 	if fs.NArg() != 1 || fs.Arg(0) == "" {
-		fmt.Fprintf(stderr, "moebius-js keygen: give one PATH for the public certificate\n\n%s\n", keygenUsage)
-		return 2
+		return usageError(stderr, "keygen", "give one PATH for the public certificate (the secret one goes to PATH%s)", curve.SecretSuffix)
 	}
 	path := fs.Arg(0)
 	if strings.HasSuffix(path, curve.SecretSuffix) {
-		fmt.Fprintf(stderr, "moebius-js keygen: PATH is the public certificate's; the secret one is written to PATH%s, so %q would be skipped in a curve_allow folder\n", curve.SecretSuffix, path)
-		return 2
+		return usageError(stderr, "keygen", "PATH is the public certificate's; the secret one is written to PATH%s, so %q would be skipped in a curve_allow folder", curve.SecretSuffix, path)
 	}
 	for _, p := range []string{path, path + curve.SecretSuffix} {
 		if _, err := os.Lstat(p); err == nil {

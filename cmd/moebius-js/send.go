@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -14,55 +18,88 @@ import (
 	"github.com/moebius-js/moebius-js/transport"
 )
 
+// sendOptions are send's flags, once parsed.
+type sendOptions struct {
+	connect, identity *string
+	count             *int
+	timeout           *time.Duration
+	req, verbose      *bool
+	curve             func() (*transport.CurveClient, error)
+}
+
+// sendFlags defines send's flags on fs.
+func sendFlags(fs *pflag.FlagSet) sendOptions {
+	return sendOptions{
+		connect:  fs.StringP("connect", "c", "tcp://127.0.0.1:5555", "server endpoint, tcp://host:port or ipc://path"),
+		count:    fs.IntP("count", "n", 1, "replies to wait for (0: until --timeout passes without one)"),
+		timeout:  fs.DurationP("timeout", "t", 5*time.Second, "how long to wait to connect, and for each reply"),
+		req:      fs.Bool("req", false, "speak as a REQ socket (an empty delimiter before the request, one reply) instead of a DEALER"),
+		identity: fs.StringP("identity", "i", "", "routing identity of the client (default: the server picks one)"),
+		verbose:  fs.Bool("verbose", false, "log the connection's events on stderr"),
+		curve:    curveFlags(fs),
+	}
+}
+
+// sendMaxMessageSize bounds a reply send accepts: far more than a server's
+// default max_message_size, since the server chose to send it.
+const sendMaxMessageSize = 256 << 20
+
 // send is a client: it sends one message (each argument a frame) and
-// prints each reply as it arrives, one line a message.
+// prints each reply as it arrives, one line a message. When it fails it
+// says what happened and what to check.
 func send(args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("send", pflag.ContinueOnError)
-	addr := fs.StringP("connect", "c", "tcp://127.0.0.1:5555", "server endpoint")
-	count := fs.IntP("count", "n", 1, "replies to wait for (0: until --timeout passes without one)")
-	timeout := fs.DurationP("timeout", "t", 5*time.Second, "how long to wait for each reply")
-	req := fs.Bool("req", false, "speak as a REQ socket (an empty delimiter before the request, one reply) instead of a DEALER")
-	identity := fs.StringP("identity", "i", "", "routing identity of the client (default: the server picks one)")
-	curveClient := curveFlags(fs)
+	o := sendFlags(fs)
 	if code, done := parseFlags(fs, args, stdout, stderr); done {
 		return code
 	}
-	if fs.NArg() == 0 {
-		fmt.Fprintln(stderr, "moebius-js send: give the message to send, e.g. '{\"command\":\"reply\"}'")
-		return 2
+	addr, count, timeout := *o.connect, *o.count, *o.timeout
+	switch {
+	case fs.NArg() == 0:
+		return usageError(stderr, "send", "give the message to send, e.g. '{\"command\":\"reply\"}'")
+	case *o.req && count != 1:
+		return usageError(stderr, "send", "a REQ socket takes exactly one reply; drop --count or --req")
+	case count < 0:
+		return usageError(stderr, "send", "--count must not be negative")
+	case timeout <= 0:
+		return usageError(stderr, "send", "--timeout must be greater than zero")
 	}
-	if *req && *count != 1 {
-		fmt.Fprintln(stderr, "moebius-js send: a REQ socket takes exactly one reply; drop --count or --req")
-		return 2
-	}
-
-	curveKeys, err := curveClient()
+	curveKeys, err := o.curve()
 	if err != nil {
-		fmt.Fprintf(stderr, "moebius-js send: %v\n", err)
-		return 2
+		return usageError(stderr, "send", "%v", err)
 	}
-	network, address, err := transport.ParseEndpoint(*addr)
+	network, address, err := transport.ParseEndpoint(addr)
 	if err != nil {
-		fmt.Fprintf(stderr, "moebius-js send: %v\n", err)
-		return 2
+		return usageError(stderr, "send", "--connect: %v", err)
+	}
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "moebius-js send: "+format+"\n", a...)
+		return 1
 	}
 	// The dealer connects in the background and retries for ever: dial
-	// once first, so that a wrong address fails at once with the reason.
-	probe, err := net.DialTimeout(network, address, *timeout)
+	// once first, so that an address nobody listens on fails at once with
+	// the reason.
+	probe, err := net.DialTimeout(network, address, timeout)
 	if err != nil {
-		fmt.Fprintf(stderr, "moebius-js send: connect %s: %v\n", *addr, err)
-		return 1
+		return fail("%s", explainDial(addr, timeout, err))
 	}
 	_ = probe.Close()
 
 	replies := make(chan [][]byte, 64)
-	d, err := transport.Dial(*addr, transport.DialConfig{
-		Identity: *identity,
-		Limits:   transport.Limits{HandshakeTimeout: *timeout},
+	events := make(chan connEvent, 16)
+	var verbose slog.Handler
+	if *o.verbose {
+		verbose = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug})
+	}
+	d, err := transport.Dial(addr, transport.DialConfig{
+		Identity: *o.identity,
+		Limits:   transport.Limits{HandshakeTimeout: timeout, MaxMessageSize: sendMaxMessageSize},
 		Curve:    curveKeys,
-		Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		// One attempt is all a command line waits for: a failure ends it.
+		ReconnectMin: time.Hour,
+		Logger:       slog.New(&connWatch{events: events, next: verbose}),
 	}, func(frames [][]byte) {
-		if *req { // a REQ's reply comes behind the empty delimiter it sent
+		if *o.req { // a REQ's reply comes behind the empty delimiter it sent
 			if len(frames) == 0 || len(frames[0]) != 0 {
 				return
 			}
@@ -74,37 +111,233 @@ func send(args []string, stdout, stderr io.Writer) int {
 		}
 	})
 	if err != nil {
-		fmt.Fprintf(stderr, "moebius-js send: %v\n", err)
-		return 2
+		return usageError(stderr, "send", "%v", err)
 	}
 	defer d.Close()
 	frames := make([][]byte, 0, fs.NArg()+1)
-	if *req {
+	if *o.req {
 		frames = append(frames, []byte{}) // the delimiter a REQ socket puts first
 	}
 	for _, a := range fs.Args() {
 		frames = append(frames, []byte(a))
 	}
 	if err := d.Send(frames...); err != nil {
-		fmt.Fprintf(stderr, "moebius-js send: %v\n", err)
-		return 1
+		return fail("%v", err)
 	}
 
-	got := 0
-	for *count == 0 || got < *count {
+	got, connected := 0, false
+	show := func(r [][]byte) {
+		fmt.Fprintln(stdout, formatFrames(r))
+		got++
+	}
+	// printQueued prints the replies that came before an event: the
+	// dealer delivers a message before it reports the connection lost.
+	printQueued := func() {
+		for count == 0 || got < count {
+			select {
+			case r := <-replies:
+				show(r)
+			default:
+				return
+			}
+		}
+	}
+	wait := time.NewTimer(timeout)
+	defer wait.Stop()
+	for count == 0 || got < count {
 		select {
 		case r := <-replies:
-			fmt.Fprintln(stdout, formatFrames(r))
-			got++
-		case <-time.After(*timeout):
-			if *count == 0 && got > 0 {
+			show(r)
+			wait.Reset(timeout)
+		case ev := <-events:
+			switch ev.kind {
+			case connUp:
+				connected = true
+				continue
+			case connRefused:
+				return fail("%s", explainRefused(addr, curveKeys != nil, ev.err))
+			case connFailed:
+				return fail("%s", explainFailed(addr, timeout, curveKeys != nil, ev.err))
+			}
+			printQueued() // connLost
+			if (count == 0 && got > 0) || got == count {
 				return 0
 			}
-			fmt.Fprintf(stderr, "moebius-js send: no reply from %s within %v (%d of %d received)\n", *addr, *timeout, got, *count)
-			return 1
+			return fail("%s", explainLost(addr, *o.identity, got, count, ev.err))
+		case <-wait.C:
+			if count == 0 && got > 0 {
+				return 0
+			}
+			if !connected {
+				return fail("connected to %s, but no ZeroMQ handshake completed within %v: is it a ZeroMQ endpoint (not, say, the admin HTTP port)? A busy server may need a longer --timeout", addr, timeout)
+			}
+			want := fmt.Sprint(count)
+			if count == 0 {
+				want = "any"
+			}
+			return fail("no reply from %s within %v (%d of %s received). The request was sent; check that a rule of the server's handlers.js answers it (the server's log shows a handler's error), or wait longer with --timeout", addr, timeout, got, want)
 		}
 	}
 	return 0
+}
+
+// explainDial says why the server at addr could not be reached, and what
+// to check.
+func explainDial(addr string, timeout time.Duration, err error) string {
+	var dnsErr *net.DNSError
+	var netErr net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Sprintf("cannot connect to %s: nothing is listening there (connection refused). Is the server running, and does --connect name the endpoint it logs as \"listening\"?", addr)
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Sprintf("cannot connect to %s: no such socket file. Is the server running, bound to this ipc endpoint?", addr)
+	case errors.Is(err, os.ErrPermission):
+		return fmt.Sprintf("cannot connect to %s: permission denied. Check the socket file's permissions and those of its folder", addr)
+	case errors.As(err, &dnsErr):
+		return fmt.Sprintf("cannot connect to %s: the host %q is not known (%v). Check the host name in --connect", addr, dnsErr.Name, dnsErr.Err)
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return fmt.Sprintf("cannot connect to %s: no answer within %v. Is the host up, and does a firewall let the port through? (--timeout waits longer)", addr, timeout)
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return fmt.Sprintf("cannot connect to %s: the host cannot be reached (%v). Check the address in --connect and the network", addr, err)
+	}
+	return fmt.Sprintf("cannot connect to %s: %v", addr, err)
+}
+
+// explainRefused says why the handshake with addr was refused.
+func explainRefused(addr string, curve bool, err error) string {
+	msg := fmt.Sprintf("the server at %s refused the ZeroMQ handshake: %s", addr, errText(err))
+	switch s := errText(err); {
+	case strings.Contains(s, "security mechanism") && !curve:
+		return msg + ". That endpoint speaks CURVE: give the server's public key with --curve-server-key (the server logs it as server_key in its \"curve on\" line)"
+	case strings.Contains(s, "security mechanism"):
+		return msg + ". That endpoint does not speak CURVE: drop --curve-server-key, or connect to one of the server's curve_bind endpoints"
+	case strings.Contains(s, "ZMTP version"), strings.Contains(s, "greeting"):
+		return msg + ". Is --connect a ZeroMQ endpoint (not, say, the admin HTTP port)?"
+	case curve:
+		return msg + ". Check that --curve-server-key is the server's public key, and that the server lets this client's key in (curve_allow, curve_allow_keys, authorize in handlers.js)"
+	}
+	return msg
+}
+
+// explainFailed says why the connection to addr failed before its
+// handshake completed (the probe connection had succeeded).
+func explainFailed(addr string, timeout time.Duration, curve bool, err error) string {
+	var netErr net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, os.ErrNotExist):
+		return explainDial(addr, timeout, err) + " (it stopped while send connected)"
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return fmt.Sprintf("connected to %s, but the ZeroMQ handshake did not complete within %v: is it a ZeroMQ endpoint (not, say, the admin HTTP port)? A busy server may need a longer --timeout", addr, timeout)
+	}
+	msg := fmt.Sprintf("the server at %s closed the connection during the ZeroMQ handshake (%s).", addr, errText(err))
+	busy := "it may also be at its max_connections or max_handshakes. The server's log says why"
+	switch {
+	case curve && strings.Contains(errText(err), "greeting"):
+		return msg + " The endpoint may not speak CURVE (then drop --curve-server-key, or connect to one of the server's curve_bind endpoints); " + busy
+	case curve:
+		return msg + " Check that --curve-server-key is the server's public key and that the server lets this client's key in (curve_allow, curve_allow_keys, authorize in handlers.js); " + busy
+	}
+	return msg + " If the endpoint speaks CURVE, give the server's public key with --curve-server-key; " + busy
+}
+
+// errText is err's message without the package prefix transport puts on
+// its own.
+func errText(err error) string {
+	if err == nil {
+		return "no reason given"
+	}
+	return strings.TrimPrefix(err.Error(), "transport: ")
+}
+
+// explainLost says what it means that addr closed the connection after
+// got of count replies.
+func explainLost(addr, identity string, got, count int, err error) string {
+	reasons := "a handler closed the client, the server is shutting down, or the request broke one of its limits (max_message_size, max_frames)"
+	if identity != "" {
+		reasons = "another client is connected as --identity " + identity + ", " + reasons
+	}
+	want := fmt.Sprint(count)
+	if count == 0 {
+		want = "any"
+	}
+	return fmt.Sprintf("the server at %s closed the connection after %d of %s replies (%s). The server's log says why; usually %s", addr, got, want, errText(err), reasons)
+}
+
+// connEvent is what became of the dealer's connection.
+type connEvent struct {
+	kind connEventKind
+	err  error
+}
+
+type connEventKind int
+
+const (
+	connUp      connEventKind = iota + 1 // the handshake completed
+	connRefused                          // the handshake was refused (a protocol error: it will not work if retried)
+	connFailed                           // connecting or the handshake failed otherwise
+	connLost                             // the connection closed after its handshake
+)
+
+// connWatch is a slog.Handler that learns from the dealer's log what
+// becomes of its connection (transport.Dealer reports it nowhere else),
+// and passes the records on to next when that is set (--verbose).
+type connWatch struct {
+	events chan<- connEvent
+	next   slog.Handler
+}
+
+// connMessages maps the start of each line transport.Dealer logs about its
+// connection to the event it is.
+var connMessages = []struct {
+	prefix string
+	kind   connEventKind
+}{
+	{"upstream connected", connUp},
+	{"upstream handshake failed", connRefused},
+	{"upstream connect failed", connFailed},
+	{"closed the upstream connection", connLost},
+	{"upstream connection lost", connLost},
+}
+
+func (w *connWatch) Enabled(context.Context, slog.Level) bool { return true }
+
+func (w *connWatch) Handle(ctx context.Context, r slog.Record) error {
+	for _, m := range connMessages {
+		if strings.HasPrefix(r.Message, m.prefix) {
+			ev := connEvent{kind: m.kind}
+			r.Attrs(func(a slog.Attr) bool {
+				if e, ok := a.Value.Any().(error); ok && a.Key == "err" {
+					ev.err = e
+				}
+				return true
+			})
+			select {
+			case w.events <- ev:
+			default: // send has stopped listening
+			}
+			break
+		}
+	}
+	if w.next != nil && w.next.Enabled(ctx, r.Level) {
+		return w.next.Handle(ctx, r)
+	}
+	return nil
+}
+
+func (w *connWatch) WithAttrs(attrs []slog.Attr) slog.Handler {
+	c := *w
+	if c.next != nil {
+		c.next = c.next.WithAttrs(attrs)
+	}
+	return &c
+}
+
+func (w *connWatch) WithGroup(name string) slog.Handler {
+	c := *w
+	if c.next != nil {
+		c.next = c.next.WithGroup(name)
+	}
+	return &c
 }
 
 // formatFrames renders a message on one line: frames separated by " | ",

@@ -35,6 +35,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(cfg, stderr)
+	log.Info("moebius-js starting", startupAttrs(cfg)...)
 	for _, w := range warnings {
 		log.Warn(w)
 	}
