@@ -29,6 +29,34 @@ type DialConfig struct {
 	// Curve, when set, makes the dealer a CURVE client of the server
 	// whose key it names (NULL otherwise).
 	Curve *CurveClient
+	// OnState, when set, hears what becomes of each connection attempt:
+	// made, refused, failed, and (once made) lost. Called on the dealer's
+	// connecting goroutine, in order; it must return quickly and not call
+	// Close.
+	OnState func(ConnState)
+}
+
+// ConnState is one thing that happened to a Dealer's connection.
+type ConnState struct {
+	Event ConnEvent
+	Err   error // why, for all but ConnUp
+}
+
+// ConnEvent names what happened to a Dealer's connection.
+type ConnEvent uint8
+
+const (
+	ConnUp      ConnEvent = iota + 1 // the handshake completed
+	ConnRefused                      // the server refused the handshake (Err wraps ErrProtocol): trying again will not help
+	ConnFailed                       // connecting or the handshake failed otherwise
+	ConnLost                         // a connection that was up ended
+)
+
+// state tells OnState, if set. The dealer's connecting goroutine.
+func (d *Dealer) state(ev ConnEvent, err error) {
+	if d.cfg.OnState != nil {
+		d.cfg.OnState(ConnState{Event: ev, Err: err})
+	}
 }
 
 func (cfg DialConfig) withDefaults() DialConfig {
@@ -168,6 +196,7 @@ func (d *Dealer) run() {
 		conn, h, err := d.connect()
 		switch {
 		case err == nil:
+			d.state(ConnUp, nil)
 			began := time.Now()
 			if !d.serve(conn, h) {
 				return
@@ -184,8 +213,10 @@ func (d *Dealer) run() {
 		case errors.Is(err, ErrProtocol):
 			// Refused (a CURVE key that does not match, say): retrying
 			// will not help until someone fixes it, so say so.
+			d.state(ConnRefused, err)
 			d.log.Warn("upstream handshake failed; retrying", "err", err, "delay", delay)
 		default:
+			d.state(ConnFailed, err)
 			d.log.Debug("upstream connect failed; retrying", "err", err, "delay", delay)
 		}
 		select {
@@ -252,6 +283,9 @@ func (d *Dealer) serve(conn net.Conn, h hello) bool {
 	d.conn = nil
 	closed := d.closed
 	d.mu.Unlock()
+	if !closed {
+		d.state(ConnLost, err)
+	}
 	switch {
 	case closed:
 	case errors.Is(err, ErrMessageTooLarge):

@@ -254,3 +254,43 @@ func TestDealerBacksOffWhenTheServerClosesRightAfterTheHandshake(t *testing.T) {
 		t.Fatalf("four refused connections within %v: the dealer reconnects without backing off", el)
 	}
 }
+
+func TestDealerSaysWhatBecomesOfItsConnections(t *testing.T) {
+	events := make(chan transport.ConnState, 16)
+	onState := func(st transport.ConnState) { events <- st }
+	next := func() transport.ConnState {
+		t.Helper()
+		select {
+		case st := <-events:
+			return st
+		case <-time.After(waitTimeout):
+			t.Fatal("no connection event")
+			return transport.ConnState{}
+		}
+	}
+
+	// Nobody listens: failed.
+	dialDealer(t, freeEndpoint(t), transport.DialConfig{ReconnectMin: time.Hour, OnState: onState})
+	if st := next(); st.Event != transport.ConnFailed || st.Err == nil {
+		t.Fatalf("got %+v, want ConnFailed", st)
+	}
+
+	// A server: up, then lost when it closes.
+	srv, _ := startServer(t, transport.Config{})
+	dialDealer(t, tcpAddr(t, srv), transport.DialConfig{ReconnectMin: time.Hour, OnState: onState})
+	if st := next(); st.Event != transport.ConnUp {
+		t.Fatalf("got %+v, want ConnUp", st)
+	}
+	srv.Close()
+	if st := next(); st.Event != transport.ConnLost {
+		t.Fatalf("got %+v, want ConnLost", st)
+	}
+
+	// A CURVE client at a NULL endpoint: refused.
+	srv2, _ := startServer(t, transport.Config{})
+	dialDealer(t, tcpAddr(t, srv2), transport.DialConfig{ReconnectMin: time.Hour, OnState: onState,
+		Curve: &transport.CurveClient{ServerKey: mustKeyPair(t).Public, Keys: mustKeyPair(t)}})
+	if st := next(); st.Event != transport.ConnRefused || !errors.Is(st.Err, transport.ErrProtocol) {
+		t.Fatalf("got %+v, want ConnRefused", st)
+	}
+}

@@ -126,8 +126,9 @@ func handshakeAs(sd side, c net.Conn, timeout time.Duration) (hello, error) {
 	// of its greeting once it has our version, but closes without a word
 	// when it reads a mechanism that is not its own: sent in one piece,
 	// our mechanism would reach it first, and we would never learn what a
-	// peer on the wrong endpoint asked for. A client sends all at once, so
-	// that two of ours never wait for each other.
+	// peer on the wrong endpoint asked for. Once we have, the rest of ours
+	// tells the peer. A client sends all at once, so that two of ours never
+	// wait for each other.
 	first := len(out)
 	if sd.server {
 		first = greetingVersionLen
@@ -139,13 +140,22 @@ func handshakeAs(sd side, c net.Conn, timeout time.Duration) (hello, error) {
 	if err != nil {
 		return hello{}, err
 	}
-	if mech == mine && first < len(out) {
-		if _, err := c.Write(out[first:]); err != nil {
+	if first < len(out) {
+		rest := out[first:]
+		if mech != mine {
+			// The rest of the greeting alone: the peer learns from it
+			// that the mechanisms differ, and closes too.
+			rest = out[first:greetingLen]
+		}
+		if _, err := c.Write(rest); err != nil {
 			return hello{}, fmt.Errorf("send greeting: %w", err)
 		}
 	}
 	if mech != mine {
 		err := fmt.Errorf("%w: the peer asked for %s, this endpoint speaks %s", errMechanism, mech, mine)
+		if !sd.server {
+			err = fmt.Errorf("%w: the server speaks %s, this client %s", errMechanism, mech, mine)
+		}
 		if sd.curveServer != nil {
 			return hello{}, &curveRefusal{reason: CurveNullClient, err: err}
 		}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -86,10 +85,10 @@ func send(args []string, stdout, stderr io.Writer) int {
 	_ = probe.Close()
 
 	replies := make(chan [][]byte, 64)
-	events := make(chan connEvent, 16)
-	var verbose slog.Handler
+	events := make(chan transport.ConnState, 16)
+	logs := slog.New(slog.DiscardHandler)
 	if *o.verbose {
-		verbose = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug})
+		logs = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	d, err := transport.Dial(addr, transport.DialConfig{
 		Identity: *o.identity,
@@ -97,7 +96,13 @@ func send(args []string, stdout, stderr io.Writer) int {
 		Curve:    curveKeys,
 		// One attempt is all a command line waits for: a failure ends it.
 		ReconnectMin: time.Hour,
-		Logger:       slog.New(&connWatch{events: events, next: verbose}),
+		Logger:       logs,
+		OnState: func(st transport.ConnState) {
+			select {
+			case events <- st:
+			default: // send has stopped listening
+			}
+		},
 	}, func(frames [][]byte) {
 		if *o.req { // a REQ's reply comes behind the empty delimiter it sent
 			if len(frames) == 0 || len(frames[0]) != 0 {
@@ -150,20 +155,20 @@ func send(args []string, stdout, stderr io.Writer) int {
 			show(r)
 			wait.Reset(timeout)
 		case ev := <-events:
-			switch ev.kind {
-			case connUp:
+			switch ev.Event {
+			case transport.ConnUp:
 				connected = true
 				continue
-			case connRefused:
-				return fail("%s", explainRefused(addr, curveKeys != nil, ev.err))
-			case connFailed:
-				return fail("%s", explainFailed(addr, timeout, curveKeys != nil, ev.err))
+			case transport.ConnRefused:
+				return fail("%s", explainRefused(addr, curveKeys != nil, ev.Err))
+			case transport.ConnFailed:
+				return fail("%s", explainFailed(addr, timeout, curveKeys != nil, ev.Err))
 			}
-			printQueued() // connLost
+			printQueued() // transport.ConnLost
 			if (count == 0 && got > 0) || got == count {
 				return 0
 			}
-			return fail("%s", explainLost(addr, *o.identity, got, count, ev.err))
+			return fail("%s", explainLost(addr, *o.identity, got, count, ev.Err))
 		case <-wait.C:
 			if count == 0 && got > 0 {
 				return 0
@@ -261,83 +266,6 @@ func explainLost(addr, identity string, got, count int, err error) string {
 		want = "any"
 	}
 	return fmt.Sprintf("the server at %s closed the connection after %d of %s replies (%s). The server's log says why; usually %s", addr, got, want, errText(err), reasons)
-}
-
-// connEvent is what became of the dealer's connection.
-type connEvent struct {
-	kind connEventKind
-	err  error
-}
-
-type connEventKind int
-
-const (
-	connUp      connEventKind = iota + 1 // the handshake completed
-	connRefused                          // the handshake was refused (a protocol error: it will not work if retried)
-	connFailed                           // connecting or the handshake failed otherwise
-	connLost                             // the connection closed after its handshake
-)
-
-// connWatch is a slog.Handler that learns from the dealer's log what
-// becomes of its connection (transport.Dealer reports it nowhere else),
-// and passes the records on to next when that is set (--verbose).
-type connWatch struct {
-	events chan<- connEvent
-	next   slog.Handler
-}
-
-// connMessages maps the start of each line transport.Dealer logs about its
-// connection to the event it is.
-var connMessages = []struct {
-	prefix string
-	kind   connEventKind
-}{
-	{"upstream connected", connUp},
-	{"upstream handshake failed", connRefused},
-	{"upstream connect failed", connFailed},
-	{"closed the upstream connection", connLost},
-	{"upstream connection lost", connLost},
-}
-
-func (w *connWatch) Enabled(context.Context, slog.Level) bool { return true }
-
-func (w *connWatch) Handle(ctx context.Context, r slog.Record) error {
-	for _, m := range connMessages {
-		if strings.HasPrefix(r.Message, m.prefix) {
-			ev := connEvent{kind: m.kind}
-			r.Attrs(func(a slog.Attr) bool {
-				if e, ok := a.Value.Any().(error); ok && a.Key == "err" {
-					ev.err = e
-				}
-				return true
-			})
-			select {
-			case w.events <- ev:
-			default: // send has stopped listening
-			}
-			break
-		}
-	}
-	if w.next != nil && w.next.Enabled(ctx, r.Level) {
-		return w.next.Handle(ctx, r)
-	}
-	return nil
-}
-
-func (w *connWatch) WithAttrs(attrs []slog.Attr) slog.Handler {
-	c := *w
-	if c.next != nil {
-		c.next = c.next.WithAttrs(attrs)
-	}
-	return &c
-}
-
-func (w *connWatch) WithGroup(name string) slog.Handler {
-	c := *w
-	if c.next != nil {
-		c.next = c.next.WithGroup(name)
-	}
-	return &c
 }
 
 // formatFrames renders a message on one line: frames separated by " | ",
