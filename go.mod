@@ -1,6 +1,6 @@
 module github.com/moebius-js/moebius-js
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/dlclark/regexp2/v2 v2.5.2

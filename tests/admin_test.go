@@ -1,11 +1,13 @@
 package tests
 
 import (
+	"bufio"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"syscall"
@@ -208,4 +210,41 @@ func mustReadZ85Secret(t *testing.T, path string) string {
 		t.Fatalf("no secret-key in %s", path)
 	}
 	return string(m[1])
+}
+
+func TestAdminSaysNotReadyWhileHandlersLoad(t *testing.T) {
+	handlers := writeHandlers(t, `
+const end = Date.now() + 1500; while (Date.now() < end) {} // a slow top level
+module.exports = { rules: [{ command: 'quick', handler: (c) => c.send('done') }] };`)
+	cmd := exec.Command(moebiusBin, "serve", "--watch=false", "--bind", "tcp://127.0.0.1:0", "--admin", "127.0.0.1:0", handlers)
+	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	lines := bufio.NewScanner(stderr)
+	var url string
+	for url == "" && lines.Scan() {
+		if m := adminURL.FindStringSubmatch(lines.Text()); m != nil {
+			url = m[1]
+		}
+	}
+	s := &server{admin: url}
+	if code, body := s.get(t, "/readyz"); code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz while handlers.js loads: %d %q", code, body)
+	}
+	if code, body := s.get(t, "/status"); code != http.StatusServiceUnavailable || !strings.Contains(body, "starting") {
+		t.Fatalf("/status while handlers.js loads: %d %q", code, body)
+	}
+	if code, _ := s.get(t, "/healthz"); code != 200 {
+		t.Fatalf("/healthz while handlers.js loads: %d", code)
+	}
+	for lines.Scan() && !listening.MatchString(lines.Text()) {
+	}
+	go func() { _, _ = io.Copy(io.Discard, stderr) }()
+	eventually(t, 10*time.Second, "ready once listening", func() bool { code, _ := s.get(t, "/readyz"); return code == 200 })
 }

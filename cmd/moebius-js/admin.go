@@ -38,30 +38,28 @@ import (
 const statusTimeout = 2 * time.Second
 
 // admin is the admin listener: bound before anything else starts, so that
-// a bad address fails the start, and serving once the server is up.
+// a bad address fails the start, and answering from then on: /healthz and
+// /readyz at once, the endpoints that read the running server once it
+// runs (503 before).
 type admin struct {
 	ln      net.Listener
 	log     *slog.Logger
-	ready   atomic.Bool // /readyz says 200
+	ready   atomic.Bool                   // /readyz says 200
+	running atomic.Pointer[http.ServeMux] // the endpoints that read the running server; nil while it starts
 	started time.Time
 	hs      *http.Server
 	done    chan struct{}
 }
 
-// listenAdmin binds addr. Nothing is served until serve is called.
+// listenAdmin binds addr and starts answering, on a goroutine of its own
+// that Close stops.
 func listenAdmin(addr string, log *slog.Logger) (*admin, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("admin listen %s: %w", addr, err)
 	}
-	return &admin{ln: ln, log: log, started: time.Now(), done: make(chan struct{})}, nil
-}
-
-// serve starts answering on the admin listener, on a goroutine of its own
-// that Close stops.
-func (a *admin) serve(cfg serveConfig, g gauges, durations *requestDurations) {
+	a := &admin{ln: ln, log: log, started: time.Now(), done: make(chan struct{})}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", metricsHandler(g, durations))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
@@ -75,6 +73,30 @@ func (a *admin) serve(cfg serveConfig, g gauges, durations *requestDurations) {
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		running := a.running.Load()
+		if running == nil {
+			http.Error(w, "starting: handlers.js is loading", http.StatusServiceUnavailable)
+			return
+		}
+		running.ServeHTTP(w, r)
+	})
+	a.hs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		defer close(a.done)
+		if err := a.hs.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("admin server", "error", err.Error())
+		}
+	}()
+	log.Info("admin", "url", "http://"+ln.Addr().String()+"/", "endpoints", "/metrics /healthz /readyz /status /clients")
+	return a, nil
+}
+
+// serving gives the endpoints that read the running server what they
+// read, and makes /readyz say ready. Any goroutine.
+func (a *admin) serving(cfg serveConfig, g gauges, durations *requestDurations) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", metricsHandler(g, durations))
 	mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), statusTimeout)
 		defer cancel()
@@ -87,23 +109,13 @@ func (a *admin) serve(cfg serveConfig, g gauges, durations *requestDurations) {
 	})
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	a.hs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		defer close(a.done)
-		if err := a.hs.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			a.log.Error("admin server", "error", err.Error())
-		}
-	}()
-	a.log.Info("admin", "url", "http://"+a.ln.Addr().String()+"/", "endpoints", "/metrics /healthz /readyz /status /clients")
+	a.running.Store(mux)
+	a.ready.Store(true)
 }
 
-// Close stops the admin server (or the bare listener, if it never
-// served) and waits for its goroutine. Any goroutine.
+// Close stops the admin server and waits for its goroutine. Any
+// goroutine.
 func (a *admin) Close() {
-	if a.hs == nil {
-		_ = a.ln.Close()
-		return
-	}
 	_ = a.hs.Close()
 	<-a.done
 }

@@ -187,8 +187,7 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 		}
 	}
 	if adm != nil {
-		adm.serve(cfg, gauges{host, srv, inbound, lim}, durations)
-		adm.ready.Store(true)
+		adm.serving(cfg, gauges{host, srv, inbound, lim}, durations)
 	}
 
 	// systemd (Type=notify): ready now that handlers.js has loaded and every
