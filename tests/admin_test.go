@@ -198,6 +198,10 @@ func TestABadAdminAddressStopsTheStartBeforeAnythingListens(t *testing.T) {
 	}
 }
 
+// adminListening is the log line of the admin listener bound, before the
+// server runs (adminURL's is once it runs).
+var adminListening = regexp.MustCompile(`msg="admin listening" url=(\S+)`)
+
 // mustReadZ85Secret reads the Z85 secret key of a secret certificate.
 func mustReadZ85Secret(t *testing.T, path string) string {
 	t.Helper()
@@ -229,7 +233,7 @@ module.exports = { rules: [{ command: 'quick', handler: (c) => c.send('done') }]
 	lines := bufio.NewScanner(stderr)
 	var url string
 	for url == "" && lines.Scan() {
-		if m := adminURL.FindStringSubmatch(lines.Text()); m != nil {
+		if m := adminListening.FindStringSubmatch(lines.Text()); m != nil {
 			url = m[1]
 		}
 	}

@@ -88,7 +88,7 @@ func listenAdmin(addr string, log *slog.Logger) (*admin, error) {
 			a.log.Error("admin server", "error", err.Error())
 		}
 	}()
-	log.Info("admin", "url", "http://"+ln.Addr().String()+"/", "endpoints", "/metrics /healthz /readyz /status /clients")
+	log.Info("admin listening", "url", a.url(), "healthz", a.url()+"healthz")
 	return a, nil
 }
 
@@ -111,7 +111,11 @@ func (a *admin) serving(cfg serveConfig, g gauges, durations *requestDurations) 
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	a.running.Store(mux)
 	a.ready.Store(true)
+	a.log.Info("admin", "url", a.url(), "endpoints", "/metrics /healthz /readyz /status /clients")
 }
+
+// url is the admin listener's base URL, ending in a slash.
+func (a *admin) url() string { return "http://" + a.ln.Addr().String() + "/" }
 
 // Close stops the admin server and waits for its goroutine. Any
 // goroutine.
