@@ -1,0 +1,494 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/moebius-js/moebius-js/internal/lograte"
+)
+
+// Config configures a Link.
+type Config struct {
+	// URLs are the NATS servers, comma-separated, as nats.go takes them:
+	// nats://host:4222, nats://user:password@host:4222, tls://host:4222.
+	URLs string
+	// Creds is a NATS credentials file (a JWT and its seed); CA a file of
+	// CA certificates for tls:// servers. Both optional.
+	Creds, CA string
+	// Name is the cluster's name: everything it sends is under the
+	// subjects moebius.<Name>.
+	Name string
+	// Instance is this instance's name, unique in the cluster.
+	Instance string
+	// Beat is how often this instance says it is alive (default 2s); an
+	// instance not heard from for three beats is forgotten, its clients
+	// with it.
+	Beat time.Duration
+	// Logger receives the link's logs (default slog.Default()); LogLimiter
+	// rate-limits its repeated warnings (default: one of its own).
+	Logger     *slog.Logger
+	LogLimiter *lograte.Limiter
+}
+
+// DefaultBeat is Config.Beat's default.
+const DefaultBeat = 2 * time.Second
+
+// Local is this instance's side of the link: what arrives for its clients
+// is handed to it. Its methods are called on NATS's goroutines and must
+// not block.
+type Local interface {
+	// Broadcast delivers a frame to every client of this instance.
+	Broadcast(frame []byte)
+	// Send delivers a message to this instance's client id; an error means
+	// it is not here (any more).
+	Send(id string, frames [][]byte) error
+}
+
+// Errors of cross-instance calls.
+var (
+	// ErrDown: the link to NATS is down; nothing can cross it now (it
+	// comes back by itself).
+	ErrDown = errors.New("cluster: the link to NATS is down")
+	// ErrNoClient: no instance of the cluster has that client.
+	ErrNoClient = errors.New("cluster: no instance has that client")
+)
+
+// Kinds of message, as Stats counts them.
+const (
+	KindBroadcast = "broadcast"
+	KindSend      = "send"
+	KindPresence  = "presence"
+	KindPublish   = "publish"
+)
+
+var kinds = [...]string{KindBroadcast, KindSend, KindPresence, KindPublish}
+
+// Link is this instance's connection to the cluster, over NATS. It
+// replicates which instance holds which client, carries broadcasts and
+// sends to other instances' clients, and handlers' publish/subscribe. It
+// knows neither sockets nor JavaScript: the transport tells it of
+// connects and disconnects, and it hands what arrives to a Local.
+//
+// Goroutines: nats.go's own (its connection, and one per subscription,
+// which call Local and the Subscribe callbacks), and one of the Link's
+// that beats and forgets silent instances. Close stops them all.
+type Link struct {
+	cfg    Config
+	log    *slog.Logger
+	lim    *lograte.Limiter
+	nc     *nats.Conn
+	prefix string // "moebius.<name>."
+	me     string // token(Instance), for subjects
+
+	local atomic.Pointer[Local]
+
+	mu    sync.Mutex
+	seq   uint64              // the number of this instance's last presence delta
+	mine  map[string]struct{} // this instance's clients
+	peers *presence
+
+	in, out    [len(kinds)]atomic.Uint64
+	localOnly  atomic.Uint64
+	opened     chan struct{} // closed once nc is set: NATS's callbacks wait for it
+	quit, done chan struct{}
+	closeOnce  sync.Once
+}
+
+// Open starts the link: it connects to NATS in the background (and keeps
+// reconnecting for as long as the link is open), so it returns at once
+// even when NATS is down. Nothing arrives for this instance's clients
+// until Serve names its Local. Any goroutine.
+func Open(cfg Config) (*Link, error) {
+	if cfg.Beat <= 0 {
+		cfg.Beat = DefaultBeat
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.LogLimiter == nil {
+		cfg.LogLimiter = lograte.New()
+	}
+	switch {
+	case cfg.URLs == "":
+		return nil, errors.New("cluster: no NATS URL")
+	case cfg.Name == "" || token(cfg.Name) != cfg.Name:
+		return nil, fmt.Errorf("cluster: name %q: it must be non-empty, without '.', '*', '>' or white space", cfg.Name)
+	case cfg.Instance == "":
+		return nil, errors.New("cluster: no instance name")
+	}
+	l := &Link{
+		cfg: cfg, log: cfg.Logger.With("cluster", cfg.Name, "instance", cfg.Instance), lim: cfg.LogLimiter,
+		prefix: "moebius." + cfg.Name + ".", me: token(cfg.Instance),
+		mine: map[string]struct{}{}, peers: newPresence(),
+		opened: make(chan struct{}), quit: make(chan struct{}), done: make(chan struct{}),
+	}
+	opened := sync.OnceFunc(func() { close(l.opened) })
+	defer opened() // on every way out, so that no callback waits for ever
+	opts := []nats.Option{
+		nats.Name("moebius-js " + cfg.Instance),
+		nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectBufSize(-1), // while down, a publish fails at once instead of waiting in a buffer
+		nats.ConnectHandler(func(*nats.Conn) { l.up() }),
+		nats.ReconnectHandler(func(*nats.Conn) { l.up() }),
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) { l.down(err) }),
+	}
+	if cfg.Creds != "" {
+		opts = append(opts, nats.UserCredentials(cfg.Creds))
+	}
+	if cfg.CA != "" {
+		opts = append(opts, nats.RootCAs(cfg.CA))
+	}
+	nc, err := nats.Connect(cfg.URLs, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: connect %s: %w", cfg.URLs, err)
+	}
+	l.nc = nc
+	opened()
+	for subject, handle := range map[string]nats.MsgHandler{
+		l.prefix + "bcast":          l.onBroadcast,
+		l.prefix + "send." + l.me:   l.onSend,
+		l.prefix + kindPresenceSubj: l.onPresence,
+	} {
+		if _, err := nc.Subscribe(subject, handle); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("cluster: subscribe %s: %w", subject, err)
+		}
+	}
+	if nc.IsConnected() {
+		l.up() // connected before the handlers could be told
+	}
+	go l.beat()
+	return l, nil
+}
+
+const kindPresenceSubj = "presence"
+
+// Serve names the Local that what arrives for this instance's clients is
+// handed to. Any goroutine.
+func (l *Link) Serve(local Local) { l.local.Store(&local) }
+
+// Instance is this instance's name. Any goroutine.
+func (l *Link) Instance() string { return l.cfg.Instance }
+
+// Up reports whether the link to NATS is up now. Any goroutine.
+func (l *Link) Up() bool { return l.nc.IsConnected() }
+
+// Close leaves the cluster: the other instances forget this one's
+// clients at once, and the link's goroutines end. Any goroutine; once.
+func (l *Link) Close() {
+	l.closeOnce.Do(func() {
+		close(l.quit)
+		<-l.done
+		l.mu.Lock()
+		l.mine = map[string]struct{}{}
+		l.mu.Unlock()
+		l.publishSnapshot() // empty: nobody is here any more
+		_ = l.nc.Flush()
+		l.nc.Close()
+	})
+}
+
+// up runs when the link comes (back) up: say so, and trade snapshots.
+// NATS's goroutine.
+func (l *Link) up() {
+	<-l.opened
+	if l.nc == nil {
+		return // Open failed
+	}
+	l.log.Info("cluster link up", "url", l.nc.ConnectedUrlRedacted())
+	l.publishPresence(kindHello, 0, nil)
+	l.publishSnapshot()
+}
+
+// down runs when the link drops. NATS's goroutine.
+func (l *Link) down(err error) {
+	<-l.opened
+	if l.nc == nil || l.nc.IsClosed() {
+		return
+	}
+	l.log.Warn("cluster link down; reconnecting", "url", l.cfg.URLs, "error", fmt.Sprint(err))
+}
+
+// Connected tells the cluster that this instance has a client id now.
+// Any goroutine.
+func (l *Link) Connected(id string) { l.changed(id, true) }
+
+// Disconnected tells the cluster that this instance's client id left.
+// Any goroutine.
+func (l *Link) Disconnected(id string) { l.changed(id, false) }
+
+func (l *Link) changed(id string, add bool) {
+	kind := kindRemove
+	l.mu.Lock()
+	defer l.mu.Unlock() // publishes in seq order
+	if add {
+		l.mine[id] = struct{}{}
+		kind = kindAdd
+	} else {
+		delete(l.mine, id)
+	}
+	l.seq++
+	l.publishPresence(kind, l.seq, []byte(id))
+}
+
+// publishSnapshot publishes this instance's clients as of its last delta.
+func (l *Link) publishSnapshot() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ids := slices.Sorted(maps.Keys(l.mine))
+	l.publishPresence(kindSnapshot, l.seq, encodeIDs(ids))
+}
+
+// publishPresence sends one presence message; a failure (the link is
+// down) is repaired by the snapshots traded when it is back.
+func (l *Link) publishPresence(kind string, seq uint64, data []byte) {
+	m := nats.NewMsg(l.prefix + kindPresenceSubj)
+	m.Header.Set(hdrOrigin, l.cfg.Instance)
+	m.Header.Set(hdrKind, kind)
+	m.Header.Set(hdrSeq, strconv.FormatUint(seq, 10))
+	m.Data = data
+	if l.nc.PublishMsg(m) == nil {
+		l.count(&l.out, KindPresence)
+	}
+}
+
+// onPresence applies another instance's presence message. NATS's
+// goroutine for the presence subscription (so in the order sent).
+func (l *Link) onPresence(m *nats.Msg) {
+	origin := m.Header.Get(hdrOrigin)
+	if origin == "" || origin == l.cfg.Instance {
+		return
+	}
+	l.count(&l.in, KindPresence)
+	seq, _ := strconv.ParseUint(m.Header.Get(hdrSeq), 10, 64)
+	now := time.Now()
+	switch kind := m.Header.Get(hdrKind); kind {
+	case kindAdd, kindRemove:
+		l.mu.Lock()
+		inOrder := l.peers.delta(origin, seq, kind == kindAdd, string(m.Data), now)
+		l.mu.Unlock()
+		if !inOrder {
+			l.publishPresence(kindResync, 0, []byte(origin))
+		}
+	case kindSnapshot:
+		ids, err := decodeIDs(m.Data)
+		if err != nil {
+			l.lim.Log(l.log, slog.LevelWarn, "cluster_malformed", origin, "cluster: a malformed snapshot", "from", origin)
+			return
+		}
+		l.mu.Lock()
+		l.peers.snapshot(origin, seq, ids, now)
+		l.mu.Unlock()
+	case kindBeat:
+		l.mu.Lock()
+		inStep := l.peers.beat(origin, seq, now)
+		l.mu.Unlock()
+		if !inStep {
+			l.publishPresence(kindResync, 0, []byte(origin))
+		}
+	case kindHello:
+		l.mu.Lock()
+		l.peers.forget(origin) // it starts afresh; its snapshot follows
+		l.peers.get(origin, now)
+		l.mu.Unlock()
+		l.publishSnapshot()
+	case kindResync:
+		if string(m.Data) == l.cfg.Instance {
+			l.publishSnapshot()
+		}
+	}
+}
+
+// beat is the Link's goroutine: it says this instance is alive, at which
+// delta, and forgets the instances that have gone silent.
+func (l *Link) beat() {
+	defer close(l.done)
+	t := time.NewTicker(l.cfg.Beat)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.quit:
+			return
+		case <-t.C:
+		}
+		l.mu.Lock()
+		seq := l.seq
+		gone := l.peers.expire(time.Now().Add(-3 * l.cfg.Beat))
+		l.mu.Unlock()
+		for _, name := range gone {
+			l.log.Warn("cluster: an instance went silent; forgetting its clients", "other", name)
+		}
+		if l.nc.IsConnected() {
+			l.publishPresence(kindBeat, seq, nil)
+		}
+	}
+}
+
+// Broadcast sends frame to every client of every other instance. While
+// the link is down it fails with ErrDown, counted and logged
+// (rate-limited): the broadcast reached this instance's clients only.
+// Any goroutine.
+func (l *Link) Broadcast(frame []byte) error {
+	m := nats.NewMsg(l.prefix + "bcast")
+	m.Header.Set(hdrOrigin, l.cfg.Instance)
+	m.Data = frame
+	if !l.nc.IsConnected() || l.nc.PublishMsg(m) != nil {
+		l.localOnly.Add(1)
+		l.lim.Log(l.log, slog.LevelWarn, "cluster_local_only", "", "cluster link down: broadcast reached this instance's clients only")
+		return ErrDown
+	}
+	l.count(&l.out, KindBroadcast)
+	return nil
+}
+
+func (l *Link) onBroadcast(m *nats.Msg) {
+	if m.Header.Get(hdrOrigin) == l.cfg.Instance {
+		return
+	}
+	l.count(&l.in, KindBroadcast)
+	if local := l.local.Load(); local != nil {
+		(*local).Broadcast(m.Data)
+	}
+}
+
+// Send sends a message to client id of another instance: ErrNoClient when
+// no instance has it, ErrDown when the link is down. Once handed to NATS
+// it is not acknowledged: a client that left meanwhile never gets it. Any
+// goroutine.
+func (l *Link) Send(id string, frames [][]byte) error {
+	if !l.nc.IsConnected() {
+		return ErrDown
+	}
+	l.mu.Lock()
+	where, ok := l.peers.where(id)
+	l.mu.Unlock()
+	if !ok {
+		return ErrNoClient
+	}
+	if err := l.nc.Publish(l.prefix+"send."+token(where), encodeSend(id, frames)); err != nil {
+		return fmt.Errorf("%w: %w", ErrDown, err)
+	}
+	l.count(&l.out, KindSend)
+	return nil
+}
+
+func (l *Link) onSend(m *nats.Msg) {
+	l.count(&l.in, KindSend)
+	id, frames, err := decodeSend(m.Data)
+	if err != nil {
+		l.lim.Log(l.log, slog.LevelWarn, "cluster_malformed", "", "cluster: a malformed send")
+		return
+	}
+	if local := l.local.Load(); local != nil {
+		_ = (*local).Send(id, frames) // gone meanwhile: as with any send, it is lost
+	}
+}
+
+// Publish sends payload on a handlers' subject (no wildcards), to every
+// subscriber of every instance, this one's included. Any goroutine.
+func (l *Link) Publish(subject string, payload []byte) error {
+	if err := checkSubject(subject, false); err != nil {
+		return err
+	}
+	if !l.nc.IsConnected() {
+		return ErrDown
+	}
+	if err := l.nc.Publish(l.prefix+"app."+subject, payload); err != nil {
+		return fmt.Errorf("%w: %w", ErrDown, err)
+	}
+	l.count(&l.out, KindPublish)
+	return nil
+}
+
+// Subscribe calls fn, on a goroutine of NATS's, with the subject (without
+// the cluster's prefix) and payload of each message published on subject
+// (which may hold the wildcards '*' and '>'), until the returned
+// unsubscribe. It works while the link is down: the subscription is made
+// when it comes back. Any goroutine.
+func (l *Link) Subscribe(subject string, fn func(subject string, payload []byte)) (unsubscribe func(), err error) {
+	if err := checkSubject(subject, true); err != nil {
+		return nil, err
+	}
+	strip := l.prefix + "app."
+	sub, err := l.nc.Subscribe(strip+subject, func(m *nats.Msg) {
+		l.count(&l.in, KindPublish)
+		fn(strings.TrimPrefix(m.Subject, strip), m.Data)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: subscribe %q: %w", subject, err)
+	}
+	return func() { _ = sub.Unsubscribe() }, nil
+}
+
+// checkSubject refuses what is not a NATS subject: empty tokens, white
+// space, and (unless wild) the wildcards.
+func checkSubject(subject string, wild bool) error {
+	if subject == "" {
+		return errors.New("cluster: an empty subject")
+	}
+	for i, tok := range strings.Split(subject, ".") {
+		switch {
+		case tok == "":
+			return fmt.Errorf("cluster: subject %q has an empty token", subject)
+		case strings.ContainsAny(tok, " \t\r\n"):
+			return fmt.Errorf("cluster: subject %q holds white space", subject)
+		case (tok == "*" || tok == ">") && !wild:
+			return fmt.Errorf("cluster: subject %q: wildcards are for subscribe", subject)
+		case tok == ">" && i != strings.Count(subject, "."):
+			return fmt.Errorf("cluster: subject %q: '>' must be the last token", subject)
+		case tok != "*" && tok != ">" && strings.ContainsAny(tok, "*>"):
+			return fmt.Errorf("cluster: subject %q: a wildcard must be a token of its own", subject)
+		}
+	}
+	return nil
+}
+
+func (l *Link) count(set *[len(kinds)]atomic.Uint64, kind string) {
+	for i, k := range kinds {
+		if k == kind {
+			set[i].Add(1)
+		}
+	}
+}
+
+// Status is the link as an operator sees it.
+type Status struct {
+	State     string            `json:"state"` // "up" or "down"
+	URL       string            `json:"url,omitempty"`
+	Cluster   string            `json:"cluster"`
+	Instance  string            `json:"instance"`
+	Clients   int               `json:"clients"` // this instance's, as the cluster knows them
+	Instances []InstanceStatus  `json:"instances"`
+	In        map[string]uint64 `json:"in"`  // messages received, by kind
+	Out       map[string]uint64 `json:"out"` // messages sent, by kind
+	LocalOnly uint64            `json:"broadcastsLocalOnly"`
+}
+
+// Status returns the link's state. Any goroutine.
+func (l *Link) Status() Status {
+	st := Status{State: "down", Cluster: l.cfg.Name, Instance: l.cfg.Instance,
+		In: map[string]uint64{}, Out: map[string]uint64{}, LocalOnly: l.localOnly.Load()}
+	if l.nc.IsConnected() {
+		st.State, st.URL = "up", l.nc.ConnectedUrlRedacted()
+	}
+	for i, k := range kinds {
+		st.In[k], st.Out[k] = l.in[i].Load(), l.out[i].Load()
+	}
+	l.mu.Lock()
+	st.Clients = len(l.mine)
+	st.Instances = l.peers.list()
+	l.mu.Unlock()
+	return st
+}
