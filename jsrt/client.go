@@ -120,6 +120,9 @@ func (rt *jsRuntime) broadcast(x, filter goja.Value) {
 	accept, hasFilter := goja.AssertFunction(filter)
 	if !hasFilter {
 		rt.w.host.broadcast(rt.w, f)
+		if c := rt.w.host.cfg.Cluster; c != nil {
+			_ = c.Broadcast(f) // down: this instance's clients only (the link logs and counts it)
+		}
 		return
 	}
 	for _, c := range rt.w.clients {

@@ -80,6 +80,13 @@ type Config struct {
 	// own.
 	LogLimiter *lograte.Limiter
 
+	// Instance names this server (cluster.instance in JavaScript; null
+	// when empty). Cluster, when set, links it to the other instances of a
+	// cluster: unfiltered broadcasts and server.send reach their clients,
+	// and cluster.publish/subscribe work.
+	Instance string
+	Cluster  Cluster
+
 	// OnRequest, when set, hears how long each request took from its
 	// start to its end, and its command as Status names it (the rule's
 	// command, "(route)" when a custom route() chose its handler,

@@ -56,6 +56,7 @@ func (rt *jsRuntime) moebiusModule(vm *goja.Runtime, module *goja.Object) {
 	set("TimeoutError", rt.js.timeoutError)
 	set("ClientGoneError", rt.js.clientGoneError)
 	set("server", rt.serverObject())
+	set("cluster", rt.clusterObject())
 	set("log", rt.logObject())
 }
 
@@ -156,10 +157,27 @@ func (rt *jsRuntime) sendTo(call goja.FunctionCall) {
 	if c := rt.w.clients[raw]; c != nil {
 		err = rt.w.send(c, frames) // this worker's client: aimed at its connection
 	} else if err = rt.w.sendTo(Target{ID: raw}, id.String(), frames); err != nil {
-		err = &clientGoneError{"client " + id.String() + " is not connected"}
+		err = rt.sendElsewhere(raw, id.String(), frames)
 	}
 	if err != nil {
 		rt.throw(err)
+	}
+}
+
+// sendElsewhere sends to a client that no worker of this instance has:
+// through the cluster to the instance that has it, if any.
+func (rt *jsRuntime) sendElsewhere(raw, text string, frames [][]byte) error {
+	c := rt.w.host.cfg.Cluster
+	if c == nil {
+		return &clientGoneError{"client " + text + " is not connected"}
+	}
+	switch err := c.Send(raw, frames); {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrNoSuchClient):
+		return &clientGoneError{"client " + text + " is not connected to any instance of the cluster"}
+	default:
+		return fmt.Errorf("server.send(%s): client %s is not on this instance, and the cluster cannot be asked: %w", text, text, err)
 	}
 }
 

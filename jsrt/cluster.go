@@ -1,0 +1,122 @@
+package jsrt
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/dop251/goja"
+)
+
+// Cluster is the link to the other instances of a cluster, as handlers
+// use it (cmd/moebius-js gives it package cluster's Link). Its methods are
+// called on workers' goroutines and must not block; Subscribe's deliver
+// is called on a goroutine of the link's.
+type Cluster interface {
+	// Broadcast sends a frame to every client of every other instance.
+	Broadcast(frame []byte) error
+	// Send sends a message to a client of another instance; it fails with
+	// ErrNoSuchClient when no instance has it.
+	Send(id string, frames [][]byte) error
+	// Publish sends payload on a subject to every subscriber of every
+	// instance.
+	Publish(subject string, payload []byte) error
+	// Subscribe delivers what is published on subject until unsubscribe.
+	Subscribe(subject string, deliver func(subject string, payload []byte)) (unsubscribe func(), err error)
+}
+
+// ErrNoSuchClient is what Cluster.Send fails with when no instance of the
+// cluster has the client.
+var ErrNoSuchClient = errors.New("no instance of the cluster has that client")
+
+// clusterObject is the moebius `cluster`: instance, publish, subscribe.
+func (rt *jsRuntime) clusterObject() *goja.Object {
+	vm := rt.vm
+	o := vm.NewObject()
+	instance := goja.Null()
+	if name := rt.w.host.cfg.Instance; name != "" {
+		instance = vm.ToValue(name)
+	}
+	_ = o.Set("instance", instance)
+	_ = o.Set("publish", func(call goja.FunctionCall) goja.Value {
+		c := rt.clusterLink("cluster.publish(subject, x)")
+		subject := rt.subject(call.Argument(0), "cluster.publish(subject, x)")
+		payload, err := rt.frame(call.Argument(1))
+		if err != nil {
+			rt.throw(err)
+		}
+		if err := c.Publish(subject, payload); err != nil {
+			rt.throw(fmt.Errorf("cluster.publish(%q): %w", subject, err))
+		}
+		return goja.Undefined()
+	})
+	_ = o.Set("subscribe", func(call goja.FunctionCall) goja.Value {
+		c := rt.clusterLink("cluster.subscribe(subject, fn)")
+		subject := rt.subject(call.Argument(0), "cluster.subscribe(subject, fn)")
+		fn, ok := goja.AssertFunction(call.Argument(1))
+		if !ok {
+			rt.throw(badArgument("cluster.subscribe(subject, fn) needs a function"))
+		}
+		w := rt.w
+		unsubscribe, err := c.Subscribe(subject, func(subject string, payload []byte) {
+			w.sched.Post(func() { rt.delivered(fn, subject, payload) })
+		})
+		if err != nil {
+			rt.throw(badArgument("%v", err))
+		}
+		rt.own(unsubscribe) // a top-level subscription lives as long as its code; a handler's, as its handler
+		sub := vm.NewObject()
+		_ = sub.Set("subject", subject)
+		_ = sub.Set("unsubscribe", func(goja.FunctionCall) goja.Value {
+			unsubscribe()
+			return goja.Undefined()
+		})
+		return sub
+	})
+	return o
+}
+
+// clusterLink returns the cluster, or throws when this server is in none.
+func (rt *jsRuntime) clusterLink(what string) Cluster {
+	c := rt.w.host.cfg.Cluster
+	if c == nil {
+		rt.throw(fmt.Errorf("%s: this server is not in a cluster (set cluster_nats)", what))
+	}
+	return c
+}
+
+// subject reads a subject argument.
+func (rt *jsRuntime) subject(v goja.Value, what string) string {
+	if !goja.IsString(v) || v.String() == "" {
+		rt.throw(badArgument("%s needs a subject such as 'orders.new'", what))
+	}
+	return v.String()
+}
+
+// delivered runs a subscriber's fn(message) for one message, guarded like
+// a handler step; what it throws is logged. Scheduler goroutine.
+func (rt *jsRuntime) delivered(fn goja.Callable, subject string, payload []byte) {
+	w := rt.w
+	w.exitIfRetired()
+	vm := rt.vm
+	msg := vm.NewObject()
+	_ = msg.Set("subject", subject)
+	_ = msg.Set("text", string(payload))
+	_ = msg.Set("frames", vm.NewArray(rt.bytesValue(payload)))
+	s := scope{} // what fn opens closes when it returns
+	leave := w.enter(&s)
+	_, err := rt.call(fn, goja.Undefined(), msg)
+	leave()
+	s.close()
+	if err != nil {
+		w.log.Error("cluster subscriber threw", "subject", subject, "error", rt.describe(err))
+	}
+}
+
+// Broadcast sends frame to every client of every worker: what another
+// instance broadcast. Any goroutine.
+func (h *Host) Broadcast(frame []byte) {
+	for _, s := range h.slots {
+		w := s.current()
+		w.sched.Post(func() { w.broadcast(frame) })
+	}
+}
