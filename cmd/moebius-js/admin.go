@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/moebius-js/moebius-js/cluster"
 	"github.com/moebius-js/moebius-js/jsrt"
 	"github.com/moebius-js/moebius-js/transport"
 )
@@ -46,6 +47,7 @@ type admin struct {
 	log     *slog.Logger
 	ready   atomic.Bool                   // /readyz says 200
 	running atomic.Pointer[http.ServeMux] // the endpoints that read the running server; nil while it starts
+	link    atomic.Pointer[cluster.Link]  // the cluster link, whose state /readyz says
 	started time.Time
 	hs      *http.Server
 	done    chan struct{}
@@ -66,12 +68,18 @@ func listenAdmin(addr string, log *slog.Logger) (*admin, error) {
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		// The cluster link's state is said, not judged: an instance whose
+		// link is down still serves its own clients.
+		var link string
+		if l := a.link.Load(); l != nil {
+			link = "cluster: " + l.Status().State + "\n"
+		}
 		if !a.ready.Load() {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintln(w, "not ready")
+			fmt.Fprint(w, "not ready\n"+link)
 			return
 		}
-		fmt.Fprintln(w, "ready")
+		fmt.Fprint(w, "ready\n"+link)
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		running := a.running.Load()
@@ -110,6 +118,9 @@ func (a *admin) serving(cfg serveConfig, g gauges, durations *requestDurations) 
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	a.running.Store(mux)
+	if g.link != nil {
+		a.link.Store(g.link)
+	}
 	a.ready.Store(true)
 	a.log.Info("admin", "url", a.url(), "endpoints", "/metrics /healthz /readyz /status /clients")
 }
@@ -137,6 +148,8 @@ type serverStatus struct {
 	Workers    []jsrt.WorkerStatus           `json:"workers"`
 	Commands   map[string]jsrt.CommandStatus `json:"commands"`
 	Counts     statusCounts                  `json:"counts"`
+	Instance   string                        `json:"instance"`
+	Cluster    *cluster.Status               `json:"cluster,omitempty"`
 	Settings   map[string]any                `json:"settings"`
 }
 
@@ -167,7 +180,18 @@ func (a *admin) status(ctx context.Context, cfg serveConfig, g gauges) serverSta
 			Reloads: hc.Reloads, ReloadFailures: hc.ReloadFailures, WorkersRetired: hc.WorkersRetired, Errors: hc.Errors,
 		},
 		Settings: settingsInForce(cfg),
+		Instance: instanceName(cfg),
+		Cluster:  clusterStatus(g.link),
 	}
+}
+
+// clusterStatus is the link's status, nil without a cluster.
+func clusterStatus(link *cluster.Link) *cluster.Status {
+	if link == nil {
+		return nil
+	}
+	st := link.Status()
+	return &st
 }
 
 // clientView is one entry of /clients: what the workers know of a client

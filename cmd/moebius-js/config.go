@@ -58,6 +58,12 @@ type serveConfig struct {
 	CurveBind        []string      `koanf:"curve_bind"`
 	CurveAllow       string        `koanf:"curve_allow"`
 	CurveAllowKeys   []string      `koanf:"curve_allow_keys"`
+	LameDuck         time.Duration `koanf:"lame_duck"`
+	ClusterNATS      string        `koanf:"cluster_nats"`
+	ClusterName      string        `koanf:"cluster_name"`
+	InstanceName     string        `koanf:"instance_name"`
+	ClusterCreds     string        `koanf:"cluster_nats_creds"`
+	ClusterCA        string        `koanf:"cluster_nats_ca"`
 }
 
 // defaultConfigFile is read when it exists and --config is not given.
@@ -100,6 +106,12 @@ var configKeys = []struct {
 	{"curve_bind", "", "endpoints that speak CURVE beside the NULL bind ones (repeatable; env: comma-separated)"},
 	{"curve_allow", "", "folder of the public certificates of the clients that may connect over CURVE; watched, a removed key is disconnected"},
 	{"curve_allow_keys", "", "Z85 public keys of clients that may connect over CURVE, beside curve_allow (repeatable; env: comma-separated)"},
+	{"lame_duck", "0s", "on SIGINT/SIGTERM, how long /readyz says 503 while the server still serves normally, before its drain begins (so a balancer stops sending first)"},
+	{"cluster_nats", "", "NATS server URLs, comma-separated (nats://host:4222): run as one instance of a cluster (empty: alone)"},
+	{"cluster_name", "moebius", "the cluster's name: instances with the same name and NATS act as one"},
+	{"instance_name", "", "this instance's name in the cluster (default: host name and the port of the first bind endpoint)"},
+	{"cluster_nats_creds", "", "a NATS credentials file, for a NATS server that asks for one"},
+	{"cluster_nats_ca", "", "a file of CA certificates for tls:// NATS servers"},
 }
 
 // listKeys are the settings that take a list: a flag that repeats, a
@@ -610,6 +622,7 @@ func (c serveConfig) check() error {
 		errs = append(errs, errors.New("handlers: a file is needed"))
 	}
 	errs = append(errs, checkCurve(c)...)
+	errs = append(errs, checkCluster(c)...)
 	if c.Admin != "" && c.Metrics != "" && c.Admin != c.Metrics {
 		errs = append(errs, fmt.Errorf("admin (%q) and metrics (%q): metrics is the old name of admin; set one", c.Admin, c.Metrics))
 	}
@@ -631,6 +644,9 @@ func (c serveConfig) check() error {
 	}
 	if c.ShutdownGrace < 0 {
 		errs = append(errs, errors.New("shutdown_grace: must not be negative"))
+	}
+	if c.LameDuck < 0 {
+		errs = append(errs, errors.New("lame_duck: must not be negative"))
 	}
 	if c.MaxConnsPerAddr < 0 {
 		errs = append(errs, errors.New("max_connections_per_address: must not be negative (0: no bound)"))

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/moebius-js/moebius-js/cluster"
 	"github.com/moebius-js/moebius-js/core"
 	"github.com/moebius-js/moebius-js/flow"
 	"github.com/moebius-js/moebius-js/internal/lograte"
@@ -22,6 +23,7 @@ type gauges struct {
 	srv     *transport.Server
 	inbound *flow.Budget
 	lim     *lograte.Limiter
+	link    *cluster.Link // nil without a cluster
 }
 
 // metricsHandler serves the transport's and the schedulers' counters,
@@ -129,6 +131,32 @@ func metricsHandler(g gauges, durations *requestDurations) http.Handler {
 		func() float64 { return float64(host.Counters().WorkersRetired) })
 	counter("reload_failures_total", "Reloads refused for an error in handlers.js (the old code kept serving).",
 		func() float64 { return float64(host.Counters().ReloadFailures) })
+	if link := g.link; link != nil {
+		gauge("cluster_link_up", "1 while the link to NATS is up.", func() float64 {
+			if link.Up() {
+				return 1
+			}
+			return 0
+		})
+		gauge("cluster_instances", "Other instances of the cluster this one knows.", func() float64 { return float64(len(link.Status().Instances)) })
+		counter("cluster_broadcasts_local_only_total", "Broadcasts that reached this instance's clients only: the link to NATS was down.",
+			func() float64 { return float64(link.Status().LocalOnly) })
+		for _, dir := range []string{"in", "out"} {
+			for _, kind := range []string{cluster.KindBroadcast, cluster.KindSend, cluster.KindPresence, cluster.KindPublish} {
+				reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+					Name:        "moebius_cluster_messages_total",
+					Help:        "Messages across the cluster link, by direction and kind.",
+					ConstLabels: prometheus.Labels{"direction": dir, "kind": kind},
+				}, func() float64 {
+					st := link.Status()
+					if dir == "in" {
+						return float64(st.In[kind])
+					}
+					return float64(st.Out[kind])
+				}))
+			}
+		}
+	}
 	for _, code := range jsrt.ErrorCodes() {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name:        "moebius_request_errors_total",

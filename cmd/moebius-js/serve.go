@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/moebius-js/moebius-js/cluster"
 	"github.com/moebius-js/moebius-js/flow"
 	"github.com/moebius-js/moebius-js/internal/lograte"
 	"github.com/moebius-js/moebius-js/internal/sdnotify"
@@ -46,8 +47,12 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// events adapts the transport's Handler to the Host.
-type events struct{ h *jsrt.Host }
+// events adapts the transport's Handler to the Host, and tells the
+// cluster link (when there is one) who is connected here.
+type events struct {
+	h    *jsrt.Host
+	link *cluster.Link
+}
 
 func (e events) Connected(p transport.Peer) {
 	key := ""
@@ -55,11 +60,19 @@ func (e events) Connected(p transport.Peer) {
 		key = p.ClientKey.String()
 	}
 	e.h.Connected(p.ID, p.Serial, key)
+	if e.link != nil {
+		e.link.Connected(p.ID)
+	}
 }
 func (e events) Message(p transport.Peer, env transport.Envelope, frames [][]byte, hold flow.Hold) {
 	e.h.Message(p.ID, p.Serial, env, frames, hold)
 }
-func (e events) Disconnected(p transport.Peer, _ error) { e.h.Disconnected(p.ID, p.Serial) }
+func (e events) Disconnected(p transport.Peer, _ error) {
+	e.h.Disconnected(p.ID, p.Serial)
+	if e.link != nil {
+		e.link.Disconnected(p.ID)
+	}
+}
 
 // upstreams opens the DEALER connections of dealer() and request().
 type upstreams struct{ cfg transport.DialConfig }
@@ -112,6 +125,15 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 	}
 	durations := newRequestDurations()
 	lim := lograte.New() // one limit per kind of line for the whole server
+	link, err := openCluster(cfg, log, lim)
+	if err != nil {
+		return err
+	}
+	var clusterLink jsrt.Cluster
+	if link != nil {
+		defer link.Close()
+		clusterLink = clusterJS{link}
+	}
 	inbound := flow.NewBudget(cfg.MaxPendingBytes, func() {
 		lim.Log(log, slog.LevelWarn, "pending_bound", "",
 			"reading paused: all clients together hold max_pending_bytes of requests not yet started; those holding the most wait first",
@@ -131,6 +153,8 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 		Logger:     log,
 		LogLimiter: lim,
 		OnRequest:  durations.observe,
+		Instance:   instanceName(cfg),
+		Cluster:    clusterLink,
 	})
 	if err != nil {
 		return fmt.Errorf("load handlers: %w", err)
@@ -170,13 +194,16 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 		HeartbeatTimeout:         cfg.HeartbeatTimeout,
 		Logger:                   log,
 		LogLimiter:               lim,
-	}, events{host})
+	}, events{host, link})
 	if err != nil {
 		host.Shutdown(0)
 		return err
 	}
 	cs.serving(srv)
 	host.Start(sender{srv})
+	if link != nil {
+		link.Serve(clusterLocal{host, srv})
+	}
 
 	if cfg.Watch {
 		stop, err := host.Watch(0)
@@ -187,7 +214,7 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 		}
 	}
 	if adm != nil {
-		adm.serving(cfg, gauges{host, srv, inbound, lim}, durations)
+		adm.serving(cfg, gauges{host, srv, inbound, lim, link}, durations)
 	}
 
 	// systemd (Type=notify): ready now that handlers.js has loaded and every
@@ -220,14 +247,32 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 		if adm != nil {
 			adm.ready.Store(false) // a balancer stops sending from now on
 		}
-		log.Info("shutting down", "signal", sig.String(), "grace", cfg.ShutdownGrace)
-		_ = notify.Stopping("draining, up to " + cfg.ShutdownGrace.String())
+		log.Info("shutting down", "signal", sig.String(), "grace", cfg.ShutdownGrace, "lame_duck", cfg.LameDuck)
+		_ = notify.Stopping("draining, up to " + (cfg.LameDuck + cfg.ShutdownGrace).String())
 		stopWatchdog() // systemd stops watching once told STOPPING=1
 		break
 	}
-	// A second SIGINT or SIGTERM ends the drain at once.
+	// A second SIGINT or SIGTERM ends the lame duck and the drain at once.
 	drained := make(chan struct{})
 	defer close(drained)
+	if cfg.LameDuck > 0 {
+		// Lame duck: not ready, so that balancers stop sending, but
+		// serving as usual until they have.
+		log.Info("lame duck: /readyz says 503; serving on before the drain", "lame_duck", cfg.LameDuck)
+		over := time.After(cfg.LameDuck)
+	lameDuck:
+		for {
+			select {
+			case <-over:
+				break lameDuck
+			case sig := <-signals:
+				if sig != syscall.SIGHUP {
+					log.Warn("second signal: exiting without finishing the drain", "signal", sig.String())
+					os.Exit(1)
+				}
+			}
+		}
+	}
 	go func() {
 		for {
 			select {

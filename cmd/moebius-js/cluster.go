@@ -1,0 +1,109 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+
+	"github.com/moebius-js/moebius-js/cluster"
+	"github.com/moebius-js/moebius-js/internal/lograte"
+	"github.com/moebius-js/moebius-js/jsrt"
+	"github.com/moebius-js/moebius-js/transport"
+)
+
+// instanceName is instance_name, or by default the host name and the port
+// of the first bind endpoint (as configured), e.g. "web-1:5555".
+func instanceName(cfg serveConfig) string {
+	if cfg.InstanceName != "" {
+		return cfg.InstanceName
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "moebius-js"
+	}
+	if len(cfg.Bind) == 0 {
+		return host
+	}
+	network, address, err := transport.ParseEndpoint(cfg.Bind[0])
+	if err != nil {
+		return host
+	}
+	if network == "unix" {
+		return host + ":" + filepath.Base(address)
+	}
+	if _, port, err := net.SplitHostPort(address); err == nil {
+		return host + ":" + port
+	}
+	return host
+}
+
+// checkCluster reports what in cfg's cluster settings cannot work.
+func checkCluster(cfg serveConfig) []error {
+	var errs []error
+	if cfg.ClusterName == "" || strings.ContainsAny(cfg.ClusterName, ".*> \t\r\n") {
+		errs = append(errs, fmt.Errorf("cluster_name: %q must be non-empty, without '.', '*', '>' or white space", cfg.ClusterName))
+	}
+	if cfg.ClusterNATS == "" && cfg.ClusterCreds != "" {
+		errs = append(errs, errors.New("cluster_nats_creds: needs cluster_nats"))
+	}
+	if cfg.ClusterNATS == "" && cfg.ClusterCA != "" {
+		errs = append(errs, errors.New("cluster_nats_ca: needs cluster_nats"))
+	}
+	return errs
+}
+
+// openCluster opens the cluster link when cfg asks for one (nil
+// otherwise). It connects in the background: NATS may be down.
+func openCluster(cfg serveConfig, log *slog.Logger, lim *lograte.Limiter) (*cluster.Link, error) {
+	if cfg.ClusterNATS == "" {
+		return nil, nil
+	}
+	return cluster.Open(cluster.Config{
+		URLs: cfg.ClusterNATS, Creds: cfg.ClusterCreds, CA: cfg.ClusterCA,
+		Name: cfg.ClusterName, Instance: instanceName(cfg),
+		Logger: log, LogLimiter: lim,
+	})
+}
+
+// clusterJS adapts the Link to what handlers use of it (jsrt.Cluster).
+type clusterJS struct{ *cluster.Link }
+
+func (c clusterJS) Send(id string, frames [][]byte) error {
+	err := c.Link.Send(id, frames)
+	if errors.Is(err, cluster.ErrNoClient) {
+		return jsrt.ErrNoSuchClient
+	}
+	return err
+}
+
+// clusterLocal is this instance's side of the link: what arrives for its
+// clients. Broadcasts go through the workers (like a broadcast of theirs),
+// sends straight to the transport.
+type clusterLocal struct {
+	host *jsrt.Host
+	srv  *transport.Server
+}
+
+func (l clusterLocal) Broadcast(frame []byte)                { l.host.Broadcast(frame) }
+func (l clusterLocal) Send(id string, frames [][]byte) error { return l.srv.Send(id, frames...) }
+
+// presence tells the cluster link of the transport's connects and
+// disconnects, once the link is there.
+type presence struct{ link atomic.Pointer[cluster.Link] }
+
+func (p *presence) connected(id string) {
+	if l := p.link.Load(); l != nil {
+		l.Connected(id)
+	}
+}
+
+func (p *presence) disconnected(id string) {
+	if l := p.link.Load(); l != nil {
+		l.Disconnected(id)
+	}
+}
