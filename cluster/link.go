@@ -243,13 +243,28 @@ func (l *Link) changed(id string, add bool) {
 	l.publishPresence(kind, l.seq, []byte(id))
 }
 
-// publishSnapshot publishes this instance's clients as of its last delta.
+// publishSnapshot publishes this instance's clients as of its last delta:
+// a snapshot message, then as many more as it takes for each to stay
+// under snapshotChunk bytes (NATS bounds a message's size).
 func (l *Link) publishSnapshot() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	ids := slices.Sorted(maps.Keys(l.mine))
-	l.publishPresence(kindSnapshot, l.seq, encodeIDs(ids))
+	kind := kindSnapshot
+	for first := true; first || len(ids) > 0; first = false {
+		n, size := 0, 0
+		for n < len(ids) && size+1+len(ids[n]) <= snapshotChunk {
+			size += 1 + len(ids[n])
+			n++
+		}
+		l.publishPresence(kind, l.seq, encodeIDs(ids[:n]))
+		ids, kind = ids[n:], kindSnapshotMore
+	}
 }
+
+// snapshotChunk bounds one snapshot message's bytes, well under NATS's
+// default limit of a megabyte a message.
+const snapshotChunk = 256 << 10
 
 // publishPresence sends one presence message; a failure (the link is
 // down) is repaired by the snapshots traded when it is back.
@@ -282,14 +297,18 @@ func (l *Link) onPresence(m *nats.Msg) {
 		if !inOrder {
 			l.publishPresence(kindResync, 0, []byte(origin))
 		}
-	case kindSnapshot:
+	case kindSnapshot, kindSnapshotMore:
 		ids, err := decodeIDs(m.Data)
 		if err != nil {
 			l.lim.Log(l.log, slog.LevelWarn, "cluster_malformed", origin, "cluster: a malformed snapshot", "from", origin)
 			return
 		}
 		l.mu.Lock()
-		l.peers.snapshot(origin, seq, ids, now)
+		if kind == kindSnapshot {
+			l.peers.snapshot(origin, seq, ids, now)
+		} else {
+			l.peers.snapshotMore(origin, ids, now)
+		}
 		l.mu.Unlock()
 	case kindBeat:
 		l.mu.Lock()

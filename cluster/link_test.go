@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -152,4 +153,21 @@ func TestAClosedInstanceIsForgottenAtOnce(t *testing.T) {
 	eventually(t, "a knows bob", func() bool { return a.Up() && a.Send("bob", [][]byte{[]byte("x")}) == nil })
 	b.Close()
 	eventually(t, "a forgets bob", func() bool { return errors.Is(a.Send("bob", [][]byte{[]byte("x")}), cluster.ErrNoClient) })
+}
+
+func TestASnapshotTooBigForOneMessageArrivesWhole(t *testing.T) {
+	nats := natstest.Start(t)
+	b, _ := open(t, nats.URL, "b")
+	const n = 30_000 // with 16-byte ids, over 500 KB: more than one snapshot message
+	for i := range n {
+		b.Connected(fmt.Sprintf("client-%09d", i))
+	}
+	a, _ := open(t, nats.URL, "a") // joins late: learns b's clients from its snapshot
+	eventually(t, "a knows all of b's clients", func() bool {
+		st := a.Status()
+		return len(st.Instances) == 1 && st.Instances[0].Clients == n
+	})
+	if err := a.Send(fmt.Sprintf("client-%09d", n-1), [][]byte{[]byte("x")}); err != nil {
+		t.Fatal(err)
+	}
 }

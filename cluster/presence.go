@@ -80,6 +80,15 @@ func (p *presence) snapshot(origin string, seq uint64, ids []string, now time.Ti
 	in.seq, in.synced = seq, true
 }
 
+// snapshotMore adds ids to the snapshot of origin applied last.
+func (p *presence) snapshotMore(origin string, ids []string, now time.Time) {
+	in := p.get(origin, now)
+	for _, id := range ids {
+		in.clients[id] = struct{}{}
+		p.byClient[id] = origin
+	}
+}
+
 // beat notes that origin is alive and at delta seq; it reports false when
 // this view is behind (or was never synced): origin must be asked for a
 // snapshot.

@@ -12,7 +12,8 @@ import (
 //	send.<instance>  a message for a client of that instance: encodeSend
 //	presence         this instance's clients: header Origin, Kind and Seq;
 //	                 Kind "+" or "-" (a client connected or left; data: its
-//	                 id), "snapshot" (data: encodeIDs of them all), "beat"
+//	                 id), "snapshot" (data: encodeIDs of them all, or of the
+//	                 first of them, "snapshot+" bringing the rest), "beat"
 //	                 (alive, at delta Seq), "hello" (just joined: everyone
 //	                 answers with a snapshot), "resync" (data: the name of
 //	                 an instance asked for its snapshot)
@@ -25,12 +26,13 @@ const (
 	hdrKind   = "Kind"
 	hdrSeq    = "Seq"
 
-	kindAdd      = "+"
-	kindRemove   = "-"
-	kindSnapshot = "snapshot"
-	kindBeat     = "beat"
-	kindHello    = "hello"
-	kindResync   = "resync"
+	kindAdd          = "+"
+	kindRemove       = "-"
+	kindSnapshot     = "snapshot"
+	kindSnapshotMore = "snapshot+"
+	kindBeat         = "beat"
+	kindHello        = "hello"
+	kindResync       = "resync"
 )
 
 var errMalformed = errors.New("cluster: malformed message")
