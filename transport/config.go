@@ -142,7 +142,9 @@ type Config struct {
 	// MaxConnections bounds open connections (handshaking or not),
 	// MaxConnectionsPerAddress those from one remote IP address, and
 	// MaxHandshakes those still in their handshake (and, per address,
-	// half of it). A connection past any of them is closed as soon as it
+	// half of it, unless MaxConnectionsPerAddress is off: behind a
+	// balancer every client has one address). A connection past any of
+	// them is closed as soon as it
 	// is accepted, before any handshake (Stats.Refused). Defaults 10,000,
 	// 5,000 and 1,000; MaxConnections is lowered to fit the process's
 	// file descriptor limit. A negative MaxConnectionsPerAddress turns that
@@ -212,25 +214,26 @@ func (cfg Config) withDefaults() Config {
 // Stats is a snapshot of a Server's counters. Peers and Conns are gauges;
 // the other fields count since Listen.
 type Stats struct {
-	Peers            int    // registered peers (handshake done, identity owned)
-	Conns            int    // open connections, including those still handshaking
-	Accepted         uint64 // connections accepted
-	HandshakeFailed  uint64 // connections closed during the handshake
-	VersionRefused   uint64 // of those, peers speaking a ZMTP older than 3.0
-	MechanismRefused uint64 // of those, peers asking for a security mechanism the endpoint does not offer
-	Oversize         uint64 // connections closed for a message over MaxMessageSize or MaxFrames
-	SlowDropped      uint64 // peers dropped because their send queue would pass SendQueueBytes
-	WriteTimeouts    uint64 // peers dropped because their writer made no progress for WriteTimeout
-	Shed             uint64 // peers dropped to bring all send queues back under MaxSendBytes
-	DuplicateRefused uint64 // newcomers refused because their identity was in use
-	ProtocolErrors   uint64 // connections closed for a ZMTP violation after the handshake
-	ReadTimeouts     uint64 // connections closed for stalling in the middle of a message
-	Heartbeats       uint64 // PINGs sent to silent peers
-	HeartbeatTimeout uint64 // connections closed because nothing arrived after a PING
-	BroadcastSkipped uint64 // broadcast copies not queued because the peer was backlogged
-	MsgsIn           uint64 // messages delivered to the Handler
-	MsgsOut          uint64 // messages written to peers (commands excluded)
-	SendBytes        int64  // bytes held in all send queues now
+	Peers              int    // registered peers (handshake done, identity owned)
+	Conns              int    // open connections, including those still handshaking
+	Accepted           uint64 // connections accepted
+	HandshakeFailed    uint64 // connections closed during the handshake
+	HandshakeAbandoned uint64 // connections their peer closed during the handshake (a TCP health check), not in HandshakeFailed
+	VersionRefused     uint64 // of those, peers speaking a ZMTP older than 3.0
+	MechanismRefused   uint64 // of those, peers asking for a security mechanism the endpoint does not offer
+	Oversize           uint64 // connections closed for a message over MaxMessageSize or MaxFrames
+	SlowDropped        uint64 // peers dropped because their send queue would pass SendQueueBytes
+	WriteTimeouts      uint64 // peers dropped because their writer made no progress for WriteTimeout
+	Shed               uint64 // peers dropped to bring all send queues back under MaxSendBytes
+	DuplicateRefused   uint64 // newcomers refused because their identity was in use
+	ProtocolErrors     uint64 // connections closed for a ZMTP violation after the handshake
+	ReadTimeouts       uint64 // connections closed for stalling in the middle of a message
+	Heartbeats         uint64 // PINGs sent to silent peers
+	HeartbeatTimeout   uint64 // connections closed because nothing arrived after a PING
+	BroadcastSkipped   uint64 // broadcast copies not queued because the peer was backlogged
+	MsgsIn             uint64 // messages delivered to the Handler
+	MsgsOut            uint64 // messages written to peers (commands excluded)
+	SendBytes          int64  // bytes held in all send queues now
 
 	// Refused counts connections closed at accept, by the bound that
 	// refused them.

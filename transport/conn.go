@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"sync/atomic"
+	"syscall"
 )
 
 // serveConn is the reader goroutine of one connection: handshake, register
@@ -19,7 +20,11 @@ func (s *Server) serveConn(p *peer) {
 	h, err := handshake(p.conn, p.curveServer, &p.clientKey, s.cfg.HandshakeTimeout)
 	s.handshakeEnded(p)
 	if err != nil {
-		if p.shutdownCounting(fmt.Errorf("handshake: %w", err), &s.stats.handshakeFailed) {
+		counter := &s.stats.handshakeFailed
+		if peerClosed(err) {
+			counter = &s.stats.handshakeAbandoned // a TCP health check, say
+		}
+		if p.shutdownCounting(fmt.Errorf("handshake: %w", err), counter) {
 			s.handshakeFailed(p, err)
 		}
 		return
@@ -148,11 +153,17 @@ func (s *Server) handshakeFailed(p *peer, err error) {
 	case errors.Is(err, errMechanism):
 		s.stats.mechanismRefused.Add(1)
 		s.lim.Log(p.log, slog.LevelInfo, "zmtp_mechanism", p.addrKey, "handshake refused: the peer asked for a security mechanism this endpoint does not offer", "err", err)
-	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		p.log.Debug("handshake failed", "err", err)
+	case peerClosed(err):
+		p.log.Debug("handshake abandoned: the peer closed the connection", "err", err)
 	default:
 		s.lim.Log(p.log, slog.LevelInfo, "handshake_failed", p.addrKey, "handshake failed", "err", err, "timeout", isTimeout(err))
 	}
+}
+
+// peerClosed reports whether err means that the peer closed (or reset)
+// the connection.
+func peerClosed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // readFailed shuts p down for a read-side error, counting and logging it

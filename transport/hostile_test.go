@@ -484,3 +484,18 @@ func TestPeerThatNeverReadsIsDroppedByQueuedBytes(t *testing.T) {
 		t.Errorf("SlowDropped = %d, want 1", s.SlowDropped)
 	}
 }
+
+func TestAPeerThatClosesDuringItsHandshakeIsAbandonedNotFailed(t *testing.T) {
+	srv, _ := startServer(t, transport.Config{})
+	for _, probe := range [][]byte{nil, zmtptest.Greeting(3, "NULL")[:11]} { // a TCP check; a ZMTP greeting probe
+		rc := zmtptest.Dial(t, tcpAddr(t, srv))
+		if probe != nil {
+			rc.Write(probe)
+		}
+		_ = rc.C.Close()
+	}
+	eventually(t, "both counted", func() bool { return srv.Stats().HandshakeAbandoned == 2 })
+	if s := srv.Stats(); s.HandshakeFailed != 0 {
+		t.Fatalf("a probe counted as a failed handshake: %+v", s)
+	}
+}

@@ -76,6 +76,7 @@ type Server struct {
 // counters are the Server's monotonic statistics.
 type counters struct {
 	accepted, handshakeFailed, oversize, slowDropped      atomic.Uint64
+	handshakeAbandoned                                    atomic.Uint64
 	writeTimeouts, shed, duplicateRefused, protocolErrors atomic.Uint64
 	readTimeouts, heartbeats, heartbeatTimeouts           atomic.Uint64
 	broadcastSkipped, msgsIn, msgsOut                     atomic.Uint64
@@ -188,25 +189,26 @@ func (s *Server) Stats() Stats {
 	peers, conns := len(s.peers), len(s.conns)
 	s.mu.RUnlock()
 	return Stats{
-		Peers:            peers,
-		Conns:            conns,
-		Accepted:         s.stats.accepted.Load(),
-		HandshakeFailed:  s.stats.handshakeFailed.Load(),
-		VersionRefused:   s.stats.versionRefused.Load(),
-		MechanismRefused: s.stats.mechanismRefused.Load(),
-		Oversize:         s.stats.oversize.Load(),
-		SlowDropped:      s.stats.slowDropped.Load(),
-		WriteTimeouts:    s.stats.writeTimeouts.Load(),
-		Shed:             s.stats.shed.Load(),
-		DuplicateRefused: s.stats.duplicateRefused.Load(),
-		ProtocolErrors:   s.stats.protocolErrors.Load(),
-		ReadTimeouts:     s.stats.readTimeouts.Load(),
-		Heartbeats:       s.stats.heartbeats.Load(),
-		HeartbeatTimeout: s.stats.heartbeatTimeouts.Load(),
-		BroadcastSkipped: s.stats.broadcastSkipped.Load(),
-		MsgsIn:           s.stats.msgsIn.Load(),
-		MsgsOut:          s.stats.msgsOut.Load(),
-		SendBytes:        s.sendBytes.Load(),
+		Peers:              peers,
+		Conns:              conns,
+		Accepted:           s.stats.accepted.Load(),
+		HandshakeFailed:    s.stats.handshakeFailed.Load(),
+		HandshakeAbandoned: s.stats.handshakeAbandoned.Load(),
+		VersionRefused:     s.stats.versionRefused.Load(),
+		MechanismRefused:   s.stats.mechanismRefused.Load(),
+		Oversize:           s.stats.oversize.Load(),
+		SlowDropped:        s.stats.slowDropped.Load(),
+		WriteTimeouts:      s.stats.writeTimeouts.Load(),
+		Shed:               s.stats.shed.Load(),
+		DuplicateRefused:   s.stats.duplicateRefused.Load(),
+		ProtocolErrors:     s.stats.protocolErrors.Load(),
+		ReadTimeouts:       s.stats.readTimeouts.Load(),
+		Heartbeats:         s.stats.heartbeats.Load(),
+		HeartbeatTimeout:   s.stats.heartbeatTimeouts.Load(),
+		BroadcastSkipped:   s.stats.broadcastSkipped.Load(),
+		MsgsIn:             s.stats.msgsIn.Load(),
+		MsgsOut:            s.stats.msgsOut.Load(),
+		SendBytes:          s.sendBytes.Load(),
 
 		RefusedMaxConnections: s.stats.refusedMax.Load(),
 		RefusedPerAddress:     s.stats.refusedPerAddr.Load(),
@@ -366,7 +368,7 @@ func (s *Server) admit(p *peer) (refused string, counter *atomic.Uint64) {
 	case perAddr && s.perAddr[p.addrKey] >= s.cfg.MaxConnectionsPerAddress:
 		return "max_connections_per_address reached", &s.stats.refusedPerAddr
 	case s.handshaking >= s.cfg.MaxHandshakes,
-		p.addrKey != "" && s.handshakesBy[p.addrKey] >= max(s.cfg.MaxHandshakes/2, 1):
+		perAddr && s.handshakesBy[p.addrKey] >= max(s.cfg.MaxHandshakes/2, 1):
 		return "max_handshakes reached", &s.stats.refusedHandshakes
 	}
 	return "", nil

@@ -51,6 +51,7 @@ func metricsHandler(g gauges, durations *requestDurations) http.Handler {
 	gauge("connections", "Open connections, including handshaking ones.", ts(func(s transport.Stats) float64 { return float64(s.Conns) }))
 	counter("connections_accepted_total", "Connections accepted.", ts(func(s transport.Stats) float64 { return float64(s.Accepted) }))
 	counter("handshakes_failed_total", "Connections closed during the handshake.", ts(func(s transport.Stats) float64 { return float64(s.HandshakeFailed) }))
+	counter("handshakes_abandoned_total", "Connections their peer closed during the handshake (a TCP health check, say).", ts(func(s transport.Stats) float64 { return float64(s.HandshakeAbandoned) }))
 	counter("oversize_total", "Connections closed for a message over max_message_size or max_frames.", ts(func(s transport.Stats) float64 { return float64(s.Oversize) }))
 	counter("slow_peers_dropped_total", "Peers dropped because a send would take their queue past send_queue_bytes.", ts(func(s transport.Stats) float64 { return float64(s.SlowDropped) }))
 	counter("write_timeouts_total", "Peers dropped because they read nothing for write_timeout while replies waited.", ts(func(s transport.Stats) float64 { return float64(s.WriteTimeouts) }))
