@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
 
 	"github.com/moebius-js/moebius-js/internal/lograte"
 )
@@ -97,8 +98,11 @@ type Link struct {
 	mine  map[string]struct{} // this instance's clients
 	peers *presence
 
+	nonce string // this process's, beside its name: tells a namesake from an echo
+
 	in, out    [len(kinds)]atomic.Uint64
 	localOnly  atomic.Uint64
+	clashes    atomic.Uint64 // messages from another process with this instance's name
 	opened     chan struct{} // closed once nc is set: NATS's callbacks wait for it
 	quit, done chan struct{}
 	closeOnce  sync.Once
@@ -129,7 +133,7 @@ func Open(cfg Config) (*Link, error) {
 	l := &Link{
 		cfg: cfg, log: cfg.Logger.With("cluster", cfg.Name, "instance", cfg.Instance), lim: cfg.LogLimiter,
 		prefix: "moebius." + cfg.Name + ".", me: token(cfg.Instance),
-		mine: map[string]struct{}{}, peers: newPresence(),
+		mine: map[string]struct{}{}, peers: newPresence(), nonce: nuid.Next(),
 		opened: make(chan struct{}), quit: make(chan struct{}), done: make(chan struct{}),
 	}
 	opened := sync.OnceFunc(func() { close(l.opened) })
@@ -271,6 +275,7 @@ const snapshotChunk = 256 << 10
 func (l *Link) publishPresence(kind string, seq uint64, data []byte) {
 	m := nats.NewMsg(l.prefix + kindPresenceSubj)
 	m.Header.Set(hdrOrigin, l.cfg.Instance)
+	m.Header.Set(hdrNonce, l.nonce)
 	m.Header.Set(hdrKind, kind)
 	m.Header.Set(hdrSeq, strconv.FormatUint(seq, 10))
 	m.Data = data
@@ -283,7 +288,7 @@ func (l *Link) publishPresence(kind string, seq uint64, data []byte) {
 // goroutine for the presence subscription (so in the order sent).
 func (l *Link) onPresence(m *nats.Msg) {
 	origin := m.Header.Get(hdrOrigin)
-	if origin == "" || origin == l.cfg.Instance {
+	if origin == "" || l.fromMyName(m) {
 		return
 	}
 	l.count(&l.in, KindPresence)
@@ -330,6 +335,21 @@ func (l *Link) onPresence(m *nats.Msg) {
 	}
 }
 
+// fromMyName reports whether m came from this instance's name: its own echo, or
+// (another process's nonce) a namesake, which is said loudly: two
+// instances with one name ignore each other.
+func (l *Link) fromMyName(m *nats.Msg) bool {
+	if m.Header.Get(hdrOrigin) != l.cfg.Instance {
+		return false
+	}
+	if m.Header.Get(hdrNonce) != l.nonce {
+		l.clashes.Add(1)
+		l.lim.Log(l.log, slog.LevelError, "cluster_name_clash", "",
+			"cluster: another instance has this instance's name; each ignores the other (set instance_name)")
+	}
+	return true
+}
+
 // beat is the Link's goroutine: it says this instance is alive, at which
 // delta, and forgets the instances that have gone silent.
 func (l *Link) beat() {
@@ -362,6 +382,7 @@ func (l *Link) beat() {
 func (l *Link) Broadcast(frame []byte) error {
 	m := nats.NewMsg(l.prefix + "bcast")
 	m.Header.Set(hdrOrigin, l.cfg.Instance)
+	m.Header.Set(hdrNonce, l.nonce)
 	m.Data = frame
 	if !l.nc.IsConnected() || l.nc.PublishMsg(m) != nil {
 		l.localOnly.Add(1)
@@ -373,7 +394,7 @@ func (l *Link) Broadcast(frame []byte) error {
 }
 
 func (l *Link) onBroadcast(m *nats.Msg) {
-	if m.Header.Get(hdrOrigin) == l.cfg.Instance {
+	if l.fromMyName(m) {
 		return
 	}
 	l.count(&l.in, KindBroadcast)
@@ -493,12 +514,15 @@ type Status struct {
 	In        map[string]uint64 `json:"in"`  // messages received, by kind
 	Out       map[string]uint64 `json:"out"` // messages sent, by kind
 	LocalOnly uint64            `json:"broadcastsLocalOnly"`
+	// NameClashes counts messages from another process with this
+	// instance's name (instance_name must be unique in the cluster).
+	NameClashes uint64 `json:"nameClashes"`
 }
 
 // Status returns the link's state. Any goroutine.
 func (l *Link) Status() Status {
 	st := Status{State: "down", Cluster: l.cfg.Name, Instance: l.cfg.Instance,
-		In: map[string]uint64{}, Out: map[string]uint64{}, LocalOnly: l.localOnly.Load()}
+		In: map[string]uint64{}, Out: map[string]uint64{}, LocalOnly: l.localOnly.Load(), NameClashes: l.clashes.Load()}
 	if l.nc.IsConnected() {
 		st.State, st.URL = "up", l.nc.ConnectedUrlRedacted()
 	}

@@ -171,3 +171,12 @@ func TestASnapshotTooBigForOneMessageArrivesWhole(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestTwoInstancesWithOneNameSayTheyClash(t *testing.T) {
+	nats := natstest.Start(t)
+	a, _ := open(t, nats.URL, "same")
+	b, _ := open(t, nats.URL, "same")
+	eventually(t, "each hears its namesake", func() bool {
+		return a.Status().NameClashes > 0 && b.Status().NameClashes > 0
+	})
+}

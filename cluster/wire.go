@@ -23,6 +23,7 @@ import (
 // instance's deltas, snapshots and beats in the order it sent them.
 const (
 	hdrOrigin = "Origin"
+	hdrNonce  = "Nonce" // the sending process's, beside its name
 	hdrKind   = "Kind"
 	hdrSeq    = "Seq"
 

@@ -17,7 +17,8 @@ import (
 )
 
 // instanceName is instance_name, or by default the host name and the port
-// of the first bind endpoint (as configured), e.g. "web-1:5555".
+// of the first bind endpoint as configured, e.g. "web-1:5555" (with port 0,
+// the host name and the process id).
 func instanceName(cfg serveConfig) string {
 	if cfg.InstanceName != "" {
 		return cfg.InstanceName
@@ -36,10 +37,10 @@ func instanceName(cfg serveConfig) string {
 	if network == "unix" {
 		return host + ":" + filepath.Base(address)
 	}
-	if _, port, err := net.SplitHostPort(address); err == nil {
+	if _, port, err := net.SplitHostPort(address); err == nil && port != "0" {
 		return host + ":" + port
 	}
-	return host
+	return fmt.Sprintf("%s-%d", host, os.Getpid()) // any port: the process names it
 }
 
 // checkCluster reports what in cfg's cluster settings cannot work.
