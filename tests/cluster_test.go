@@ -3,6 +3,7 @@ package tests
 import (
 	"bufio"
 	"fmt"
+	"github.com/moebius-js/moebius-js/internal/natstest"
 	"net/http"
 	"regexp"
 	"slices"
@@ -68,13 +69,13 @@ type clusterNode struct {
 // each (ids "<instance>-<i>", each checked to see its instance's name and
 // made a listener of 'news'), and waits until every instance knows every
 // other one with all its clients.
-func startCluster(t *testing.T, start func(*testing.T, string, ...string) *server, nats *natsServer,
+func startCluster(t *testing.T, start func(*testing.T, string, ...string) *server, nats *natstest.Server,
 	perInstance int, extra []string, names ...string) []*clusterNode {
 	t.Helper()
 	handlers := writeHandlers(t, clusterHandlers)
 	nodes := make([]*clusterNode, len(names))
 	for i, name := range names {
-		flags := append([]string{"--cluster-nats", nats.url, "--cluster-name", "e2e", "--instance-name", name,
+		flags := append([]string{"--cluster-nats", nats.URL, "--cluster-name", "e2e", "--instance-name", name,
 			"--admin", "127.0.0.1:0"}, extra...)
 		nodes[i] = &clusterNode{name: name, srv: start(t, handlers, flags...)}
 	}
@@ -252,7 +253,7 @@ func shoutReachesAll(t *testing.T, from *client, everyone []*client, text string
 }
 
 func TestClusterBroadcastReachesTheClientsOfEveryInstance(t *testing.T) {
-	nats := startNATS(t)
+	nats := natstest.Start(t)
 	nodes := startCluster(t, startServer, nats, 2, nil, "alpha", "beta")
 	everyone := allClients(nodes)
 	for _, tc := range []struct {
@@ -286,7 +287,7 @@ func TestClusterBroadcastReachesTheClientsOfEveryInstance(t *testing.T) {
 }
 
 func TestClusterSendReachesAClientOfAnotherInstance(t *testing.T) {
-	nats := startNATS(t)
+	nats := natstest.Start(t)
 	nodes := startCluster(t, startServer, nats, 2, nil, "alpha", "beta")
 	a0, a1, b0, b1 := nodes[0].clients[0], nodes[0].clients[1], nodes[1].clients[0], nodes[1].clients[1]
 	for _, tc := range []struct {
@@ -326,7 +327,7 @@ func TestClusterSendReachesAClientOfAnotherInstance(t *testing.T) {
 }
 
 func TestClusterPublishReachesSubscribersOnEveryInstance(t *testing.T) {
-	nats := startNATS(t)
+	nats := natstest.Start(t)
 	nodes := startCluster(t, startServer, nats, 2, nil, "alpha", "beta")
 	heard := func(n *clusterNode, text string) string {
 		return fmt.Sprintf(`{"heardBy":%q,"subject":"news","text":%q}`, n.name, text)
@@ -393,7 +394,7 @@ func TestClusterInstancesServeTheirOwnClientsWhileNATSIsDown(t *testing.T) {
 		{"nats killed until the instances forget each other", syscall.SIGKILL, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			nats := startNATS(t)
+			nats := natstest.Start(t)
 			nodes := startCluster(t, startServer, nats, 2, nil, "alpha", "beta")
 			alpha, beta := nodes[0], nodes[1]
 			a0, a1, b0, b1 := alpha.clients[0], alpha.clients[1], beta.clients[0], beta.clients[1]
@@ -409,7 +410,7 @@ func TestClusterInstancesServeTheirOwnClientsWhileNATSIsDown(t *testing.T) {
 				}
 			}
 
-			nats.stop(tc.sig)
+			nats.StopWith(tc.sig)
 			for _, n := range nodes {
 				n.srv.logs.waitFor(t, clusterLinkDown, 15*time.Second)
 				eventually(t, 10*time.Second, n.name+"'s moebius_cluster_link_up to be 0", func() bool {
@@ -469,7 +470,7 @@ func TestClusterInstancesServeTheirOwnClientsWhileNATSIsDown(t *testing.T) {
 					})
 				}
 			}
-			nats.restart()
+			nats.Restart()
 			for _, n := range nodes {
 				eventually(t, 30*time.Second, n.name+"'s moebius_cluster_link_up to be 1 again", func() bool {
 					return n.srv.metric("moebius_cluster_link_up") == 1
@@ -504,7 +505,7 @@ func TestClusterBroadcastLoadAcrossFourInstances(t *testing.T) {
 		perInstance = 5    // clients on each instance
 		burst       = 1000 // broadcasts each sender makes
 	)
-	nats := startNATS(t)
+	nats := natstest.Start(t)
 	// The plain build: four race-detecting servers under this load would
 	// measure the detector. The high-water mark is raised so that no copy
 	// is skipped for a client that reads slower than the burst comes.

@@ -50,6 +50,11 @@ func (l *logBuffer) String() string {
 	return l.b.String()
 }
 
+// count is how many times re matches the log so far.
+func (l *logBuffer) count(re *regexp.Regexp) int {
+	return len(re.FindAllStringIndex(l.String(), -1))
+}
+
 // waitFor returns the first match of re in the log, waiting up to timeout.
 func (l *logBuffer) waitFor(t *testing.T, re *regexp.Regexp, timeout time.Duration) []string {
 	t.Helper()

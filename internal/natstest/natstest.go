@@ -94,12 +94,17 @@ func (s *Server) Restart() {
 	}
 }
 
-// Stop stops the server and waits for it to exit. Idempotent.
-func (s *Server) Stop() {
+// Stop kills the server and waits for it to exit. Idempotent.
+func (s *Server) Stop() { s.StopWith(os.Kill) }
+
+// StopWith stops the server with sig (SIGTERM: it closes its clients'
+// connections; SIGKILL: they just break) and waits for it to exit.
+// Idempotent.
+func (s *Server) StopWith(sig os.Signal) {
 	if s.cmd == nil || s.cmd.Process == nil {
 		return
 	}
-	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Process.Signal(sig)
 	<-s.done
 	_ = s.cmd.Wait()
 	s.cmd = nil
