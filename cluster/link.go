@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -80,9 +81,15 @@ var kinds = [...]string{KindBroadcast, KindSend, KindPresence, KindPublish}
 // knows neither sockets nor JavaScript: the transport tells it of
 // connects and disconnects, and it hands what arrives to a Local.
 //
+// Nothing the Link is asked to do waits on the network: what goes out is
+// queued (outbox) and published by a goroutine of the Link's own, so a
+// NATS server that hangs instead of going away fills the queue, and what
+// does not fit fails at once (ErrDown) rather than holding up a worker.
+//
 // Goroutines: nats.go's own (its connection, and one per subscription,
-// which call Local and the Subscribe callbacks), and one of the Link's
-// that beats and forgets silent instances. Close stops them all.
+// which call Local and the Subscribe callbacks), and two of the Link's:
+// the publisher, and the one that beats and forgets silent instances.
+// Close stops them all.
 type Link struct {
 	cfg    Config
 	log    *slog.Logger
@@ -100,13 +107,27 @@ type Link struct {
 
 	nonce string // this process's, beside its name: tells a namesake from an echo
 
-	in, out    [len(kinds)]atomic.Uint64
-	localOnly  atomic.Uint64
-	clashes    atomic.Uint64 // messages from another process with this instance's name
-	opened     chan struct{} // closed once nc is set: NATS's callbacks wait for it
-	quit, done chan struct{}
-	closeOnce  sync.Once
+	in, out   [len(kinds)]atomic.Uint64
+	localOnly atomic.Uint64
+	clashes   atomic.Uint64 // messages from another process with this instance's name
+	opened    chan struct{} // closed once nc is set and subscribed: NATS's callbacks wait for it
+	outbox    chan outgoing // what the publisher sends, in order
+	quit      chan struct{}
+	wg        sync.WaitGroup // the publisher and the beat
+	closeOnce sync.Once
 }
+
+// outgoing is one message for the publisher, and the kind Stats counts it
+// as.
+type outgoing struct {
+	m    *nats.Msg
+	kind string
+}
+
+// outboxSize bounds what waits for the publisher; past it (a NATS that
+// hangs) a send or broadcast fails at once, and presence is repaired by
+// the next resync.
+const outboxSize = 8192
 
 // Open starts the link: it connects to NATS in the background (and keeps
 // reconnecting for as long as the link is open), so it returns at once
@@ -134,7 +155,7 @@ func Open(cfg Config) (*Link, error) {
 		cfg: cfg, log: cfg.Logger.With("cluster", cfg.Name, "instance", cfg.Instance), lim: cfg.LogLimiter,
 		prefix: "moebius." + cfg.Name + ".", me: token(cfg.Instance),
 		mine: map[string]struct{}{}, peers: newPresence(), nonce: nuid.Next(),
-		opened: make(chan struct{}), quit: make(chan struct{}), done: make(chan struct{}),
+		opened: make(chan struct{}), outbox: make(chan outgoing, outboxSize), quit: make(chan struct{}),
 	}
 	opened := sync.OnceFunc(func() { close(l.opened) })
 	defer opened() // on every way out, so that no callback waits for ever
@@ -144,6 +165,11 @@ func Open(cfg Config) (*Link, error) {
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.ReconnectBufSize(-1), // while down, a publish fails at once instead of waiting in a buffer
+		// A NATS that hangs (a partition, a paused process) is noticed
+		// within a few beats, and a write to it gives up soon.
+		nats.PingInterval(cfg.Beat),
+		nats.MaxPingsOutstanding(2),
+		nats.FlusherTimeout(cfg.Beat),
 		nats.ConnectHandler(func(*nats.Conn) { l.up() }),
 		nats.ReconnectHandler(func(*nats.Conn) { l.up() }),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) { l.down(err) }),
@@ -159,7 +185,6 @@ func Open(cfg Config) (*Link, error) {
 		return nil, fmt.Errorf("cluster: connect %s: %w", cfg.URLs, err)
 	}
 	l.nc = nc
-	opened()
 	for subject, handle := range map[string]nats.MsgHandler{
 		l.prefix + "bcast":          l.onBroadcast,
 		l.prefix + "send." + l.me:   l.onSend,
@@ -170,11 +195,51 @@ func Open(cfg Config) (*Link, error) {
 			return nil, fmt.Errorf("cluster: subscribe %s: %w", subject, err)
 		}
 	}
-	if nc.IsConnected() {
-		l.up() // connected before the handlers could be told
-	}
+	opened() // nats.go calls ConnectHandler for a first connection made at once too
+	l.wg.Add(2)
+	go l.publisher()
 	go l.beat()
 	return l, nil
+}
+
+// send queues m for the publisher; false when the link is down or the
+// queue is full. Any goroutine; it never blocks.
+func (l *Link) send(m *nats.Msg, kind string) bool {
+	if !l.nc.IsConnected() {
+		return false
+	}
+	select {
+	case l.outbox <- outgoing{m, kind}:
+		return true
+	default:
+		return false
+	}
+}
+
+// publisher is the Link's goroutine that hands what is queued to NATS, in
+// order. On Close it sends what is queued, then returns.
+func (l *Link) publisher() {
+	defer l.wg.Done()
+	publish := func(o outgoing) {
+		if l.nc.PublishMsg(o.m) == nil {
+			l.count(&l.out, o.kind)
+		}
+	}
+	for {
+		select {
+		case o := <-l.outbox:
+			publish(o)
+		case <-l.quit:
+			for {
+				select {
+				case o := <-l.outbox:
+					publish(o)
+				default:
+					return
+				}
+			}
+		}
+	}
 }
 
 const kindPresenceSubj = "presence"
@@ -190,16 +255,19 @@ func (l *Link) Instance() string { return l.cfg.Instance }
 func (l *Link) Up() bool { return l.nc.IsConnected() }
 
 // Close leaves the cluster: the other instances forget this one's
-// clients at once, and the link's goroutines end. Any goroutine; once.
+// clients at once (and the instance itself once it stops beating), and
+// the link's goroutines end. Any goroutine; once.
 func (l *Link) Close() {
 	l.closeOnce.Do(func() {
-		close(l.quit)
-		<-l.done
 		l.mu.Lock()
 		l.mine = map[string]struct{}{}
 		l.mu.Unlock()
 		l.publishSnapshot() // empty: nobody is here any more
-		_ = l.nc.Flush()
+		close(l.quit)
+		l.wg.Wait()
+		if l.nc.IsConnected() {
+			_ = l.nc.FlushTimeout(time.Second)
+		}
 		l.nc.Close()
 	})
 }
@@ -222,7 +290,7 @@ func (l *Link) down(err error) {
 	if l.nc == nil || l.nc.IsClosed() {
 		return
 	}
-	l.log.Warn("cluster link down; reconnecting", "url", l.cfg.URLs, "error", fmt.Sprint(err))
+	l.log.Warn("cluster link down; reconnecting", "url", RedactURLs(l.cfg.URLs), "error", fmt.Sprint(err))
 }
 
 // Connected tells the cluster that this instance has a client id now.
@@ -236,7 +304,7 @@ func (l *Link) Disconnected(id string) { l.changed(id, false) }
 func (l *Link) changed(id string, add bool) {
 	kind := kindRemove
 	l.mu.Lock()
-	defer l.mu.Unlock() // publishes in seq order
+	defer l.mu.Unlock() // queued in seq order
 	if add {
 		l.mine[id] = struct{}{}
 		kind = kindAdd
@@ -261,7 +329,11 @@ func (l *Link) publishSnapshot() {
 			size += 1 + len(ids[n])
 			n++
 		}
-		l.publishPresence(kind, l.seq, encodeIDs(ids[:n]))
+		m := l.presenceMsg(kind, l.seq, encodeIDs(ids[:n]))
+		if n < len(ids) {
+			m.Header.Set(hdrMore, "1") // the snapshot is applied whole, once its last part is in
+		}
+		l.send(m, KindPresence)
 		ids, kind = ids[n:], kindSnapshotMore
 	}
 }
@@ -270,18 +342,22 @@ func (l *Link) publishSnapshot() {
 // default limit of a megabyte a message.
 const snapshotChunk = 256 << 10
 
-// publishPresence sends one presence message; a failure (the link is
-// down) is repaired by the snapshots traded when it is back.
+// publishPresence queues one presence message; one lost (the link is
+// down, the queue full) is repaired by a resync, or by the snapshots
+// traded when the link is back. Called under l.mu where the order of
+// presence messages matters (deltas, snapshots, beats).
 func (l *Link) publishPresence(kind string, seq uint64, data []byte) {
+	l.send(l.presenceMsg(kind, seq, data), KindPresence)
+}
+
+func (l *Link) presenceMsg(kind string, seq uint64, data []byte) *nats.Msg {
 	m := nats.NewMsg(l.prefix + kindPresenceSubj)
 	m.Header.Set(hdrOrigin, l.cfg.Instance)
 	m.Header.Set(hdrNonce, l.nonce)
 	m.Header.Set(hdrKind, kind)
 	m.Header.Set(hdrSeq, strconv.FormatUint(seq, 10))
 	m.Data = data
-	if l.nc.PublishMsg(m) == nil {
-		l.count(&l.out, KindPresence)
-	}
+	return m
 }
 
 // onPresence applies another instance's presence message. NATS's
@@ -309,11 +385,7 @@ func (l *Link) onPresence(m *nats.Msg) {
 			return
 		}
 		l.mu.Lock()
-		if kind == kindSnapshot {
-			l.peers.snapshot(origin, seq, ids, now)
-		} else {
-			l.peers.snapshotMore(origin, ids, now)
-		}
+		l.peers.snapshotPart(origin, seq, kind == kindSnapshot, m.Header.Get(hdrMore) != "", ids, now)
 		l.mu.Unlock()
 	case kindBeat:
 		l.mu.Lock()
@@ -353,7 +425,7 @@ func (l *Link) fromMyName(m *nats.Msg) bool {
 // beat is the Link's goroutine: it says this instance is alive, at which
 // delta, and forgets the instances that have gone silent.
 func (l *Link) beat() {
-	defer close(l.done)
+	defer l.wg.Done()
 	t := time.NewTicker(l.cfg.Beat)
 	defer t.Stop()
 	for {
@@ -363,14 +435,11 @@ func (l *Link) beat() {
 		case <-t.C:
 		}
 		l.mu.Lock()
-		seq := l.seq
 		gone := l.peers.expire(time.Now().Add(-3 * l.cfg.Beat))
+		l.publishPresence(kindBeat, l.seq, nil) // under l.mu: in order with the deltas
 		l.mu.Unlock()
 		for _, name := range gone {
 			l.log.Warn("cluster: an instance went silent; forgetting its clients", "other", name)
-		}
-		if l.nc.IsConnected() {
-			l.publishPresence(kindBeat, seq, nil)
 		}
 	}
 }
@@ -384,12 +453,11 @@ func (l *Link) Broadcast(frame []byte) error {
 	m.Header.Set(hdrOrigin, l.cfg.Instance)
 	m.Header.Set(hdrNonce, l.nonce)
 	m.Data = frame
-	if !l.nc.IsConnected() || l.nc.PublishMsg(m) != nil {
+	if !l.send(m, KindBroadcast) {
 		l.localOnly.Add(1)
 		l.lim.Log(l.log, slog.LevelWarn, "cluster_local_only", "", "cluster link down: broadcast reached this instance's clients only")
 		return ErrDown
 	}
-	l.count(&l.out, KindBroadcast)
 	return nil
 }
 
@@ -417,10 +485,11 @@ func (l *Link) Send(id string, frames [][]byte) error {
 	if !ok {
 		return ErrNoClient
 	}
-	if err := l.nc.Publish(l.prefix+"send."+token(where), encodeSend(id, frames)); err != nil {
-		return fmt.Errorf("%w: %w", ErrDown, err)
+	m := nats.NewMsg(l.prefix + "send." + token(where))
+	m.Data = encodeSend(id, frames)
+	if !l.send(m, KindSend) {
+		return ErrDown
 	}
-	l.count(&l.out, KindSend)
 	return nil
 }
 
@@ -439,16 +508,14 @@ func (l *Link) onSend(m *nats.Msg) {
 // Publish sends payload on a handlers' subject (no wildcards), to every
 // subscriber of every instance, this one's included. Any goroutine.
 func (l *Link) Publish(subject string, payload []byte) error {
-	if err := checkSubject(subject, false); err != nil {
+	if err := CheckSubject(subject, false); err != nil {
 		return err
 	}
-	if !l.nc.IsConnected() {
+	m := nats.NewMsg(l.prefix + "app." + subject)
+	m.Data = payload
+	if !l.send(m, KindPublish) {
 		return ErrDown
 	}
-	if err := l.nc.Publish(l.prefix+"app."+subject, payload); err != nil {
-		return fmt.Errorf("%w: %w", ErrDown, err)
-	}
-	l.count(&l.out, KindPublish)
 	return nil
 }
 
@@ -458,7 +525,7 @@ func (l *Link) Publish(subject string, payload []byte) error {
 // unsubscribe. It works while the link is down: the subscription is made
 // when it comes back. Any goroutine.
 func (l *Link) Subscribe(subject string, fn func(subject string, payload []byte)) (unsubscribe func(), err error) {
-	if err := checkSubject(subject, true); err != nil {
+	if err := CheckSubject(subject, true); err != nil {
 		return nil, err
 	}
 	strip := l.prefix + "app."
@@ -472,9 +539,24 @@ func (l *Link) Subscribe(subject string, fn func(subject string, payload []byte)
 	return func() { _ = sub.Unsubscribe() }, nil
 }
 
-// checkSubject refuses what is not a NATS subject: empty tokens, white
+// RedactURLs is NATS URLs (comma-separated) with their passwords hidden,
+// for logs and status.
+func RedactURLs(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			if _, hasPassword := u.User.Password(); !hasPassword {
+				u.User = url.User("xxxxx") // a token
+			}
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// CheckSubject refuses what is not a NATS subject: empty tokens, white
 // space, and (unless wild) the wildcards.
-func checkSubject(subject string, wild bool) error {
+func CheckSubject(subject string, wild bool) error {
 	if subject == "" {
 		return errors.New("cluster: an empty subject")
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -179,4 +180,43 @@ func TestTwoInstancesWithOneNameSayTheyClash(t *testing.T) {
 	eventually(t, "each hears its namesake", func() bool {
 		return a.Status().NameClashes > 0 && b.Status().NameClashes > 0
 	})
+}
+
+func TestAHungNATSNeverHoldsUpTheCaller(t *testing.T) {
+	nats := natstest.Start(t)
+	a, _ := open(t, nats.URL, "a")
+	b, _ := open(t, nats.URL, "b")
+	b.Connected("bob")
+	eventually(t, "a knows bob", func() bool { return a.Up() && a.Send("bob", [][]byte{[]byte("x")}) == nil })
+
+	nats.Pause() // a partition: the connection stays, nothing answers
+	defer nats.Resume()
+	frame := make([]byte, 100<<10)
+	done := make(chan error, 1)
+	go func() { // far more than NATS's socket buffers and the outbox hold
+		var err error
+		for range 20_000 {
+			if e := a.Broadcast(frame); e != nil {
+				err = e
+			}
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, cluster.ErrDown) {
+			t.Fatalf("20,000 broadcasts into a hung NATS: %v, want some to fail with ErrDown", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the broadcasts waited on a hung NATS")
+	}
+	nats.Resume()
+	eventually(t, "a reaches bob again", func() bool { return a.Up() && a.Send("bob", [][]byte{[]byte("back")}) == nil })
+}
+
+func TestRedactURLsHidesPasswordsAndTokens(t *testing.T) {
+	got := cluster.RedactURLs("nats://alice:s3cret@h1:4222,nats://t0ken@h2:4222,nats://h3:4222")
+	if strings.Contains(got, "s3cret") || strings.Contains(got, "t0ken") || !strings.Contains(got, "h3:4222") || !strings.Contains(got, "alice") {
+		t.Fatalf("got %q", got)
+	}
 }

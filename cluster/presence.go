@@ -14,7 +14,13 @@ import (
 // its lock and does what its results ask (resync a gap, forget the
 // silent).
 type presence struct {
-	byClient  map[string]string // client id → the instance that announced it last
+	// parts are the snapshots being received in parts, by instance.
+	parts map[string][]string
+	// byClient is, for each client id, the instances that hold it, the
+	// latest to announce it last: ids are the clients' choice, and one
+	// may be on two instances at once (a reconnect through a balancer
+	// while the old connection lingers).
+	byClient  map[string][]string
 	instances map[string]*instance
 }
 
@@ -27,7 +33,7 @@ type instance struct {
 }
 
 func newPresence() *presence {
-	return &presence{byClient: map[string]string{}, instances: map[string]*instance{}}
+	return &presence{byClient: map[string][]string{}, instances: map[string]*instance{}, parts: map[string][]string{}}
 }
 
 // get returns origin's record, making one at first sight.
@@ -54,39 +60,71 @@ func (p *presence) delta(origin string, seq uint64, add bool, id string, now tim
 	in.seq = seq
 	if add {
 		in.clients[id] = struct{}{}
-		p.byClient[id] = origin
+		p.hold(id, origin)
 	} else {
 		delete(in.clients, id)
-		if p.byClient[id] == origin {
-			delete(p.byClient, id)
-		}
+		p.release(id, origin)
 	}
 	return inOrder
+}
+
+// hold records that origin holds id, as the latest to announce it.
+func (p *presence) hold(id, origin string) {
+	holders := slices.DeleteFunc(p.byClient[id], func(o string) bool { return o == origin })
+	p.byClient[id] = append(holders, origin)
+}
+
+// release records that origin no longer holds id.
+func (p *presence) release(id, origin string) {
+	holders := slices.DeleteFunc(p.byClient[id], func(o string) bool { return o == origin })
+	if len(holders) == 0 {
+		delete(p.byClient, id)
+		return
+	}
+	p.byClient[id] = holders
 }
 
 // snapshot replaces what origin holds with ids, as of its delta seq.
 func (p *presence) snapshot(origin string, seq uint64, ids []string, now time.Time) {
 	in := p.get(origin, now)
 	for id := range in.clients {
-		if p.byClient[id] == origin {
-			delete(p.byClient, id)
-		}
+		p.release(id, origin)
 	}
 	in.clients = make(map[string]struct{}, len(ids))
 	for _, id := range ids {
 		in.clients[id] = struct{}{}
-		p.byClient[id] = origin
+		p.keep(id, origin)
 	}
 	in.seq, in.synced = seq, true
 }
 
-// snapshotMore adds ids to the snapshot of origin applied last.
-func (p *presence) snapshotMore(origin string, ids []string, now time.Time) {
-	in := p.get(origin, now)
-	for _, id := range ids {
-		in.clients[id] = struct{}{}
-		p.byClient[id] = origin
+// snapshotPart takes one part of origin's snapshot at delta seq: the
+// first part or a later one, and whether more follow. The snapshot is
+// applied whole once its last part is in, so that no client is missing
+// meanwhile; a later part without its first is dropped.
+func (p *presence) snapshotPart(origin string, seq uint64, first, more bool, ids []string, now time.Time) {
+	p.get(origin, now)
+	if first {
+		p.parts[origin] = nil
+	} else if _, started := p.parts[origin]; !started {
+		return
 	}
+	all := append(p.parts[origin], ids...)
+	if more {
+		p.parts[origin] = all
+		return
+	}
+	delete(p.parts, origin)
+	p.snapshot(origin, seq, all, now)
+}
+
+// keep records that origin holds id, as a snapshot says: behind any
+// instance that announced it since (a snapshot is no newer claim).
+func (p *presence) keep(id, origin string) {
+	if slices.Contains(p.byClient[id], origin) {
+		return
+	}
+	p.byClient[id] = append([]string{origin}, p.byClient[id]...)
 }
 
 // beat notes that origin is alive and at delta seq; it reports false when
@@ -104,11 +142,10 @@ func (p *presence) forget(origin string) {
 		return
 	}
 	for id := range in.clients {
-		if p.byClient[id] == origin {
-			delete(p.byClient, id)
-		}
+		p.release(id, origin)
 	}
 	delete(p.instances, origin)
+	delete(p.parts, origin)
 }
 
 // expire forgets the instances not heard from since before, and returns
@@ -126,10 +163,14 @@ func (p *presence) expire(before time.Time) (gone []string) {
 	return gone
 }
 
-// where returns the instance that holds id.
+// where returns the instance that holds id (the latest to announce it,
+// when several do).
 func (p *presence) where(id string) (string, bool) {
-	origin, ok := p.byClient[id]
-	return origin, ok
+	holders := p.byClient[id]
+	if len(holders) == 0 {
+		return "", false
+	}
+	return holders[len(holders)-1], true
 }
 
 // InstanceStatus is one other instance as this one knows it.

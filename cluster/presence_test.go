@@ -104,8 +104,48 @@ func TestSubjectsAreCheckedBeforeTheyReachNATS(t *testing.T) {
 		{"or*ders", true, false},
 		{"a b", false, false},
 	} {
-		if err := checkSubject(tc.subject, tc.wild); (err == nil) != tc.ok {
-			t.Errorf("checkSubject(%q, %v) = %v", tc.subject, tc.wild, err)
+		if err := CheckSubject(tc.subject, tc.wild); (err == nil) != tc.ok {
+			t.Errorf("CheckSubject(%q, %v) = %v", tc.subject, tc.wild, err)
 		}
+	}
+}
+
+func TestPresenceKeepsAClientThatMovedWhenItsOldInstanceLetsGo(t *testing.T) {
+	now := time.Unix(1000, 0)
+	p := newPresence()
+	p.snapshot("a", 1, []string{"x"}, now)
+	p.snapshot("b", 1, nil, now)
+	p.delta("b", 2, true, "x", now)        // x reconnected through the balancer to b
+	p.snapshot("a", 1, []string{"x"}, now) // a's lingering connection, in a snapshot a sends
+	if where, _ := p.where("x"); where != "b" {
+		t.Fatalf("x is at %q after a's snapshot, want b (the newer claim)", where)
+	}
+	p.delta("a", 2, false, "x", now) // a's old connection goes
+	if where, ok := p.where("x"); !ok || where != "b" {
+		t.Fatalf("x is at %q (%v) after a let go, want b", where, ok)
+	}
+	p.forget("b")
+	if _, ok := p.where("x"); ok {
+		t.Fatal("x is still known after both let go")
+	}
+}
+
+func TestASnapshotInPartsIsAppliedWholeWhenItsLastPartIsIn(t *testing.T) {
+	now := time.Unix(1000, 0)
+	p := newPresence()
+	p.snapshot("b", 1, []string{"old"}, now)
+	p.snapshotPart("b", 5, true, true, []string{"x"}, now)
+	if _, ok := p.where("old"); !ok {
+		t.Fatal("the previous snapshot was dropped before the new one was whole")
+	}
+	p.snapshotPart("b", 5, false, false, []string{"y"}, now)
+	for id, want := range map[string]bool{"old": false, "x": true, "y": true} {
+		if _, ok := p.where(id); ok != want {
+			t.Errorf("%s known: %v, want %v", id, ok, want)
+		}
+	}
+	p.snapshotPart("c", 1, false, false, []string{"z"}, now) // a later part without its first
+	if _, ok := p.where("z"); ok {
+		t.Fatal("a part without its first was applied")
 	}
 }

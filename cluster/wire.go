@@ -24,6 +24,7 @@ import (
 const (
 	hdrOrigin = "Origin"
 	hdrNonce  = "Nonce" // the sending process's, beside its name
+	hdrMore   = "More"  // on a snapshot's part: more parts follow
 	hdrKind   = "Kind"
 	hdrSeq    = "Seq"
 

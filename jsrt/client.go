@@ -121,7 +121,8 @@ func (rt *jsRuntime) broadcast(x, filter goja.Value) {
 	if !hasFilter {
 		rt.w.host.broadcast(rt.w, f)
 		if c := rt.w.host.cfg.Cluster; c != nil {
-			_ = c.Broadcast(f) // down: this instance's clients only (the link logs and counts it)
+			// Down: this instance's clients only (the link logs and counts it).
+			_ = rt.w.acrossGate(func() error { return c.Broadcast(f) })
 		}
 		return
 	}

@@ -3,6 +3,7 @@ package jsrt
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/dop251/goja"
 )
@@ -15,7 +16,7 @@ type Cluster interface {
 	// Broadcast sends a frame to every client of every other instance.
 	Broadcast(frame []byte) error
 	// Send sends a message to a client of another instance; it fails with
-	// ErrNoSuchClient when no instance has it.
+	// ErrNoClient when no instance has it.
 	Send(id string, frames [][]byte) error
 	// Publish sends payload on a subject to every subscriber of every
 	// instance.
@@ -24,9 +25,9 @@ type Cluster interface {
 	Subscribe(subject string, deliver func(subject string, payload []byte)) (unsubscribe func(), err error)
 }
 
-// ErrNoSuchClient is what Cluster.Send fails with when no instance of the
+// ErrNoClient is what Cluster.Send fails with when no instance of the
 // cluster has the client.
-var ErrNoSuchClient = errors.New("no instance of the cluster has that client")
+var ErrNoClient = errors.New("no instance of the cluster has that client")
 
 // clusterObject is the moebius `cluster`: instance, publish, subscribe.
 func (rt *jsRuntime) clusterObject() *goja.Object {
@@ -44,7 +45,7 @@ func (rt *jsRuntime) clusterObject() *goja.Object {
 		if err != nil {
 			rt.throw(err)
 		}
-		if err := c.Publish(subject, payload); err != nil {
+		if err := rt.w.acrossGate(func() error { return c.Publish(subject, payload) }); err != nil {
 			rt.throw(fmt.Errorf("cluster.publish(%q): %w", subject, err))
 		}
 		return goja.Undefined()
@@ -56,21 +57,20 @@ func (rt *jsRuntime) clusterObject() *goja.Object {
 		if !ok {
 			rt.throw(badArgument("cluster.subscribe(subject, fn) needs a function"))
 		}
-		w := rt.w
-		unsubscribe, err := c.Subscribe(subject, func(subject string, payload []byte) {
-			w.sched.Post(func() { rt.delivered(fn, subject, payload) })
-		})
+		s := &subscription{rt: rt, fn: fn}
+		unsubscribe, err := c.Subscribe(subject, s.arrived)
 		if err != nil {
-			rt.throw(badArgument("%v", err))
+			rt.throw(fmt.Errorf("cluster.subscribe(%q): %w", subject, err))
 		}
-		rt.own(unsubscribe) // a top-level subscription lives as long as its code; a handler's, as its handler
-		sub := vm.NewObject()
-		_ = sub.Set("subject", subject)
-		_ = sub.Set("unsubscribe", func(goja.FunctionCall) goja.Value {
-			unsubscribe()
+		s.unsubscribe = unsubscribe
+		rt.own(s.close) // a top-level subscription lives as long as its code; a handler's, as its handler
+		o := vm.NewObject()
+		_ = o.Set("subject", subject)
+		_ = o.Set("unsubscribe", func(goja.FunctionCall) goja.Value {
+			s.close()
 			return goja.Undefined()
 		})
-		return sub
+		return o
 	})
 	return o
 }
@@ -90,6 +90,48 @@ func (rt *jsRuntime) subject(v goja.Value, what string) string {
 		rt.throw(badArgument("%s needs a subject such as 'orders.new'", what))
 	}
 	return v.String()
+}
+
+// subscription is one cluster.subscribe: what arrives runs its fn on the
+// worker until it is closed (unsubscribe(), the end of its owner, the
+// worker's retirement).
+type subscription struct {
+	rt          *jsRuntime
+	fn          goja.Callable
+	unsubscribe func()
+	closed      atomic.Bool // no fn call once set, even for a message already posted
+}
+
+// arrived posts one message to the worker. A goroutine of the cluster's.
+func (s *subscription) arrived(subject string, payload []byte) {
+	w := s.rt.w
+	if s.closed.Load() || w.gate.isShut() {
+		s.close() // retired: nothing it holds may act any more
+		return
+	}
+	w.sched.Post(func() {
+		if !s.closed.Load() {
+			s.rt.delivered(s.fn, subject, payload)
+		}
+	})
+}
+
+// close ends the subscription. Any goroutine; idempotent.
+func (s *subscription) close() {
+	if s.closed.CompareAndSwap(false, true) {
+		s.unsubscribe()
+	}
+}
+
+// acrossGate runs f, which reaches other instances, unless this worker was
+// retired meanwhile (then nothing it does may reach anyone). Scheduler
+// goroutine.
+func (w *worker) acrossGate(f func() error) error {
+	if !w.gate.enter() {
+		return errRetired
+	}
+	defer w.gate.leave()
+	return f()
 }
 
 // delivered runs a subscriber's fn(message) for one message, guarded like

@@ -34,7 +34,7 @@ func (f *fakeCluster) Send(id string, frames [][]byte) error {
 	case f.down:
 		return errors.New("the link to NATS is down")
 	case !f.elsewhere[id]:
-		return jsrt.ErrNoSuchClient
+		return jsrt.ErrNoClient
 	}
 	f.sent[id] = string(frames[0])
 	return nil
@@ -124,5 +124,23 @@ module.exports = { rules: [{ command: 'x', handler: (c) => {
 	e.send("c", `{"command":"x"}`)
 	if got := e.replies("c", 2); got[0] != "null" || !strings.Contains(got[1], "not in a cluster (set cluster_nats)") {
 		t.Fatalf("got %q", got)
+	}
+}
+
+func TestAnUnsubscribedFunctionRunsNoMore(t *testing.T) {
+	fc := &fakeCluster{sent: map[string]string{}, subs: map[string]func(string, []byte){}}
+	e := start(t, jsrt.Config{Instance: "a", Cluster: fc}, map[string]string{"handlers.js": `
+const { cluster } = require('moebius');
+let calls = 0;
+const sub = cluster.subscribe('t', () => { calls++; sub.unsubscribe(); });
+module.exports = { rules: [
+  { command: 'flood', handler: (c) => { for (let i = 0; i < 50; i++) cluster.publish('t', i); c.send('sent'); } },
+  { command: 'calls', handler: (c) => c.send(String(calls)) },
+]};`})
+	e.connect("c")
+	e.send("c", `{"command":"flood"}`)
+	e.send("c", `{"command":"calls"}`)
+	if got := e.replies("c", 2); got[1] != "1" {
+		t.Fatalf("fn ran %s times after unsubscribing in its first call, want 1", got[1])
 	}
 }

@@ -171,10 +171,10 @@ func (rt *jsRuntime) sendElsewhere(raw, text string, frames [][]byte) error {
 	if c == nil {
 		return &clientGoneError{"client " + text + " is not connected"}
 	}
-	switch err := c.Send(raw, frames); {
+	switch err := rt.w.acrossGate(func() error { return c.Send(raw, frames) }); {
 	case err == nil:
 		return nil
-	case errors.Is(err, ErrNoSuchClient):
+	case errors.Is(err, ErrNoClient):
 		return &clientGoneError{"client " + text + " is not connected to any instance of the cluster"}
 	default:
 		return fmt.Errorf("server.send(%s): client %s is not on this instance, and the cluster cannot be asked: %w", text, text, err)

@@ -66,14 +66,20 @@ func (h *Host) Status(ctx context.Context) Status {
 	for i, s := range h.slots {
 		answers[i] = make(chan answer, 1)
 		w, ch := s.current(), answers[i]
-		w.sched.Post(func() {
+		if !w.sched.Post(func() {
 			ws, clients, cmds := w.status(i)
 			ch <- answer{ws, clients, cmds}
-		})
+		}) {
+			close(ch) // stopped: it will not answer
+		}
 	}
 	for i, ch := range answers {
 		select {
-		case a := <-ch:
+		case a, ok := <-ch:
+			if !ok {
+				st.Workers = append(st.Workers, WorkerStatus{Index: i})
+				continue
+			}
 			st.Workers = append(st.Workers, a.ws)
 			st.Clients = append(st.Clients, a.clients...)
 			for cmd, n := range a.cmds {

@@ -3,7 +3,6 @@ package tests
 import (
 	"bufio"
 	"fmt"
-	"github.com/moebius-js/moebius-js/internal/natstest"
 	"net/http"
 	"regexp"
 	"slices"
@@ -12,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/moebius-js/moebius-js/internal/natstest"
 )
 
 // clusterHandlers exercise what crosses the cluster: broadcasts, sends by
@@ -37,6 +38,7 @@ function failure(e) { return e instanceof ClientGoneError ? 'gone' : 'error: ' +
 module.exports = { rules: [
   { command: 'whoami', handler: (c) => c.send(JSON.stringify({ instance: cluster.instance, subscribed })) },
   { command: 'ping', handler: (c) => c.send('pong') },
+  { command: 'hold', handler: () => {} },
   { command: 'listen', handler: (c) => { c.state.listening = true; c.send('listening'); } },
   { command: 'shout', handler: (c, d) => { server.broadcast(d.text); c.send('shouted'); } },
   { command: 'relay', handler: (c, d) => {
@@ -583,5 +585,36 @@ func TestClusterBroadcastLoadAcrossFourInstances(t *testing.T) {
 			clusterMessages(t, n.srv, "out", "broadcast"), clusterMessages(t, n.srv, "in", "broadcast"),
 			clusterMessages(t, n.srv, "out", "presence"), clusterMessages(t, n.srv, "in", "presence"),
 			metricOrZero(t, n.srv, "moebius_broadcast_skipped_total", ""))
+	}
+}
+
+// A send across instances carries the client's envelope as a local one
+// does: a REQ client on beta gets alpha's relay as the answer to its
+// request.
+func TestClusterSendToAREQClientCarriesItsEnvelope(t *testing.T) {
+	nats := natstest.Start(t)
+	nodes := startCluster(t, startServer, nats, 1, nil, "alpha", "beta")
+	req := dial(t, nodes[1].srv.addr, "beta-req", true)
+	req.send(`{"command":"listen"}`)
+	if got := req.recvText(); got != "listening" {
+		t.Fatalf("got %q", got)
+	}
+	eventually(t, 10*time.Second, "alpha to know beta-req", func() bool { return nodes[0].knows(t, nodes, 2) })
+	req.send(`{"command":"hold"}`) // a REQ takes a reply only to a request it sent
+	if got := relay(nodes[0].clients[0], "beta-req", "from alpha"); got != "sent" {
+		t.Fatalf("relay answered %q", got)
+	}
+	if got := req.recvText(); got != "from alpha" {
+		t.Fatalf("the REQ client received %q, want alpha's relay", got)
+	}
+}
+
+// check evaluates a clustered handlers.js (one that subscribes at its top
+// level) without a cluster to connect to, as systemctl reload runs it.
+func TestCheckAcceptsAHandlersFileThatSubscribes(t *testing.T) {
+	path := writeHandlers(t, clusterHandlers)
+	out, errOut, code := runCLI(t, "check", path)
+	if code != 0 || !strings.Contains(out, "ok") {
+		t.Fatalf("check exit %d: %s%s", code, out, errOut)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"reflect"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -72,7 +71,10 @@ func listenAdmin(addr string, log *slog.Logger) (*admin, error) {
 		// link is down still serves its own clients.
 		var link string
 		if l := a.link.Load(); l != nil {
-			link = "cluster: " + l.Status().State + "\n"
+			link = "cluster: down\n"
+			if l.Up() {
+				link = "cluster: up\n"
+			}
 		}
 		if !a.ready.Load() {
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -225,18 +227,11 @@ func clients(st jsrt.Status, peers []transport.PeerInfo) []clientView {
 // the CURVE secret key hidden when it is given as text.
 func settingsInForce(cfg serveConfig) map[string]any {
 	out := make(map[string]any, len(configKeys))
-	v := reflect.ValueOf(cfg)
-	for i := range v.NumField() {
-		key := v.Type().Field(i).Tag.Get("koanf")
-		switch x := v.Field(i).Interface().(type) {
-		case time.Duration:
-			out[key] = x.String()
-		default:
-			out[key] = x
+	for key, v := range configValues(cfg) {
+		if d, ok := v.(time.Duration); ok {
+			v = d.String()
 		}
-	}
-	if cfg.CurveKey != "" && !isPath(cfg.CurveKey) {
-		out["curve_key"] = "(set)"
+		out[key] = shownValue(key, v)
 	}
 	return out
 }

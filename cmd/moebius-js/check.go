@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/moebius-js/moebius-js/cluster"
 	"github.com/moebius-js/moebius-js/jsrt"
 	"github.com/moebius-js/moebius-js/transport"
 )
@@ -49,6 +50,8 @@ func runCheck(args []string, stdout, stderr io.Writer, environ func() []string) 
 		MaxSpawnedPerClient: cfg.MaxSpawnedPerCli,
 		Dialer:              checkDialer{},
 		Logger:              log,
+		Instance:            instanceName(cfg),
+		Cluster:             nowhereCluster{},
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -62,6 +65,19 @@ func runCheck(args []string, stdout, stderr io.Writer, environ func() []string) 
 // from the file and the environment, as serve reads them).
 func checkFlags(fs *pflag.FlagSet) {
 	fs.String("config", "", "YAML config file (default ./"+defaultConfigFile+" when it exists)")
+}
+
+// nowhereCluster is the cluster as check sees it: subjects are checked as
+// a cluster's are, and nothing goes anywhere (as with checkDialer).
+type nowhereCluster struct{}
+
+func (nowhereCluster) Broadcast([]byte) error      { return nil }
+func (nowhereCluster) Send(string, [][]byte) error { return jsrt.ErrNoClient }
+func (nowhereCluster) Publish(subject string, _ []byte) error {
+	return cluster.CheckSubject(subject, false)
+}
+func (nowhereCluster) Subscribe(subject string, _ func(string, []byte)) (func(), error) {
+	return func() {}, cluster.CheckSubject(subject, true)
 }
 
 // checkDialer refuses what transport.Dial refuses (a malformed endpoint,

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 
 	"github.com/moebius-js/moebius-js/cluster"
 	"github.com/moebius-js/moebius-js/internal/lograte"
@@ -77,7 +76,7 @@ type clusterJS struct{ *cluster.Link }
 func (c clusterJS) Send(id string, frames [][]byte) error {
 	err := c.Link.Send(id, frames)
 	if errors.Is(err, cluster.ErrNoClient) {
-		return jsrt.ErrNoSuchClient
+		return jsrt.ErrNoClient
 	}
 	return err
 }
@@ -90,21 +89,11 @@ type clusterLocal struct {
 	srv  *transport.Server
 }
 
-func (l clusterLocal) Broadcast(frame []byte)                { l.host.Broadcast(frame) }
-func (l clusterLocal) Send(id string, frames [][]byte) error { return l.srv.Send(id, frames...) }
+func (l clusterLocal) Broadcast(frame []byte) { l.host.Broadcast(frame) }
 
-// presence tells the cluster link of the transport's connects and
-// disconnects, once the link is there.
-type presence struct{ link atomic.Pointer[cluster.Link] }
-
-func (p *presence) connected(id string) {
-	if l := p.link.Load(); l != nil {
-		l.Connected(id)
-	}
-}
-
-func (p *presence) disconnected(id string) {
-	if l := p.link.Load(); l != nil {
-		l.Disconnected(id)
-	}
+// Send sends as a local server.send does: with the envelope of the
+// client's latest message (a REQ-style client's delimiter, say).
+func (l clusterLocal) Send(id string, frames [][]byte) error {
+	_, err := l.srv.SendConn(id, 0, frames...)
+	return err
 }

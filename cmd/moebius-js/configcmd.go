@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/moebius-js/moebius-js/cluster"
 	"github.com/moebius-js/moebius-js/curve"
 )
 
@@ -123,11 +124,15 @@ func writeConfigJSON(w io.Writer, l loadedConfig) error {
 	return err
 }
 
-// shownValue is a key's value as config may show it: curve_key given as
-// a Z85 secret key is "(set)", never the key.
+// shownValue is a key's value as it may be shown (config, the startup
+// line, /status): curve_key given as a Z85 secret key is "(set)", never
+// the key; cluster_nats without the passwords in its URLs.
 func shownValue(key string, v any) any {
-	if key == "curve_key" {
+	switch key {
+	case "curve_key":
 		return shownCurveKey(v.(string))
+	case "cluster_nats":
+		return cluster.RedactURLs(v.(string))
 	}
 	if l, ok := v.([]string); ok && l == nil {
 		return []string{}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync/atomic"
 
 	"github.com/spf13/pflag"
@@ -97,18 +96,6 @@ func (c *curveSide) Close() {
 	if c.list != nil {
 		_ = c.list.Close()
 	}
-}
-
-// isPath reports whether a key setting (curve_key, --curve-client-key)
-// names a certificate file rather than holding a key as Z85 text, the way
-// curve.LoadSecret reads it: 40 characters of Z85 that are not a file's
-// name are a key.
-func isPath(keyOrPath string) bool {
-	if _, err := curve.ParseKey(keyOrPath); err != nil {
-		return true
-	}
-	_, err := os.Stat(keyOrPath)
-	return err == nil
 }
 
 // parseKeys reads Z85 public keys.

@@ -58,7 +58,7 @@ func startupAttrs(cfg serveConfig) []any {
 	values, defaults := configValues(cfg), configValues(defaultServeConfig())
 	for _, c := range configKeys {
 		if !shown[c.key] && !sameValue(values[c.key], defaults[c.key]) {
-			attrs = append(attrs, c.key, values[c.key])
+			attrs = append(attrs, c.key, shownValue(c.key, values[c.key]))
 		}
 	}
 	return attrs

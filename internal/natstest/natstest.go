@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -93,6 +94,12 @@ func (s *Server) Restart() {
 		s.t.Fatalf("nats-server not ready within 10s:\n%s", log.String())
 	}
 }
+
+// Pause stops the server's process without ending it (SIGSTOP): its
+// connections stay open and nothing answers, as in a partition. Resume
+// undoes it.
+func (s *Server) Pause()  { _ = s.cmd.Process.Signal(syscall.SIGSTOP) }
+func (s *Server) Resume() { _ = s.cmd.Process.Signal(syscall.SIGCONT) }
 
 // Stop kills the server and waits for it to exit. Idempotent.
 func (s *Server) Stop() { s.StopWith(os.Kill) }
