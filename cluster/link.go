@@ -75,6 +75,9 @@ const (
 
 var kinds = [...]string{KindBroadcast, KindSend, KindPresence, KindPublish}
 
+// Kinds lists the kinds of message Status counts.
+func Kinds() []string { return kinds[:] }
+
 // Link is this instance's connection to the cluster, over NATS. It
 // replicates which instance holds which client, carries broadcasts and
 // sends to other instances' clients, and handlers' publish/subscribe. It

@@ -252,3 +252,34 @@ module.exports = { rules: [{ command: 'quick', handler: (c) => c.send('done') }]
 	go func() { _, _ = io.Copy(io.Discard, stderr) }()
 	eventually(t, 10*time.Second, "ready once listening", func() bool { code, _ := s.get(t, "/readyz"); return code == 200 })
 }
+
+// During a lame duck the server is not ready but serves as usual; a second
+// signal ends it at once.
+func TestALameDuckServesWhileNotReadyAndASecondSignalEndsIt(t *testing.T) {
+	srv := startServer(t, writeHandlers(t, adminHandlers), "--admin", "127.0.0.1:0", "--lame-duck", "60s")
+	c := dial(t, srv.addr, "c", false)
+	if got := c.roundTrip(`{"command":"quick"}`); got != "done" {
+		t.Fatalf("got %q", got)
+	}
+	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	srv.logs.waitFor(t, regexp.MustCompile(`msg="lame duck: /readyz says 503`), 10*time.Second)
+	if code, _ := srv.get(t, "/readyz"); code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz in the lame duck: %d, want 503", code)
+	}
+	if got := c.roundTrip(`{"command":"quick"}`); got != "done" {
+		t.Fatalf("a request in the lame duck got %q, want it served as usual", got)
+	}
+	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-srv.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a second SIGTERM did not end the lame duck")
+	}
+	if err := srv.cmd.Wait(); err == nil {
+		t.Fatal("a lame duck cut short exited 0")
+	}
+}

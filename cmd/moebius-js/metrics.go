@@ -143,7 +143,7 @@ func metricsHandler(g gauges, durations *requestDurations) http.Handler {
 		counter("cluster_broadcasts_local_only_total", "Broadcasts that reached this instance's clients only: the link to NATS was down.",
 			func() float64 { return float64(link.Status().LocalOnly) })
 		for _, dir := range []string{"in", "out"} {
-			for _, kind := range []string{cluster.KindBroadcast, cluster.KindSend, cluster.KindPresence, cluster.KindPublish} {
+			for _, kind := range cluster.Kinds() {
 				reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 					Name:        "moebius_cluster_messages_total",
 					Help:        "Messages across the cluster link, by direction and kind.",

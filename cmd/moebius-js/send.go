@@ -85,6 +85,7 @@ func send(args []string, stdout, stderr io.Writer) int {
 	_ = probe.Close()
 
 	replies := make(chan [][]byte, 64)
+	finished := make(chan struct{}) // closed when send stops reading replies
 	events := make(chan transport.ConnState, 16)
 	logs := slog.New(slog.DiscardHandler)
 	if *o.verbose {
@@ -111,14 +112,15 @@ func send(args []string, stdout, stderr io.Writer) int {
 			frames = frames[1:]
 		}
 		select {
-		case replies <- frames:
-		default: // more than --count replies: nobody waits for them
+		case replies <- frames: // send waits for these: the dealer's reader waits for send
+		case <-finished: // send is done: nobody waits for more
 		}
 	})
 	if err != nil {
 		return usageError(stderr, "send", "%v", err)
 	}
 	defer d.Close()
+	defer close(finished) // before the Close above: a reader waiting to hand over a reply lets go
 	frames := make([][]byte, 0, fs.NArg()+1)
 	if *o.req {
 		frames = append(frames, []byte{}) // the delimiter a REQ socket puts first
