@@ -147,10 +147,10 @@ func (s *Server) handshakeFailed(p *peer, err error) {
 	switch {
 	case errors.As(err, &refusal):
 		s.curveRefused(p, refusal, true)
-	case errors.Is(err, errOldVersion):
+	case errors.Is(err, ErrVersion):
 		s.stats.versionRefused.Add(1)
 		s.lim.Log(p.log, slog.LevelInfo, "zmtp_version", p.addrKey, "handshake refused: the peer speaks a ZMTP older than 3.0", "err", err)
-	case errors.Is(err, errMechanism):
+	case errors.Is(err, ErrMechanism):
 		s.stats.mechanismRefused.Add(1)
 		s.lim.Log(p.log, slog.LevelInfo, "zmtp_mechanism", p.addrKey, "handshake refused: the peer asked for a security mechanism this endpoint does not offer", "err", err)
 	case peerClosed(err):

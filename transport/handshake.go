@@ -69,10 +69,12 @@ var (
 )
 
 // Errors a handshake refuses a peer with (all wrap ErrProtocol), so that
-// the server can count each kind.
+// the server can count each kind and a client can say why it was refused:
+// ErrVersion, the peer speaks a ZMTP older than 3.0; ErrMechanism, it
+// asked for another security mechanism (NULL, CURVE) than this end's.
 var (
-	errOldVersion        = fmt.Errorf("%w: unsupported ZMTP version", ErrProtocol)
-	errMechanism         = fmt.Errorf("%w: unsupported security mechanism", ErrProtocol)
+	ErrVersion           = fmt.Errorf("%w: unsupported ZMTP version", ErrProtocol)
+	ErrMechanism         = fmt.Errorf("%w: unsupported security mechanism", ErrProtocol)
 	errReservedIdentity  = fmt.Errorf("%w: identity starting with a zero byte (libzmq reserves those for identities it generates)", ErrProtocol)
 	errHandshakeTooLarge = fmt.Errorf("%w: handshake command over %d bytes", ErrMessageTooLarge, handshakeMaxBytes)
 )
@@ -152,9 +154,9 @@ func handshakeAs(sd side, c net.Conn, timeout time.Duration) (hello, error) {
 		}
 	}
 	if mech != mine {
-		err := fmt.Errorf("%w: the peer asked for %s, this endpoint speaks %s", errMechanism, mech, mine)
+		err := fmt.Errorf("%w: the peer asked for %s, this endpoint speaks %s", ErrMechanism, mech, mine)
 		if !sd.server {
-			err = fmt.Errorf("%w: the server speaks %s, this client %s", errMechanism, mech, mine)
+			err = fmt.Errorf("%w: the server speaks %s, this client %s", ErrMechanism, mech, mine)
 		}
 		if sd.curveServer != nil {
 			return hello{}, &curveRefusal{reason: CurveNullClient, err: err}
@@ -209,7 +211,7 @@ func greeting(mechanism string, asServer bool) []byte {
 }
 
 // readGreeting reads the peer's greeting and returns the mechanism it asks
-// for. A peer speaking ZMTP 1.0 or 2.0 is refused (errOldVersion) as soon
+// for. A peer speaking ZMTP 1.0 or 2.0 is refused (ErrVersion) as soon
 // as its first bytes show it: it would otherwise wait for a greeting of its
 // own version until the deadline.
 func readGreeting(r io.Reader) (mechanism string, err error) {
@@ -227,22 +229,22 @@ func readGreeting(r io.Reader) (mechanism string, err error) {
 		return "", err
 	}
 	if g[0] != 0xff {
-		return "", fmt.Errorf("%w: the peer speaks ZMTP 1.0", errOldVersion)
+		return "", fmt.Errorf("%w: the peer speaks ZMTP 1.0", ErrVersion)
 	}
 	if err := read(1, 10); err != nil {
 		return "", err
 	}
 	if g[9]&1 == 0 {
-		return "", fmt.Errorf("%w: the peer speaks ZMTP 1.0", errOldVersion)
+		return "", fmt.Errorf("%w: the peer speaks ZMTP 1.0", ErrVersion)
 	}
 	if err := read(10, 11); err != nil {
 		return "", err
 	}
 	switch major := g[10]; {
 	case major == 1:
-		return "", fmt.Errorf("%w: the peer speaks ZMTP 2.0 (revision 1)", errOldVersion)
+		return "", fmt.Errorf("%w: the peer speaks ZMTP 2.0 (revision 1)", ErrVersion)
 	case major < 3:
-		return "", fmt.Errorf("%w: the peer speaks ZMTP revision %d", errOldVersion, major)
+		return "", fmt.Errorf("%w: the peer speaks ZMTP revision %d", ErrVersion, major)
 	}
 	if err := read(11, greetingLen); err != nil {
 		return "", err

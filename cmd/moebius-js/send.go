@@ -214,11 +214,11 @@ func explainDial(addr string, timeout time.Duration, err error) string {
 func explainRefused(addr string, curve bool, err error) string {
 	msg := fmt.Sprintf("the server at %s refused the ZeroMQ handshake: %s", addr, errText(err))
 	switch s := errText(err); {
-	case strings.Contains(s, "security mechanism") && !curve:
+	case errors.Is(err, transport.ErrMechanism) && !curve:
 		return msg + ". That endpoint speaks CURVE: give the server's public key with --curve-server-key (the server logs it as server_key in its \"curve on\" line)"
-	case strings.Contains(s, "security mechanism"):
+	case errors.Is(err, transport.ErrMechanism):
 		return msg + ". That endpoint does not speak CURVE: drop --curve-server-key, or connect to one of the server's curve_bind endpoints"
-	case strings.Contains(s, "ZMTP version"), strings.Contains(s, "greeting"):
+	case errors.Is(err, transport.ErrVersion), strings.Contains(s, "greeting"):
 		return msg + ". Is --connect a ZeroMQ endpoint (not, say, the admin HTTP port)?"
 	case curve:
 		return msg + ". Check that --curve-server-key is the server's public key, and that the server lets this client's key in (curve_allow, curve_allow_keys, authorize in handlers.js)"
