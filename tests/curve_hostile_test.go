@@ -115,6 +115,19 @@ func hostileCurveRefusalBytes(t *testing.T, got []byte) {
 	t.Fatalf("the refused peer received %d bytes besides a greeting and an ERROR: %q", len(rest), rest)
 }
 
+// toWelcome takes c through the greetings and HELLO to the server's
+// WELCOME.
+func toWelcome(t *testing.T, c *zmtptest.CurveClient) {
+	t.Helper()
+	c.Write(append(zmtptest.CurveGreeting(), c.HelloFrame()...))
+	if err := c.ReadGreetingErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ReadWelcomeErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // curveLogLine waits for the log line with msg (a regexp) at INFO that
 // carries reason, and returns it.
 func (s *hostileCurveServer) curveLogLine(t *testing.T, msg, reason string) string {
@@ -193,13 +206,7 @@ func TestCurveHostileHandshakesAreRefusedAndCounted(t *testing.T) {
 		}},
 		{"a tampered INITIATE box", "bad_box", func(t *testing.T, s *hostileCurveServer) *zmtptest.CurveClient {
 			c := s.dialCurve(t)
-			c.Write(append(zmtptest.CurveGreeting(), c.HelloFrame()...))
-			if err := c.ReadGreetingErr(); err != nil {
-				t.Fatal(err)
-			}
-			if err := c.ReadWelcomeErr(); err != nil {
-				t.Fatal(err)
-			}
+			toWelcome(t, c)
 			initiate, err := c.InitiateFrameErr(zmtptest.CurveMetadata("DEALER", zmtptest.Str("tamperer")))
 			if err != nil {
 				t.Fatal(err)
@@ -212,13 +219,7 @@ func TestCurveHostileHandshakesAreRefusedAndCounted(t *testing.T) {
 			// goes down the second connection.
 			first, second := s.dialCurve(t), s.dialCurve(t)
 			for _, c := range []*zmtptest.CurveClient{first, second} {
-				c.Write(append(zmtptest.CurveGreeting(), c.HelloFrame()...))
-				if err := c.ReadGreetingErr(); err != nil {
-					t.Fatal(err)
-				}
-				if err := c.ReadWelcomeErr(); err != nil {
-					t.Fatal(err)
-				}
+				toWelcome(t, c)
 			}
 			initiate, err := first.InitiateFrameErr(zmtptest.CurveMetadata("DEALER", nil))
 			if err != nil {
@@ -229,13 +230,7 @@ func TestCurveHostileHandshakesAreRefusedAndCounted(t *testing.T) {
 		}},
 		{"a truncated INITIATE", "malformed", func(t *testing.T, s *hostileCurveServer) *zmtptest.CurveClient {
 			c := s.dialCurve(t)
-			c.Write(append(zmtptest.CurveGreeting(), c.HelloFrame()...))
-			if err := c.ReadGreetingErr(); err != nil {
-				t.Fatal(err)
-			}
-			if err := c.ReadWelcomeErr(); err != nil {
-				t.Fatal(err)
-			}
+			toWelcome(t, c)
 			initiate, err := c.InitiateFrameErr(nil)
 			if err != nil {
 				t.Fatal(err)
@@ -285,13 +280,7 @@ func TestCurveHostileHandshakeCommandsClaimingHugeSizesAreRefusedWithoutAllocati
 			c := s.dialCurve(t)
 			huge := append(zmtptest.LongHeader(zmtptest.FlagCommand, tc.claim), "\x08INITIATE and then nothing like it"...)
 			if tc.afterWelcome {
-				c.Write(append(zmtptest.CurveGreeting(), c.HelloFrame()...))
-				if err := c.ReadGreetingErr(); err != nil {
-					t.Fatal(err)
-				}
-				if err := c.ReadWelcomeErr(); err != nil {
-					t.Fatal(err)
-				}
+				toWelcome(t, c)
 				c.Write(huge)
 			} else {
 				c.Write(append(zmtptest.CurveGreeting(), huge...))
@@ -445,22 +434,10 @@ func TestCurveHostileStallsMidHandshakeAreClosedAtTheHandshakeTimeout(t *testing
 			c.Write(append(zmtptest.CurveGreeting(), hello[:len(hello)/2]...))
 		}},
 		{"after WELCOME", func(t *testing.T, c *zmtptest.CurveClient) {
-			c.Write(append(zmtptest.CurveGreeting(), c.HelloFrame()...))
-			if err := c.ReadGreetingErr(); err != nil {
-				t.Fatal(err)
-			}
-			if err := c.ReadWelcomeErr(); err != nil {
-				t.Fatal(err)
-			}
+			toWelcome(t, c)
 		}},
 		{"in the middle of INITIATE", func(t *testing.T, c *zmtptest.CurveClient) {
-			c.Write(append(zmtptest.CurveGreeting(), c.HelloFrame()...))
-			if err := c.ReadGreetingErr(); err != nil {
-				t.Fatal(err)
-			}
-			if err := c.ReadWelcomeErr(); err != nil {
-				t.Fatal(err)
-			}
+			toWelcome(t, c)
 			initiate, err := c.InitiateFrameErr(zmtptest.CurveMetadata("DEALER", nil))
 			if err != nil {
 				t.Fatal(err)
