@@ -65,18 +65,25 @@ var (
 	ErrNoClient = errors.New("cluster: no instance has that client")
 )
 
-// Kinds of message, as Stats counts them.
+// Kind is a kind of message that crosses the link, as Counters counts
+// them.
+type Kind int
+
 const (
-	KindBroadcast = "broadcast"
-	KindSend      = "send"
-	KindPresence  = "presence"
-	KindPublish   = "publish"
+	KindBroadcast Kind = iota
+	KindSend
+	KindPresence
+	KindPublish
+	numKinds
 )
 
-var kinds = [...]string{KindBroadcast, KindSend, KindPresence, KindPublish}
+var kindNames = [numKinds]string{"broadcast", "send", "presence", "publish"}
 
-// Kinds lists the kinds of message Status counts.
-func Kinds() []string { return kinds[:] }
+// String is the kind's name: "broadcast", "send", "presence", "publish".
+func (k Kind) String() string { return kindNames[k] }
+
+// Kinds lists every kind of message.
+func Kinds() []Kind { return []Kind{KindBroadcast, KindSend, KindPresence, KindPublish} }
 
 // Link is this instance's connection to the cluster, over NATS. It
 // replicates which instance holds which client, carries broadcasts and
@@ -110,7 +117,7 @@ type Link struct {
 
 	nonce string // this process's, beside its name: tells a namesake from an echo
 
-	in, out   [len(kinds)]atomic.Uint64
+	in, out   [numKinds]atomic.Uint64
 	localOnly atomic.Uint64
 	clashes   atomic.Uint64 // messages from another process with this instance's name
 	opened    chan struct{} // closed once nc is set and subscribed: NATS's callbacks wait for it
@@ -124,7 +131,7 @@ type Link struct {
 // as.
 type outgoing struct {
 	m    *nats.Msg
-	kind string
+	kind Kind
 }
 
 // outboxSize bounds what waits for the publisher; past it (a NATS that
@@ -185,7 +192,7 @@ func Open(cfg Config) (*Link, error) {
 	}
 	nc, err := nats.Connect(cfg.URLs, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: connect %s: %w", cfg.URLs, err)
+		return nil, fmt.Errorf("cluster: connect %s: %w", RedactURLs(cfg.URLs), err)
 	}
 	l.nc = nc
 	for subject, handle := range map[string]nats.MsgHandler{
@@ -207,7 +214,7 @@ func Open(cfg Config) (*Link, error) {
 
 // send queues m for the publisher; false when the link is down or the
 // queue is full. Any goroutine; it never blocks.
-func (l *Link) send(m *nats.Msg, kind string) bool {
+func (l *Link) send(m *nats.Msg, kind Kind) bool {
 	if !l.nc.IsConnected() {
 		return false
 	}
@@ -225,7 +232,7 @@ func (l *Link) publisher() {
 	defer l.wg.Done()
 	publish := func(o outgoing) {
 		if l.nc.PublishMsg(o.m) == nil {
-			l.count(&l.out, o.kind)
+			l.out[o.kind].Add(1)
 		}
 	}
 	for {
@@ -250,9 +257,6 @@ const kindPresenceSubj = "presence"
 // Serve names the Local that what arrives for this instance's clients is
 // handed to. Any goroutine.
 func (l *Link) Serve(local Local) { l.local.Store(&local) }
-
-// Instance is this instance's name. Any goroutine.
-func (l *Link) Instance() string { return l.cfg.Instance }
 
 // Up reports whether the link to NATS is up now. Any goroutine.
 func (l *Link) Up() bool { return l.nc.IsConnected() }
@@ -370,7 +374,7 @@ func (l *Link) onPresence(m *nats.Msg) {
 	if origin == "" || l.fromMyName(m) {
 		return
 	}
-	l.count(&l.in, KindPresence)
+	l.in[KindPresence].Add(1)
 	seq, _ := strconv.ParseUint(m.Header.Get(hdrSeq), 10, 64)
 	now := time.Now()
 	switch kind := m.Header.Get(hdrKind); kind {
@@ -468,7 +472,7 @@ func (l *Link) onBroadcast(m *nats.Msg) {
 	if l.fromMyName(m) {
 		return
 	}
-	l.count(&l.in, KindBroadcast)
+	l.in[KindBroadcast].Add(1)
 	if local := l.local.Load(); local != nil {
 		(*local).Broadcast(m.Data)
 	}
@@ -497,7 +501,7 @@ func (l *Link) Send(id string, frames [][]byte) error {
 }
 
 func (l *Link) onSend(m *nats.Msg) {
-	l.count(&l.in, KindSend)
+	l.in[KindSend].Add(1)
 	id, frames, err := decodeSend(m.Data)
 	if err != nil {
 		l.lim.Log(l.log, slog.LevelWarn, "cluster_malformed", "", "cluster: a malformed send")
@@ -533,7 +537,7 @@ func (l *Link) Subscribe(subject string, fn func(subject string, payload []byte)
 	}
 	strip := l.prefix + "app."
 	sub, err := l.nc.Subscribe(strip+subject, func(m *nats.Msg) {
-		l.count(&l.in, KindPublish)
+		l.in[KindPublish].Add(1)
 		fn(strings.TrimPrefix(m.Subject, strip), m.Data)
 	})
 	if err != nil {
@@ -580,12 +584,26 @@ func CheckSubject(subject string, wild bool) error {
 	return nil
 }
 
-func (l *Link) count(set *[len(kinds)]atomic.Uint64, kind string) {
-	for i, k := range kinds {
-		if k == kind {
-			set[i].Add(1)
-		}
+// Counters are what crossed the link, by kind.
+type Counters struct {
+	In, Out   [numKinds]uint64
+	LocalOnly uint64 // broadcasts that reached this instance's clients only
+}
+
+// Counters reads what crossed the link. Any goroutine; it takes no lock.
+func (l *Link) Counters() Counters {
+	c := Counters{LocalOnly: l.localOnly.Load()}
+	for k := range numKinds {
+		c.In[k], c.Out[k] = l.in[k].Load(), l.out[k].Load()
 	}
+	return c
+}
+
+// Instances is how many other instances this one knows. Any goroutine.
+func (l *Link) Instances() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.peers.instances)
 }
 
 // Status is the link as an operator sees it.
@@ -606,13 +624,14 @@ type Status struct {
 
 // Status returns the link's state. Any goroutine.
 func (l *Link) Status() Status {
+	c := l.Counters()
 	st := Status{State: "down", Cluster: l.cfg.Name, Instance: l.cfg.Instance,
-		In: map[string]uint64{}, Out: map[string]uint64{}, LocalOnly: l.localOnly.Load(), NameClashes: l.clashes.Load()}
+		In: map[string]uint64{}, Out: map[string]uint64{}, LocalOnly: c.LocalOnly, NameClashes: l.clashes.Load()}
 	if l.nc.IsConnected() {
 		st.State, st.URL = "up", l.nc.ConnectedUrlRedacted()
 	}
-	for i, k := range kinds {
-		st.In[k], st.Out[k] = l.in[i].Load(), l.out[i].Load()
+	for k := range numKinds {
+		st.In[k.String()], st.Out[k.String()] = c.In[k], c.Out[k]
 	}
 	l.mu.Lock()
 	st.Clients = len(l.mine)

@@ -116,7 +116,7 @@ func TestTwoInstancesShareClientsBroadcastsAndSubjects(t *testing.T) {
 		}
 		return got["a"][0] == "orders.new=1" && got["b"][0] == "orders.new=1"
 	})
-	if st := a.Status(); st.State != "up" || len(st.Instances) != 1 || st.Instances[0].Name != "b.example:1" || st.Out[cluster.KindBroadcast] != 1 {
+	if st := a.Status(); st.State != "up" || len(st.Instances) != 1 || st.Instances[0].Name != "b.example:1" || st.Out[cluster.KindBroadcast.String()] != 1 {
 		t.Fatalf("status: %+v", st)
 	}
 }

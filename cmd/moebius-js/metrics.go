@@ -139,22 +139,19 @@ func metricsHandler(g gauges, durations *requestDurations) http.Handler {
 			}
 			return 0
 		})
-		gauge("cluster_instances", "Other instances of the cluster this one knows.", func() float64 { return float64(len(link.Status().Instances)) })
+		gauge("cluster_instances", "Other instances of the cluster this one knows.", func() float64 { return float64(link.Instances()) })
 		counter("cluster_broadcasts_local_only_total", "Broadcasts that reached this instance's clients only: the link to NATS was down.",
-			func() float64 { return float64(link.Status().LocalOnly) })
-		for _, dir := range []string{"in", "out"} {
-			for _, kind := range cluster.Kinds() {
+			func() float64 { return float64(link.Counters().LocalOnly) })
+		for _, kind := range cluster.Kinds() {
+			for dir, read := range map[string]func(cluster.Counters) uint64{
+				"in":  func(c cluster.Counters) uint64 { return c.In[kind] },
+				"out": func(c cluster.Counters) uint64 { return c.Out[kind] },
+			} {
 				reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 					Name:        "moebius_cluster_messages_total",
 					Help:        "Messages across the cluster link, by direction and kind.",
-					ConstLabels: prometheus.Labels{"direction": dir, "kind": kind},
-				}, func() float64 {
-					st := link.Status()
-					if dir == "in" {
-						return float64(st.In[kind])
-					}
-					return float64(st.Out[kind])
-				}))
+					ConstLabels: prometheus.Labels{"direction": dir, "kind": kind.String()},
+				}, func() float64 { return float64(read(link.Counters())) }))
 			}
 		}
 	}
