@@ -208,7 +208,13 @@ def main():
     n.add_argument("--request", required=True)
     n.set_defaults(run=many)
 
-    args = p.parse_args()
+    run(p)
+
+
+def run(parser):
+    """Parses the command line and runs the chosen scenario, run(ctx, args),
+    with a context destroyed after it."""
+    args = parser.parse_args()
     ctx = zmq.Context()
     try:
         args.run(ctx, args)

@@ -58,7 +58,7 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils.monitor import recv_monitor_message
 
-from client import fail, new_socket  # this folder's helpers
+from client import fail, new_socket, run  # this folder's helpers
 
 TIMEOUT_MS = 5000
 RETRY_MS = 500  # how long one attempt of request --retry waits
@@ -331,12 +331,7 @@ def main():
     ro.add_argument("--allow", required=True)
     ro.set_defaults(run=router)
 
-    args = p.parse_args()
-    ctx = zmq.Context()
-    try:
-        args.run(ctx, args)
-    finally:
-        ctx.destroy(linger=0)
+    run(p)
 
 
 if __name__ == "__main__":
