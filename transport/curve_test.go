@@ -13,20 +13,11 @@ import (
 	"github.com/moebius-js/moebius-js/transport"
 )
 
-func mustKeyPair(t testing.TB) curve.KeyPair {
-	t.Helper()
-	kp, err := curve.GenerateKeyPair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kp
-}
-
 // startCurveServer starts a server with one CURVE endpoint that echoes,
 // letting in the keys allow accepts (every key when allow is nil).
 func startCurveServer(t *testing.T, allow func(curve.Key) bool) (*transport.Server, *recorder, curve.KeyPair) {
 	t.Helper()
-	keys := mustKeyPair(t)
+	keys := zmtptest.NewKeyPair(t)
 	cs := &transport.CurveServer{Keys: keys}
 	if allow != nil {
 		cs.Authorize = func(_ context.Context, k curve.Key, remote string) error {
@@ -50,7 +41,7 @@ func curveAddr(srv *transport.Server) string {
 
 func TestACurveDealerAndServerExchangeFramesOfEverySize(t *testing.T) {
 	srv, rec, serverKeys := startCurveServer(t, nil)
-	client := mustKeyPair(t)
+	client := zmtptest.NewKeyPair(t)
 	d, in := dialDealer(t, curveAddr(srv), transport.DialConfig{
 		Identity: "curvy",
 		Curve:    &transport.CurveClient{ServerKey: serverKeys.Public, Keys: client},
@@ -81,7 +72,7 @@ func TestACurveDealerAndServerExchangeFramesOfEverySize(t *testing.T) {
 }
 
 func TestACurveEndpointRefusesWhatItMust(t *testing.T) {
-	allowed := mustKeyPair(t)
+	allowed := zmtptest.NewKeyPair(t)
 	srv, _, serverKeys := startCurveServer(t, func(k curve.Key) bool { return k == allowed.Public })
 	addr := curveAddr(srv)
 
@@ -90,8 +81,8 @@ func TestACurveEndpointRefusesWhatItMust(t *testing.T) {
 		curve  *transport.CurveClient
 		reason string
 	}{
-		{"wrong server key", &transport.CurveClient{ServerKey: mustKeyPair(t).Public, Keys: allowed}, transport.CurveServerKey},
-		{"client key not allowed", &transport.CurveClient{ServerKey: serverKeys.Public, Keys: mustKeyPair(t)}, transport.CurveClientKey},
+		{"wrong server key", &transport.CurveClient{ServerKey: zmtptest.NewKeyPair(t).Public, Keys: allowed}, transport.CurveServerKey},
+		{"client key not allowed", &transport.CurveClient{ServerKey: serverKeys.Public, Keys: zmtptest.NewKeyPair(t)}, transport.CurveClientKey},
 		{"NULL client", nil, transport.CurveNullClient},
 	}
 	for _, tc := range cases {
@@ -118,7 +109,7 @@ func TestACurveEndpointRefusesWhatItMust(t *testing.T) {
 
 func TestRevokeKeysDisconnectsOnlyTheKeysNoLongerAllowed(t *testing.T) {
 	srv, rec, serverKeys := startCurveServer(t, nil)
-	stay, leave := mustKeyPair(t), mustKeyPair(t)
+	stay, leave := zmtptest.NewKeyPair(t), zmtptest.NewKeyPair(t)
 	dial := func(id string, kp curve.KeyPair) *inbox {
 		_, in := dialDealer(t, curveAddr(srv), transport.DialConfig{
 			Identity: id, ReconnectMin: time.Hour, // a revoked dealer must not come back during the test
@@ -148,7 +139,7 @@ func TestRevokeKeysDisconnectsOnlyTheKeysNoLongerAllowed(t *testing.T) {
 }
 
 func TestAKeyRevokedWhileAuthorizeRunsIsNeverConnected(t *testing.T) {
-	keys := mustKeyPair(t)
+	keys := zmtptest.NewKeyPair(t)
 	asked, release := make(chan struct{}), make(chan struct{})
 	cs := &transport.CurveServer{Keys: keys, Authorize: func(ctx context.Context, k curve.Key, remote string) error {
 		close(asked)
@@ -157,7 +148,7 @@ func TestAKeyRevokedWhileAuthorizeRunsIsNeverConnected(t *testing.T) {
 	}}
 	srv, rec := startServer(t, transport.Config{CurveEndpoints: []string{"tcp://127.0.0.1:0"}, Curve: cs})
 	dialDealer(t, curveAddr(srv), transport.DialConfig{Identity: "late", ReconnectMin: time.Hour,
-		Curve: &transport.CurveClient{ServerKey: keys.Public, Keys: mustKeyPair(t)}})
+		Curve: &transport.CurveClient{ServerKey: keys.Public, Keys: zmtptest.NewKeyPair(t)}})
 	<-asked
 	if n := srv.RevokeKeys(func(curve.Key) bool { return false }); n != 1 {
 		t.Fatalf("RevokeKeys disconnected %d connections in their handshake, want 1", n)
@@ -175,7 +166,7 @@ func TestAKeyRevokedWhileAuthorizeRunsIsNeverConnected(t *testing.T) {
 }
 
 func TestAuthorizeGetsTheHandshakesDeadline(t *testing.T) {
-	keys := mustKeyPair(t)
+	keys := zmtptest.NewKeyPair(t)
 	left := make(chan time.Duration, 1)
 	cs := &transport.CurveServer{Keys: keys, Authorize: func(ctx context.Context, k curve.Key, remote string) error {
 		d, ok := ctx.Deadline()
@@ -187,7 +178,7 @@ func TestAuthorizeGetsTheHandshakesDeadline(t *testing.T) {
 	}}
 	srv, _ := startServer(t, transport.Config{CurveEndpoints: []string{"tcp://127.0.0.1:0"}, Curve: cs,
 		Limits: transport.Limits{HandshakeTimeout: 3 * time.Second}})
-	dialDealer(t, curveAddr(srv), transport.DialConfig{Curve: &transport.CurveClient{ServerKey: keys.Public, Keys: mustKeyPair(t)}})
+	dialDealer(t, curveAddr(srv), transport.DialConfig{Curve: &transport.CurveClient{ServerKey: keys.Public, Keys: zmtptest.NewKeyPair(t)}})
 	if d := <-left; d <= 0 || d > 3*time.Second {
 		t.Fatalf("Authorize had %v left, want the rest of the 3s handshake", d)
 	}
@@ -206,7 +197,7 @@ func (h holder) Message(p transport.Peer, env transport.Envelope, frames [][]byt
 }
 
 func TestACurvePingIsAnsweredWhileTheConnectionIsOutOfRoom(t *testing.T) {
-	keys := mustKeyPair(t)
+	keys := zmtptest.NewKeyPair(t)
 	h := holder{newRecorder(), make(chan flow.Hold, 10)}
 	srv, err := transport.Listen(transport.Config{CurveEndpoints: []string{"tcp://127.0.0.1:0"}, QueueLimit: 1,
 		Curve: &transport.CurveServer{Keys: keys}, Logger: testLogger()}, h)
@@ -214,7 +205,7 @@ func TestACurvePingIsAnsweredWhileTheConnectionIsOutOfRoom(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	c := zmtptest.DialCurve(t, srv.Addrs()[0], keys.Public, mustKeyPair(t))
+	c := zmtptest.DialCurve(t, srv.Addrs()[0], keys.Public, zmtptest.NewKeyPair(t))
 	c.Handshake("DEALER", nil)
 	c.SendText("held") // takes the connection's only slot, and keeps it
 	hold := <-h.holds
@@ -232,22 +223,29 @@ func TestACurvePingIsAnsweredWhileTheConnectionIsOutOfRoom(t *testing.T) {
 }
 
 func TestACurveClientCannotTakeOverAnotherKeysIdentity(t *testing.T) {
-	keys := mustKeyPair(t)
+	keys := zmtptest.NewKeyPair(t)
 	srv, rec := startServer(t, transport.Config{CurveEndpoints: []string{"tcp://127.0.0.1:0"}, Handover: true,
 		Curve: &transport.CurveServer{Keys: keys}})
 	dial := func(kp curve.KeyPair) {
 		dialDealer(t, curveAddr(srv), transport.DialConfig{Identity: "alice", ReconnectMin: time.Hour,
 			Curve: &transport.CurveClient{ServerKey: keys.Public, Keys: kp}})
 	}
-	alice, mallory := mustKeyPair(t), mustKeyPair(t)
+	alice, mallory := zmtptest.NewKeyPair(t), zmtptest.NewKeyPair(t)
 	dial(alice)
 	rec.waitConnected(t, "alice")
 	dial(mallory)
 	eventually(t, "mallory refused", func() bool { return srv.Stats().DuplicateRefused == 1 })
 	dial(alice) // the same key may take its identity over, as Handover says
-	rec.waitFor(t, "alice's first connection handed over", func(evs []event) bool { return count(evs, evDisconnected, "alice") == 1 })
-	p := rec.waitConnected(t, "alice")
-	if p.ClientKey == nil || *p.ClientKey != alice.Public {
-		t.Fatalf("alice's identity is held by key %v", p.ClientKey)
+	rec.waitFor(t, "alice's first connection handed over, and her second connected", func(evs []event) bool {
+		return count(evs, evDisconnected, "alice") == 1 && count(evs, evConnected, "alice") == 2
+	})
+	// Who holds the identity now: the newcomer with alice's key (a
+	// second connection of mallory's would have shown here instead).
+	peers := srv.Peers()
+	if len(peers) != 1 || peers[0].ID != "alice" || peers[0].ClientKey == nil || *peers[0].ClientKey != alice.Public {
+		t.Fatalf("the registered peers are %+v, want alice's second connection with her key", peers)
+	}
+	if got := srv.Stats().DuplicateRefused; got != 1 {
+		t.Fatalf("DuplicateRefused = %d, want mallory's one refusal", got)
 	}
 }

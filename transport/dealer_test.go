@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-zeromq/zmq4"
 
+	"github.com/moebius-js/moebius-js/internal/zmtptest"
 	"github.com/moebius-js/moebius-js/transport"
 )
 
@@ -289,7 +290,7 @@ func TestDealerSaysWhatBecomesOfItsConnections(t *testing.T) {
 	// A CURVE client at a NULL endpoint: refused.
 	srv2, _ := startServer(t, transport.Config{})
 	dialDealer(t, tcpAddr(t, srv2), transport.DialConfig{ReconnectMin: time.Hour, OnState: onState,
-		Curve: &transport.CurveClient{ServerKey: mustKeyPair(t).Public, Keys: mustKeyPair(t)}})
+		Curve: &transport.CurveClient{ServerKey: zmtptest.NewKeyPair(t).Public, Keys: zmtptest.NewKeyPair(t)}})
 	if st := next(); st.Event != transport.ConnRefused || !errors.Is(st.Err, transport.ErrProtocol) {
 		t.Fatalf("got %+v, want ConnRefused", st)
 	}
