@@ -30,8 +30,8 @@ func (s *Server) serveConn(p *peer) {
 		return
 	}
 	p.session = h.session
-	if h.clientKey != nil {
-		p.log = p.log.With("client_key", h.clientKey.String())
+	if k := p.clientKey.Load(); k != nil {
+		p.log = p.log.With("client_key", k.String())
 	}
 
 	old, why, err := s.register(p, h)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"sync/atomic"
 	"time"
 
 	"github.com/moebius-js/moebius-js/curve"
@@ -106,29 +105,29 @@ func refuseCurve(err error, client *curve.Key) error {
 	return r
 }
 
-// curveServerHandshake runs the server's side of CURVE on c after the
-// greetings: HELLO → WELCOME, INITIATE (vetted by cs.Authorize, until
-// deadline) → READY. The client's long-term key is stored in proven as
+// curveServerHandshake runs sd's server side of CURVE on c after the
+// greetings: HELLO → WELCOME, INITIATE (vetted by Authorize, until
+// deadline) → READY. The client's long-term key is stored in sd.proven as
 // soon as the INITIATE proves it, before Authorize runs, so that
-// RevokeKeys sees it. It returns the client's metadata, its key and the
-// session.
-func curveServerHandshake(cs *CurveServer, sd side, c net.Conn, deadline time.Time, proven *atomic.Pointer[curve.Key]) (metadata []byte, client curve.Key, s *curve.Session, err error) {
+// RevokeKeys sees it. It returns the client's metadata and the session.
+func curveServerHandshake(sd side, c net.Conn, deadline time.Time) (metadata []byte, s *curve.Session, err error) {
+	cs := sd.curveServer
 	hs := curve.NewServerHandshake(cs.Keys)
 	body, err := readCommandBody(c)
 	if err != nil {
-		return nil, client, nil, refuseCurve(fmt.Errorf("receive HELLO: %w", err), nil)
+		return nil, nil, refuseCurve(fmt.Errorf("receive HELLO: %w", err), nil)
 	}
 	welcome, err := hs.Hello(body)
 	if err != nil {
-		return nil, client, nil, refuseCurve(err, nil)
+		return nil, nil, refuseCurve(err, nil)
 	}
 	if _, err := c.Write(appendCommandBody(nil, welcome)); err != nil {
-		return nil, client, nil, fmt.Errorf("send WELCOME: %w", err)
+		return nil, nil, fmt.Errorf("send WELCOME: %w", err)
 	}
 	if body, err = readCommandBody(c); err != nil {
-		return nil, client, nil, refuseCurve(fmt.Errorf("receive INITIATE: %w", err), nil)
+		return nil, nil, refuseCurve(fmt.Errorf("receive INITIATE: %w", err), nil)
 	}
-	client, metadata, err = hs.Initiate(body)
+	client, metadata, err := hs.Initiate(body)
 	if err != nil {
 		err = refuseCurve(err, nil)
 		var r *curveRefusal
@@ -137,12 +136,9 @@ func curveServerHandshake(cs *CurveServer, sd side, c net.Conn, deadline time.Ti
 			// logged as claimed, never as the client's.
 			r.client, r.claimed = client.String(), true
 		}
-		return nil, client, nil, err
+		return nil, nil, err
 	}
-	if proven != nil {
-		k := client
-		proven.Store(&k)
-	}
+	sd.proven.Store(&client)
 	if cs.Authorize != nil {
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		err := cs.Authorize(ctx, client, c.RemoteAddr().String())
@@ -150,23 +146,23 @@ func curveServerHandshake(cs *CurveServer, sd side, c net.Conn, deadline time.Ti
 		if err != nil {
 			// libzmq's ZAP says 400 here; the client sees an ERROR, then EOF.
 			_, _ = c.Write(appendCommand(nil, "ERROR", errorBody("Authentication failure")))
-			return nil, client, nil, &curveRefusal{reason: CurveClientKey, client: client.String(), err: err}
+			return nil, nil, &curveRefusal{reason: CurveClientKey, client: client.String(), err: err}
 		}
 	}
 	ready, s, err := hs.Ready(sd.readyMetadata())
 	if err != nil {
-		return nil, client, nil, refuseCurve(err, &client)
+		return nil, nil, refuseCurve(err, &client)
 	}
 	if _, err := c.Write(appendCommandBody(nil, ready)); err != nil {
-		return nil, client, nil, fmt.Errorf("send READY: %w", err)
+		return nil, nil, fmt.Errorf("send READY: %w", err)
 	}
-	return metadata, client, s, nil
+	return metadata, s, nil
 }
 
-// curveClientHandshake runs the client's side of CURVE on c after the
+// curveClientHandshake runs sd's client side of CURVE on c after the
 // greetings and returns the server's metadata and the session.
-func curveClientHandshake(cc *CurveClient, sd side, c net.Conn) (metadata []byte, s *curve.Session, err error) {
-	hs, err := curve.NewClientHandshake(cc.Keys, cc.ServerKey)
+func curveClientHandshake(sd side, c net.Conn) (metadata []byte, s *curve.Session, err error) {
+	hs, err := curve.NewClientHandshake(sd.curveClient.Keys, sd.curveClient.ServerKey)
 	if err != nil {
 		return nil, nil, err
 	}

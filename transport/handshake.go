@@ -36,9 +36,9 @@ type hello struct {
 	identity   string // empty when the peer announced none (or an empty one)
 
 	// On a CURVE connection: the session that seals and opens every
-	// frame from now on, and (on the server) the client's long-term key.
-	session   *curve.Session
-	clientKey *curve.Key
+	// frame from now on (the client's key the server keeps in the
+	// side's proven).
+	session *curve.Session
 }
 
 // side is one end of a handshake: the socket type we announce, our
@@ -52,7 +52,7 @@ type side struct {
 	peers       []string
 	curveServer *CurveServer
 	curveClient *CurveClient
-	proven      *atomic.Pointer[curve.Key] // where a CURVE server stores the client's key once proven
+	proven      *atomic.Pointer[curve.Key] // where a CURVE server stores the client's key once proven (set with curveServer)
 }
 
 // mechanism is the security mechanism sd speaks, as the greeting names it.
@@ -167,11 +167,9 @@ func handshakeAs(sd side, c net.Conn, timeout time.Duration) (hello, error) {
 	var h hello
 	switch {
 	case sd.curveServer != nil:
-		var client curve.Key
-		metadata, client, h.session, err = curveServerHandshake(sd.curveServer, sd, c, deadline, sd.proven)
-		h.clientKey = &client
+		metadata, h.session, err = curveServerHandshake(sd, c, deadline)
 	case sd.curveClient != nil:
-		metadata, h.session, err = curveClientHandshake(sd.curveClient, sd, c)
+		metadata, h.session, err = curveClientHandshake(sd, c)
 	default:
 		metadata, err = readPeerReady(c)
 	}

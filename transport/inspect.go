@@ -1,15 +1,11 @@
 package transport
 
-import "github.com/moebius-js/moebius-js/curve"
-
 // PeerInfo is one registered peer as an operator sees it.
 type PeerInfo struct {
-	ID        string     // routing identity bytes
-	Serial    uint64     // connection serial
-	Remote    string     // the peer's address, ip:port (or the socket's name)
-	Endpoint  string     // the endpoint it connected to
-	ClientKey *curve.Key // the CURVE key it proved; nil on NULL
-	SendBytes int64      // bytes waiting in its send queue (queued, or being written)
+	Peer
+	Remote    string // the peer's address, ip:port (or the socket's name)
+	Endpoint  string // the endpoint it connected to
+	SendBytes int64  // bytes waiting in its send queue (queued, or being written)
 }
 
 // Peers lists the registered peers (handshake done, identity owned), in
@@ -23,8 +19,7 @@ func (s *Server) Peers() []PeerInfo {
 	s.mu.RUnlock()
 	out := make([]PeerInfo, len(peers))
 	for i, p := range peers {
-		out[i] = PeerInfo{ID: p.id, Serial: p.serial, Remote: p.remote, Endpoint: p.endpoint,
-			ClientKey: p.clientKey.Load(), SendBytes: p.q.heldBytes()}
+		out[i] = PeerInfo{Peer: p.public(), Remote: p.remote, Endpoint: p.endpoint, SendBytes: p.q.heldBytes()}
 	}
 	return out
 }

@@ -32,7 +32,7 @@ func (s *Server) register(p *peer, h hello) (old *peer, why string, err error) {
 	old = s.peers[id]
 	switch {
 	case old == nil:
-	case !sameKey(old.clientKey.Load(), h.clientKey):
+	case !sameKey(old.clientKey.Load(), p.clientKey.Load()):
 		// On CURVE, a live identity is not taken over by another key's
 		// client, whatever Handover says.
 		if !peerHasClosed(old.conn) {

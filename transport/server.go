@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -100,29 +99,14 @@ func Listen(cfg Config, h Handler) (*Server, error) {
 		return nil, errors.New("transport: listen: CurveEndpoints without Curve settings")
 	}
 	s := newServer(cfg, h)
-	bind := func(ep string, cs *CurveServer) error {
-		l, err := listen(ep)
-		if err != nil {
-			return err
-		}
-		l.curveServer = cs
-		s.listeners = append(s.listeners, l)
-		return nil
+	if err := s.bind(s.cfg.Endpoints, nil); err != nil {
+		return nil, err
 	}
-	for i, ep := range slices.Concat(s.cfg.Endpoints, s.cfg.CurveEndpoints) {
-		var cs *CurveServer
-		if i >= len(s.cfg.Endpoints) {
-			cs = s.cfg.Curve
-		}
-		if err := bind(ep, cs); err != nil {
-			for _, bound := range s.listeners {
-				_ = bound.close()
-			}
-			return nil, fmt.Errorf("transport: listen: %w", err)
-		}
+	if err := s.bind(s.cfg.CurveEndpoints, s.cfg.Curve); err != nil {
+		return nil, err
 	}
 	for _, l := range s.listeners {
-		s.log.Info("listening", "endpoint", l.addr, "mechanism", mechanismOf(l.curveServer))
+		s.log.Info("listening", "endpoint", l.addr, "mechanism", side{curveServer: l.curveServer}.mechanism())
 		s.wg.Go(func() { s.acceptLoop(l) })
 	}
 	s.wg.Go(s.sweep)
@@ -324,12 +308,21 @@ func (s *Server) acceptLoop(l *listener) {
 	}
 }
 
-// mechanismOf names the security mechanism of an endpoint with cs.
-func mechanismOf(cs *CurveServer) string {
-	if cs != nil {
-		return "CURVE"
+// bind listens on endpoints, speaking CURVE with cs (NULL when nil). If
+// one fails, it closes every listener bound so far. Listen's goroutine.
+func (s *Server) bind(endpoints []string, cs *CurveServer) error {
+	for _, ep := range endpoints {
+		l, err := listen(ep)
+		if err != nil {
+			for _, bound := range s.listeners {
+				_ = bound.close()
+			}
+			return fmt.Errorf("transport: listen: %w", err)
+		}
+		l.curveServer = cs
+		s.listeners = append(s.listeners, l)
 	}
-	return "NULL"
+	return nil
 }
 
 // startConn admits c and starts its reader goroutine, unless the server is
