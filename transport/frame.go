@@ -55,8 +55,9 @@ type frameReader struct {
 	// open, on a CURVE connection, opens each wire frame (a MESSAGE
 	// command) into the frame it carries; the size limits apply to the
 	// carried frames, and each box is checked against them before it is
-	// read.
+	// read. box is the scratch a box is read into.
 	open *curve.Opener
+	box  []byte
 }
 
 // newFrameReader reads from r messages of at most maxMessage bytes
@@ -144,54 +145,30 @@ func (fr *frameReader) read(reserved *int64) (frames [][]byte, command []byte, e
 			size = uint64(b)
 		}
 
+		var body []byte
 		if fr.open != nil {
-			carried, more, err := fr.readSealed(flags, size, headerLen, &budget, len(frames), reserved)
-			switch {
-			case err != nil:
+			if flags, body, err = fr.readSealed(flags, size, headerLen, &budget, len(frames), reserved); err != nil {
 				return nil, nil, err
-			case carried.command:
-				return nil, carried.data, nil
 			}
-			frames = append(frames, carried.data)
-			if !more {
-				return frames, nil, nil
+		} else {
+			// Every check before the body is read (and allocated).
+			if err := fr.spend(&budget, headerLen, size); err != nil {
+				return nil, nil, err
 			}
-			continue
+			if err := fr.checkFrame(flags, len(frames)); err != nil {
+				return nil, nil, err
+			}
+			if flags&flagCommand == 0 {
+				if err := fr.reserve(headerLen+int64(size), len(frames) == 0, reserved); err != nil {
+					return nil, nil, err
+				}
+			}
+			if body, err = readBody(fr.r, int(size)); err != nil {
+				return nil, nil, fmt.Errorf("read frame body: %w", err)
+			}
 		}
-
-		// Check the claim against what is left of the budget before
-		// allocating. Comparing in uint64 also rejects sizes >= 2^63.
-		if budget < headerLen || size > uint64(budget-headerLen) {
-			return nil, nil, fmt.Errorf("%w: frame of %d bytes (+%d header) exceeds the %d bytes left of the %d-byte message limit",
-				ErrMessageTooLarge, size, headerLen, max(budget, 0), fr.max)
-		}
-		budget -= headerLen + int64(size)
-
 		if flags&flagCommand != 0 {
-			if flags&flagMore != 0 {
-				return nil, nil, fmt.Errorf("%w: command frame with MORE flag", ErrProtocol)
-			}
-			if len(frames) > 0 {
-				return nil, nil, fmt.Errorf("%w: command frame inside a multipart message", ErrProtocol)
-			}
-			body, err := readBody(fr.r, int(size))
-			if err != nil {
-				return nil, nil, fmt.Errorf("read command body: %w", err)
-			}
 			return nil, body, nil
-		}
-
-		// A MORE flag on the last frame allowed announces one too many:
-		// refuse at its header, before reading (and keeping) its body.
-		if flags&flagMore != 0 && len(frames)+1 >= fr.maxFrames {
-			return nil, nil, fmt.Errorf("%w: more than %d frames in one message", ErrMessageTooLarge, fr.maxFrames)
-		}
-		if err := fr.reserve(headerLen+int64(size), len(frames) == 0, reserved); err != nil {
-			return nil, nil, err
-		}
-		body, err := readBody(fr.r, int(size))
-		if err != nil {
-			return nil, nil, fmt.Errorf("read frame body: %w", err)
 		}
 		frames = append(frames, body)
 		if flags&flagMore == 0 {
@@ -200,10 +177,31 @@ func (fr *frameReader) read(reserved *int64) (frames [][]byte, command []byte, e
 	}
 }
 
-// carriedFrame is what one MESSAGE command of a CURVE connection carries.
-type carriedFrame struct {
-	data    []byte
-	command bool
+// spend takes a frame of size bytes (and its header) from what is left of
+// the message's budget, or refuses it. Comparing in uint64 also refuses
+// sizes of 2^63 and more.
+func (fr *frameReader) spend(budget *int64, headerLen int64, size uint64) error {
+	if *budget < headerLen || size > uint64(*budget-headerLen) {
+		return fmt.Errorf("%w: frame of %d bytes (+%d header) exceeds the %d bytes left of the %d-byte message limit",
+			ErrMessageTooLarge, size, headerLen, max(*budget, 0), fr.max)
+	}
+	*budget -= headerLen + int64(size)
+	return nil
+}
+
+// checkFrame refuses a frame with flags that cannot come after nFrames
+// frames of a message: a command with MORE or inside a message, or a MORE
+// on the last frame allowed (one too many announced).
+func (fr *frameReader) checkFrame(flags byte, nFrames int) error {
+	switch {
+	case flags&flagCommand != 0 && flags&flagMore != 0:
+		return fmt.Errorf("%w: command frame with MORE flag", ErrProtocol)
+	case flags&flagCommand != 0 && nFrames > 0:
+		return fmt.Errorf("%w: command frame inside a multipart message", ErrProtocol)
+	case flags&flagMore != 0 && nFrames+1 >= fr.maxFrames:
+		return fmt.Errorf("%w: more than %d frames in one message", ErrMessageTooLarge, fr.maxFrames)
+	}
+	return nil
 }
 
 // smallSealed is the largest frame a CURVE box may carry to be opened
@@ -212,70 +210,68 @@ type carriedFrame struct {
 const smallSealed = 64
 
 // readSealed reads the body of a CURVE connection's wire frame (its
-// header read: flags, size, headerLen) and opens it. The frame it carries
-// is checked against what is left of the message budget (and the frame
-// count) as a plain frame would be, from the box's size before the box is
-// read; the box's wire bytes are reserved on the flow account like a
-// message frame's and given back if it carries a command. nFrames is how
-// many frames of the message came before it.
-func (fr *frameReader) readSealed(flags byte, size uint64, headerLen int64, budget *int64, nFrames int, reserved *int64) (c carriedFrame, more bool, err error) {
+// header read: flags, size, headerLen), opens it, and returns the frame
+// it carries: its flags (more, command) and data. The carried frame is
+// checked against what is left of the message budget from the box's size,
+// before the box is read, and against the frame count once the box is
+// open (MORE is inside it). The box's wire bytes are reserved on the flow
+// account like a message frame's: before it is read, or, for a box small
+// enough to be a command, once it shows a message frame, so that a PING is
+// answered while the connection is out of room (as on NULL). nFrames is
+// how many frames of the message came before it.
+func (fr *frameReader) readSealed(flags byte, size uint64, headerLen int64, budget *int64, nFrames int, reserved *int64) (inner byte, data []byte, err error) {
 	if size < curve.MessageOverhead {
-		return c, false, refuseCurve(fmt.Errorf("%w: a %d-byte frame cannot hold a MESSAGE", curve.ErrMalformed, size), nil)
+		return 0, nil, refuseCurve(fmt.Errorf("%w: a %d-byte frame cannot hold a MESSAGE", curve.ErrMalformed, size), nil)
 	}
 	carried := size - curve.MessageOverhead
 	carriedHeader := int64(shortHeaderLen)
 	if carried > maxShortSize {
 		carriedHeader = longHeaderLen
 	}
-	if *budget < carriedHeader || carried > uint64(*budget-carriedHeader) {
-		return c, false, fmt.Errorf("%w: frame of %d bytes (+%d header) exceeds the %d bytes left of the %d-byte message limit",
-			ErrMessageTooLarge, carried, carriedHeader, max(*budget, 0), fr.max)
+	if err := fr.spend(budget, carriedHeader, carried); err != nil {
+		return 0, nil, err
 	}
-	*budget -= carriedHeader + int64(carried)
-	wire := headerLen + int64(size)
-	first := nFrames == 0
-	// Whether the box carries a command shows only once it is open. A
-	// small one may be a PING, which must be answered even while the
-	// connection is out of room (as on NULL, where commands take none):
-	// it is opened first, and reserved only if it carries a message
-	// frame. A larger one is reserved before it is read.
-	small := carried <= smallSealed
+	wire, first, small := headerLen+int64(size), nFrames == 0, carried <= smallSealed
 	if !small {
 		if err := fr.reserve(wire, first, reserved); err != nil {
-			return c, false, err
+			return 0, nil, err
 		}
 	}
-	body, err := readBody(fr.r, int(size))
+	box, err := fr.readBox(int(size))
 	if err != nil {
-		return c, false, fmt.Errorf("read MESSAGE body: %w", err)
+		return 0, nil, fmt.Errorf("read MESSAGE body: %w", err)
 	}
-	inner, data, err := openFrame(fr.open, flags, body)
-	if err != nil {
-		return c, false, err
+	if inner, data, err = openFrame(fr.open, flags, box); err != nil {
+		return 0, nil, err
 	}
-	if inner&flagCommand == 0 && small {
-		if err := fr.reserve(wire, first, reserved); err != nil {
-			return c, false, err
-		}
+	if err := fr.checkFrame(inner, nFrames); err != nil {
+		return 0, nil, err
 	}
-	if inner&flagCommand != 0 {
-		if fr.acct != nil && !small {
-			fr.acct.Release(wire, first)
-			*reserved -= wire
-		}
-		switch {
-		case inner&flagMore != 0:
-			return c, false, fmt.Errorf("%w: command frame with MORE flag", ErrProtocol)
-		case nFrames > 0:
-			return c, false, fmt.Errorf("%w: command frame inside a multipart message", ErrProtocol)
-		}
-		return carriedFrame{data: data, command: true}, false, nil
+	switch command := inner&flagCommand != 0; {
+	case small && !command:
+		err = fr.reserve(wire, first, reserved)
+	case !small && command && fr.acct != nil:
+		fr.acct.Release(wire, first)
+		*reserved -= wire
 	}
-	more = inner&flagMore != 0
-	if more && nFrames+1 >= fr.maxFrames {
-		return c, false, fmt.Errorf("%w: more than %d frames in one message", ErrMessageTooLarge, fr.maxFrames)
+	return inner, data, err
+}
+
+// readBox reads a box of size bytes: into the reader's scratch, which the
+// next box reuses (what the box carries is opened into a slice of its
+// own), or, past eagerBodyAlloc, as readBody reads a body.
+func (fr *frameReader) readBox(size int) ([]byte, error) {
+	if size > eagerBodyAlloc {
+		return readBody(fr.r, size)
 	}
-	return carriedFrame{data: data}, more, nil
+	if cap(fr.box) < size {
+		fr.box = make([]byte, size, max(size, 512))
+	}
+	b := fr.box[:size]
+	if _, err := io.ReadFull(fr.r, b); err != nil {
+		return nil, unexpectedEOF(err)
+	}
+	return b, nil
 }
 
 // readBody reads exactly size bytes. Bodies up to eagerBodyAlloc are
