@@ -207,7 +207,7 @@ func TestCurveHostileHandshakesAreRefusedAndCounted(t *testing.T) {
 		{"a tampered INITIATE box", "bad_box", func(t *testing.T, s *hostileCurveServer) *zmtptest.CurveClient {
 			c := s.dialCurve(t)
 			toWelcome(t, c)
-			initiate, err := c.InitiateFrameErr(zmtptest.CurveMetadata("DEALER", zmtptest.Str("tamperer")))
+			initiate, err := c.InitiateFrameErr(zmtptest.Metadata("DEALER", zmtptest.Str("tamperer")))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -221,7 +221,7 @@ func TestCurveHostileHandshakesAreRefusedAndCounted(t *testing.T) {
 			for _, c := range []*zmtptest.CurveClient{first, second} {
 				toWelcome(t, c)
 			}
-			initiate, err := first.InitiateFrameErr(zmtptest.CurveMetadata("DEALER", nil))
+			initiate, err := first.InitiateFrameErr(zmtptest.Metadata("DEALER", nil))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -438,7 +438,7 @@ func TestCurveHostileStallsMidHandshakeAreClosedAtTheHandshakeTimeout(t *testing
 		}},
 		{"in the middle of INITIATE", func(t *testing.T, c *zmtptest.CurveClient) {
 			toWelcome(t, c)
-			initiate, err := c.InitiateFrameErr(zmtptest.CurveMetadata("DEALER", nil))
+			initiate, err := c.InitiateFrameErr(zmtptest.Metadata("DEALER", nil))
 			if err != nil {
 				t.Fatal(err)
 			}

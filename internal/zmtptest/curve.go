@@ -27,10 +27,9 @@ func CurveGreeting() []byte {
 // RecvText and Handshake shadow the Client's plaintext ones.
 type CurveClient struct {
 	*Client
-	Long      curve.KeyPair // this client's long-term key pair
-	ServerKey curve.Key     // the server's long-term public key, as given to HELLO
-	HS        *curve.ClientHandshake
-	Session   *curve.Session // once ReadReady succeeded
+	Long    curve.KeyPair // this client's long-term key pair
+	HS      *curve.ClientHandshake
+	Session *curve.Session // once ReadReady succeeded
 	// ServerMetadata is what the server's READY carried.
 	ServerMetadata []byte
 	// MessageFlags are the ZMTP flags of the frames that carry MESSAGE
@@ -49,7 +48,7 @@ func DialCurve(t testing.TB, endpoint string, server curve.Key, long curve.KeyPa
 	if err != nil {
 		t.Fatalf("curve client handshake: %v", err)
 	}
-	return &CurveClient{Client: Dial(t, endpoint), Long: long, ServerKey: server, HS: hs}
+	return &CurveClient{Client: Dial(t, endpoint), Long: long, HS: hs}
 }
 
 // NewKeyPair returns a fresh key pair, failing the test if there is none.
@@ -60,16 +59,6 @@ func NewKeyPair(t testing.TB) curve.KeyPair {
 		t.Fatal(err)
 	}
 	return kp
-}
-
-// CurveMetadata encodes the metadata a client's INITIATE carries: its
-// socket type and, unless nil, its identity.
-func CurveMetadata(socketType string, identity *string) []byte {
-	md := Property("Socket-Type", socketType)
-	if identity != nil {
-		md = append(md, Property("Identity", *identity)...)
-	}
-	return md
 }
 
 // CommandBody frames a command body (name length, name, fields: what the
@@ -98,7 +87,7 @@ func (c *CurveClient) HandshakeErr(socketType string, identity *string) error {
 	if err := c.ReadWelcomeErr(); err != nil {
 		return err
 	}
-	initiate, err := c.InitiateFrameErr(CurveMetadata(socketType, identity))
+	initiate, err := c.InitiateFrameErr(Metadata(socketType, identity))
 	if err != nil {
 		return err
 	}

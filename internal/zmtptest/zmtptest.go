@@ -50,11 +50,17 @@ func Command(name string, data []byte) []byte {
 // Ready encodes a READY command for a socket type and an identity (nil:
 // none sent).
 func Ready(socketType string, identity *string) []byte {
+	return Command("READY", Metadata(socketType, identity))
+}
+
+// Metadata encodes the properties a peer announces (in NULL's READY,
+// CURVE's INITIATE): its socket type and, unless nil, its identity.
+func Metadata(socketType string, identity *string) []byte {
 	md := Property("Socket-Type", socketType)
 	if identity != nil {
 		md = append(md, Property("Identity", *identity)...)
 	}
-	return Command("READY", md)
+	return md
 }
 
 // Frame encodes one frame with the given flags (LONG added when needed).
@@ -192,31 +198,9 @@ func (c *Client) SendText(s string) { c.t.Helper(); c.Send([]byte(s)) }
 
 // ReadMessage reads one message or command from the server.
 func (c *Client) ReadMessage() (frames [][]byte, isCmd bool, err error) {
-	c.deadline()
 	for {
-		flags, err := c.r.ReadByte()
+		flags, body, err := c.ReadFrameErr()
 		if err != nil {
-			return nil, false, err
-		}
-		var size uint64
-		if flags&FlagLong != 0 {
-			var b [8]byte
-			if _, err := io.ReadFull(c.r, b[:]); err != nil {
-				return nil, false, err
-			}
-			size = binary.BigEndian.Uint64(b[:])
-		} else {
-			b, err := c.r.ReadByte()
-			if err != nil {
-				return nil, false, err
-			}
-			size = uint64(b)
-		}
-		if size > 64<<20 {
-			return nil, false, fmt.Errorf("server sent a %d-byte frame", size)
-		}
-		body := make([]byte, size)
-		if _, err := io.ReadFull(c.r, body); err != nil {
 			return nil, false, err
 		}
 		frames = append(frames, body)
