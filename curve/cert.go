@@ -145,12 +145,11 @@ func writeNew(path, text string, mode os.FileMode) error {
 // returns the pair. Its errors never quote what they were given when no
 // such file exists: it may be a mistyped secret key.
 func LoadSecret(keyOrPath string) (KeyPair, error) {
-	if k, err := ParseKey(strings.TrimSpace(keyOrPath)); err == nil {
-		if _, statErr := os.Stat(keyOrPath); statErr != nil {
-			return KeyPairFromSecret(k), nil
-		}
+	_, statErr := os.Stat(keyOrPath)
+	if k, err := ParseKey(strings.TrimSpace(keyOrPath)); err == nil && statErr != nil {
+		return KeyPairFromSecret(k), nil
 	}
-	if _, err := os.Stat(keyOrPath); errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(statErr, fs.ErrNotExist) {
 		return KeyPair{}, errors.New("neither a secret key (40 characters of Z85) nor the path of a certificate file (what was given is not repeated here: it may be a secret)")
 	}
 	c, err := ReadCert(keyOrPath)
@@ -175,12 +174,12 @@ func LoadKeyDir(dir string) (keys map[Key]string, skipped []error, err error) {
 	keys = make(map[Key]string)
 	for _, e := range entries {
 		name := e.Name()
-		if strings.HasPrefix(name, ".") || strings.HasSuffix(name, SecretSuffix) || !e.Type().IsRegular() && e.Type()&fs.ModeSymlink == 0 {
+		if strings.HasPrefix(name, ".") || strings.HasSuffix(name, SecretSuffix) {
 			continue
 		}
 		path := filepath.Join(dir, name)
 		if info, err := os.Stat(path); err != nil || !info.Mode().IsRegular() {
-			continue
+			continue // a folder, a socket, a link to nothing
 		}
 		c, err := ReadCert(path)
 		if err != nil {
