@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-
-	"github.com/dop251/goja"
 )
 
 // ErrNotAuthorized: handlers.js's authorize() did not return true.
@@ -24,12 +22,14 @@ func (h *Host) Authorize(ctx context.Context, publicKey, address string) error {
 	if !h.authorizes.Load() {
 		return nil // no worker need be asked (nor waited for)
 	}
-	s := h.pick(publicKey)
-	s.mu.Lock()
-	w := s.w
-	s.mu.Unlock()
+	w := h.pick(publicKey).current()
 	answer := make(chan error, 1)
-	if !w.sched.Post(func() { answer <- w.authorize(publicKey, address) }) {
+	if !w.sched.Post(func() {
+		err := errRetired
+		defer func() { answer <- err }() // also when a retired worker's goroutine ends here
+		w.exitIfRetired()
+		err = w.authorize(publicKey, address)
+	}) {
 		return errors.New("authorize: the server is shutting down")
 	}
 	select {
@@ -42,14 +42,13 @@ func (h *Host) Authorize(ctx context.Context, publicKey, address string) error {
 
 // authorize runs the live code's authorize export. Scheduler goroutine.
 func (w *worker) authorize(publicKey, address string) error {
-	w.exitIfRetired()
 	rt := w.rt
 	fn := rt.exports.authorize
 	if fn == nil {
 		return nil
 	}
 	vm := rt.vm
-	v, err := rt.call(fn, goja.Undefined(), vm.ToValue(publicKey), vm.ToValue(address))
+	v, err := w.callIn(&scope{}, rt, fn, vm.ToValue(publicKey), vm.ToValue(address)) // what it opens closes when it returns
 	if err != nil {
 		w.log.Warn("authorize() threw; the client is refused", "client_key", publicKey, "error", rt.describe(err))
 		return fmt.Errorf("%w: it threw %s", ErrNotAuthorized, rt.errorText(err))

@@ -141,15 +141,16 @@ module.exports = { rules: [
 
 func TestAuthorizeAsksNoWorkerWhenNothingExportsIt(t *testing.T) {
 	e := start(t, jsrt.Config{}, map[string]string{"handlers.js": `
-module.exports = { rules: [{ command: 'busy', handler: (c) => { const end = Date.now() + 500; while (Date.now() < end) {} c.send('done'); } }] };`})
+module.exports = { rules: [{ command: 'busy', handler: (c) => { c.send('started'); const end = Date.now() + 500; while (Date.now() < end) {} c.send('done'); } }] };`})
 	e.connect("c")
-	e.send("c", `{"command":"busy"}`) // the only worker is busy for half a second
+	e.send("c", `{"command":"busy"}`)
+	e.reply("c", 1) // the only worker is inside a half-second step now
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if err := e.host.Authorize(ctx, testKey, "127.0.0.1:1"); err != nil {
 		t.Fatalf("waited for the busy worker: %v", err)
 	}
-	e.reply("c", 1)
+	e.reply("c", 2)
 
 	// Once a reload exports it, it is asked.
 	e.write("handlers.js", `module.exports = { authorize: () => false, rules: [{ command: 'x', handler: (c) => c.send('x') }] };`)
@@ -158,5 +159,21 @@ module.exports = { rules: [{ command: 'busy', handler: (c) => { const end = Date
 	}
 	if err := e.host.Authorize(context.Background(), testKey, "127.0.0.1:1"); !errors.Is(err, jsrt.ErrNotAuthorized) {
 		t.Fatalf("after the reload: %v, want ErrNotAuthorized", err)
+	}
+}
+
+func TestWhatAuthorizeOpensIsClosedWhenItReturns(t *testing.T) {
+	d := newFakeDialer()
+	e := start(t, jsrt.Config{Dialer: d}, map[string]string{"handlers.js": `
+const { dealer } = require('moebius');
+module.exports = { authorize: () => { dealer('tcp://echo'); return true; }, rules: [{ command: 'x', handler: (c) => c.send('x') }] };`})
+	for range 3 {
+		if err := e.host.Authorize(context.Background(), testKey, "127.0.0.1:1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.waitClosed(t, 3)
+	if opened, closed := d.counts(); opened != 3 || closed != 3 {
+		t.Fatalf("authorize opened %d dealers and %d were closed; want 3 and 3", opened, closed)
 	}
 }

@@ -82,10 +82,7 @@ func (r *clientJob) message() *goja.Object {
 // {handler, strategy?, data?}. What route() opens is closed when it returns.
 func (r *clientJob) customRoute(rt *jsRuntime) (core.Strategy, error) {
 	s := r.answering()
-	leave := r.w.enter(&s)
-	res, err := rt.call(rt.exports.route, goja.Undefined(), r.message(), rt.object(r.c))
-	leave()
-	s.close()
+	res, err := r.w.callIn(&s, rt, rt.exports.route, r.message(), rt.object(r.c))
 	if err != nil {
 		if uncatchable(err) {
 			return core.Queue, err
@@ -241,10 +238,7 @@ func (w *worker) failed(rt *jsRuntime, c *client, env [][]byte, msg *goja.Object
 	}
 	if hook != nil {
 		hs := scope{client: c, answers: true, env: env} // what the hook opens closes when it returns
-		leave := w.enter(&hs)
-		_, herr := rt.call(hook, goja.Undefined(), args...)
-		leave()
-		hs.close()
+		_, herr := w.callIn(&hs, rt, hook, args...)
 		if herr == nil {
 			return
 		}

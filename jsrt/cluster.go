@@ -139,26 +139,12 @@ func (w *worker) acrossGate(f func() error) error {
 func (rt *jsRuntime) delivered(fn goja.Callable, subject string, payload []byte) {
 	w := rt.w
 	w.exitIfRetired()
-	vm := rt.vm
-	msg := vm.NewObject()
-	_ = msg.Set("subject", subject)
-	_ = msg.Set("text", string(payload))
-	_ = msg.Set("frames", vm.NewArray(rt.bytesValue(payload)))
-	s := scope{} // what fn opens closes when it returns
-	leave := w.enter(&s)
-	_, err := rt.call(fn, goja.Undefined(), msg)
-	leave()
-	s.close()
-	if err != nil {
+	msg := rt.vm.NewDynamicObject(&message{rt: rt, raw: [][]byte{payload}, subject: subject})
+	if _, err := w.callIn(&scope{}, rt, fn, msg); err != nil {
 		w.log.Error("cluster subscriber threw", "subject", subject, "error", rt.describe(err))
 	}
 }
 
 // Broadcast sends frame to every client of every worker: what another
 // instance broadcast. Any goroutine.
-func (h *Host) Broadcast(frame []byte) {
-	for _, s := range h.slots {
-		w := s.current()
-		w.sched.Post(func() { w.broadcast(frame) })
-	}
-}
+func (h *Host) Broadcast(frame []byte) { h.postBroadcast(nil, frame) }

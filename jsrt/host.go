@@ -312,13 +312,19 @@ func (h *Host) broadcast(from *worker, frame []byte) {
 	if !from.gate.enter() {
 		return // retired: the step's end ends its goroutine (guarded)
 	}
+	h.postBroadcast(from, frame)
+	from.gate.leave()
+	from.broadcast(frame) // through its own gate
+}
+
+// postBroadcast has every worker but skip broadcast frame to its clients,
+// on its own goroutine. Any goroutine.
+func (h *Host) postBroadcast(skip *worker, frame []byte) {
 	for _, s := range h.slots {
-		if w := s.current(); w != from {
+		if w := s.current(); w != skip {
 			w.sched.Post(func() { w.broadcast(frame) })
 		}
 	}
-	from.gate.leave()
-	from.broadcast(frame) // through its own gate
 }
 
 // Connected reports a new client connection; publicKey is the CURVE

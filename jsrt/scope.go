@@ -1,5 +1,7 @@
 package jsrt
 
+import "github.com/dop251/goja"
+
 import "github.com/moebius-js/moebius-js/core"
 
 // scope is the JavaScript running on behalf of someone: a client's request
@@ -41,6 +43,17 @@ func (rt *jsRuntime) own(cleanup func()) {
 		return
 	}
 	rt.life.scope.add(cleanup)
+}
+
+// callIn calls fn on rt, guarded, with s owning what it opens; s is closed
+// when fn returns (what a route(), a hook, a subscriber or authorize()
+// opens lives no longer than its call). Scheduler goroutine.
+func (w *worker) callIn(s *scope, rt *jsRuntime, fn goja.Callable, args ...goja.Value) (goja.Value, error) {
+	leave := w.enter(s)
+	v, err := rt.call(fn, goja.Undefined(), args...)
+	leave()
+	s.close()
+	return v, err
 }
 
 // enter makes s the owner of what JavaScript opens until the returned func

@@ -146,6 +146,7 @@ type message struct {
 	rt       *jsRuntime
 	env      [][]byte // the envelope, delimiter included; nil: none
 	raw      [][]byte
+	subject  string // a cluster message's subject; "" for a client's message
 	frames   goja.Value
 	text     goja.Value
 	envelope goja.Value
@@ -164,6 +165,10 @@ func (m *message) Get(key string) goja.Value {
 		return m.frames
 	case "text":
 		return m.textValue()
+	case "subject":
+		if m.subject != "" {
+			return m.rt.vm.ToValue(m.subject)
+		}
 	case "envelope":
 		// The frames before the delimiter, or null when the message came
 		// with none.
@@ -196,7 +201,12 @@ func (m *message) textValue() goja.Value {
 
 func (m *message) Set(string, goja.Value) bool { return false }
 func (m *message) Has(key string) bool {
-	return key == "frames" || key == "text" || key == "envelope"
+	return key == "frames" || key == "text" || key == "envelope" || key == "subject" && m.subject != ""
 }
 func (m *message) Delete(string) bool { return false }
-func (m *message) Keys() []string     { return []string{"frames", "text", "envelope"} }
+func (m *message) Keys() []string {
+	if m.subject != "" {
+		return []string{"subject", "frames", "text", "envelope"}
+	}
+	return []string{"frames", "text", "envelope"}
+}
