@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moebius-js/moebius-js/curve"
 	"github.com/moebius-js/moebius-js/jsrt"
 )
 
@@ -118,14 +119,22 @@ module.exports = { rules: [
 	if len(curves) != 3 {
 		t.Fatalf("%d dials, want 3 (a dealer, and a pool for each set of keys)", len(curves))
 	}
+	server, _ := curve.ParseKey(strings.Repeat("S", 40))
+	public, _ := curve.ParseKey(testKey)
+	secret, _ := curve.ParseKey(testSecret)
 	want := []*jsrt.CurveKeys{
-		{ServerKey: strings.Repeat("S", 40), PublicKey: testKey, SecretKey: testSecret},
-		{ServerKey: strings.Repeat("S", 40)},
+		{ServerKey: server, Keys: &curve.KeyPair{Public: public, Secret: secret}},
+		{ServerKey: server},
 		nil,
 	}
 	for i := range want {
-		if (curves[i] == nil) != (want[i] == nil) || curves[i] != nil && *curves[i] != *want[i] {
-			t.Fatalf("dial %d got curve %+v, want %+v", i, curves[i], want[i])
+		got := curves[i]
+		switch {
+		case (got == nil) != (want[i] == nil):
+			t.Fatalf("dial %d got curve %+v, want %+v", i, got, want[i])
+		case got == nil:
+		case got.ServerKey != want[i].ServerKey || (got.Keys == nil) != (want[i].Keys == nil) || got.Keys != nil && *got.Keys != *want[i].Keys:
+			t.Fatalf("dial %d got curve %+v, want %+v", i, got, want[i])
 		}
 	}
 

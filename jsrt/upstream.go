@@ -27,16 +27,19 @@ type DialOptions struct {
 	Curve    *CurveKeys // CURVE keys; nil: NULL
 }
 
-// CurveKeys are a CURVE client's keys in Z85, as JavaScript gives them:
-// the server's public key, and the client's key pair (both empty: the
-// dialer makes a fresh pair).
+// CurveKeys are a CURVE client's keys, as JavaScript gave them and
+// curveOptions checked them: the server's public key, and the client's
+// key pair (nil: the dialer makes a fresh pair).
 type CurveKeys struct {
-	ServerKey, PublicKey, SecretKey string
+	ServerKey curve.Key
+	Keys      *curve.KeyPair
 }
 
-// curveOptions reads {curve: {serverKey, publicKey?, secretKey?}} from a
-// dealer()/request() options argument; nil when it has none.
-func (rt *jsRuntime) curveOptions(what string, opts goja.Value) *CurveKeys {
+// curveOptions reads {curve: {serverKey, publicKey?, secretKey?}} from the
+// options argument of fn(addr, ...) (dealer, request); nil when it has
+// none. A key pair is checked once per worker: the check costs a Curve25519
+// multiplication, too much for every request().
+func (rt *jsRuntime) curveOptions(fn, addr string, opts goja.Value) *CurveKeys {
 	o, ok := opts.(*goja.Object)
 	if !ok {
 		return nil
@@ -45,9 +48,12 @@ func (rt *jsRuntime) curveOptions(what string, opts goja.Value) *CurveKeys {
 	if v == nil || goja.IsUndefined(v) || goja.IsNull(v) {
 		return nil
 	}
+	bad := func(format string, args ...any) {
+		rt.throw(badArgument("%s(%q): "+format, append([]any{fn, addr}, args...)...))
+	}
 	c, ok := v.(*goja.Object)
 	if !ok {
-		rt.throw(badArgument("%s: curve must be an object {serverKey, publicKey, secretKey}", what))
+		bad("curve must be an object {serverKey, publicKey, secretKey}")
 	}
 	text := func(name string) string {
 		x := c.Get(name)
@@ -55,34 +61,59 @@ func (rt *jsRuntime) curveOptions(what string, opts goja.Value) *CurveKeys {
 			return ""
 		}
 		if _, ok := x.Export().(string); !ok {
-			rt.throw(badArgument("%s: curve.%s must be a Z85 string of 40 characters", what, name))
+			bad("curve.%s must be a Z85 string of 40 characters", name)
 		}
 		return x.String()
 	}
-	keys := &CurveKeys{ServerKey: text("serverKey"), PublicKey: text("publicKey"), SecretKey: text("secretKey")}
+	serverKey, publicKey, secretKey := text("serverKey"), text("publicKey"), text("secretKey")
 	switch {
-	case keys.ServerKey == "":
-		rt.throw(badArgument("%s: curve.serverKey is needed (the server's public key, Z85)", what))
-	case (keys.PublicKey == "") != (keys.SecretKey == ""):
-		rt.throw(badArgument("%s: curve.publicKey and curve.secretKey go together (or leave both out for a fresh pair)", what))
+	case serverKey == "":
+		bad("curve.serverKey is needed (the server's public key, Z85)")
+	case (publicKey == "") != (secretKey == ""):
+		bad("curve.publicKey and curve.secretKey go together (or leave both out for a fresh pair)")
 	}
-	if _, err := curve.ParseKey(keys.ServerKey); err != nil {
-		rt.throw(badArgument("%s: curve.serverKey: %v", what, err))
+	server, err := curve.ParseKey(serverKey)
+	if err != nil {
+		bad("curve.serverKey: %v", err)
 	}
-	if keys.SecretKey != "" {
-		public, pubErr := curve.ParseKey(keys.PublicKey)
-		secret, secErr := curve.ParseKey(keys.SecretKey)
-		switch {
-		case pubErr != nil:
-			rt.throw(badArgument("%s: curve.publicKey: %v", what, pubErr))
-		case secErr != nil: // never say what the secret was
-			rt.throw(badArgument("%s: curve.secretKey is not 40 characters of Z85", what))
-		case curve.KeyPairFromSecret(secret).Public != public:
-			rt.throw(badArgument("%s: curve.publicKey is not curve.secretKey's public key", what))
-		}
+	keys := &CurveKeys{ServerKey: server}
+	if secretKey == "" {
+		return keys
 	}
+	public, err := curve.ParseKey(publicKey)
+	if err != nil {
+		bad("curve.publicKey: %v", err)
+	}
+	secret, err := curve.ParseKey(secretKey)
+	if err != nil { // never say what the secret was
+		bad("curve.secretKey is not 40 characters of Z85")
+	}
+	pair := curve.KeyPair{Public: public, Secret: secret}
+	if !rt.w.up.checkedPair(pair) {
+		bad("curve.publicKey is not curve.secretKey's public key")
+	}
+	keys.Keys = &pair
 	return keys
 }
+
+// checkedPair reports whether pair's public key is its secret key's,
+// remembering the pairs found true (a few: past maxCheckedPairs it
+// starts over). Scheduler goroutine.
+func (up *upstreams) checkedPair(pair curve.KeyPair) bool {
+	if _, ok := up.pairs[pair]; ok {
+		return true
+	}
+	if curve.KeyPairFromSecret(pair.Secret) != pair {
+		return false
+	}
+	if up.pairs == nil || len(up.pairs) >= maxCheckedPairs {
+		up.pairs = map[curve.KeyPair]struct{}{}
+	}
+	up.pairs[pair] = struct{}{}
+	return true
+}
+
+const maxCheckedPairs = 64
 
 // Upstream is one DEALER connection.
 type Upstream interface {
@@ -174,11 +205,12 @@ func (rt *jsRuntime) reply(frames [][]byte, asMessage bool) goja.Value {
 // opens with dealer() and request(). Its worker's goroutine (or the one
 // loading the worker's code before that goroutine starts).
 type upstreams struct {
-	dialer    Dialer                   // opens dealer() and request() connections (through tracker); nil: none
-	tracker   *trackingDialer          // what dialer opened, closed when the worker is retired; nil: no dialer
-	pool      map[string]*upstreamPool // request()'s connections, by address
-	poolTimer *time.Timer              // armed while idle pooled connections may expire
-	dealers   int                      // dealer() sockets its handlers opened and have not closed
+	dialer    Dialer                     // opens dealer() and request() connections (through tracker); nil: none
+	tracker   *trackingDialer            // what dialer opened, closed when the worker is retired; nil: no dialer
+	pool      map[string]*upstreamPool   // request()'s connections, by address
+	poolTimer *time.Timer                // armed while idle pooled connections may expire
+	dealers   int                        // dealer() sockets its handlers opened and have not closed
+	pairs     map[curve.KeyPair]struct{} // CURVE key pairs checked already (checkedPair)
 }
 
 // dealerSocket is the Go side of a dealer() object: one DEALER connection
@@ -219,7 +251,7 @@ func (rt *jsRuntime) newDealer(addr string, opts goja.Value) goja.Value {
 		rt.throw(fmt.Errorf("dealer(%q): %d dealers are open already; close() the ones you are done with", addr, maxDealers))
 	}
 	d := &dealerSocket{rt: rt, addr: addr, count: count}
-	keys := rt.curveOptions(fmt.Sprintf("dealer(%q)", addr), opts)
+	keys := rt.curveOptions("dealer", addr, opts)
 	up, err := w.up.dialer.Dial(addr, DialOptions{Identity: identity, Curve: keys}, func(frames [][]byte) {
 		w.sched.Post(func() { d.deliver(frames) })
 	})
@@ -363,6 +395,7 @@ type requestOp struct {
 	rt        *jsRuntime // of the coroutine that yielded it
 	addr      string
 	curve     *CurveKeys
+	pool      string // its pool's key (poolKey)
 	frame     []byte
 	timeout   time.Duration
 	asMessage bool
@@ -371,13 +404,16 @@ type requestOp struct {
 	deadline  time.Time // zero: none
 }
 
-// poolKey names the pool of connections op may use: one per address and
-// set of CURVE keys.
-func (op *requestOp) poolKey() string {
-	if op.curve == nil {
-		return op.addr
+// poolKey names the pool of connections a request may use: one per
+// address and set of CURVE keys.
+func poolKey(addr string, keys *CurveKeys) string {
+	switch {
+	case keys == nil:
+		return addr
+	case keys.Keys == nil: // a fresh pair each connection: any of them will do
+		return addr + "\x00" + string(keys.ServerKey[:])
 	}
-	return op.addr + "\x00" + op.curve.ServerKey + "\x00" + op.curve.PublicKey
+	return addr + "\x00" + string(keys.ServerKey[:]) + string(keys.Keys.Public[:])
 }
 
 func (rt *jsRuntime) newRequest(addr string, x, opts goja.Value) goja.Value {
@@ -389,8 +425,8 @@ func (rt *jsRuntime) newRequest(addr string, x, opts goja.Value) goja.Value {
 		rt.throw(err)
 	}
 	timeout, asMessage := rt.remoteOptions(opts)
-	keys := rt.curveOptions(fmt.Sprintf("request(%q)", addr), opts)
-	return rt.vm.ToValue(&requestOp{addr: addr, curve: keys, frame: f, timeout: timeout, asMessage: asMessage})
+	keys := rt.curveOptions("request", addr, opts)
+	return rt.vm.ToValue(&requestOp{addr: addr, curve: keys, pool: poolKey(addr, keys), frame: f, timeout: timeout, asMessage: asMessage})
 }
 
 // park sends the request on a free connection of the pool, or waits for
@@ -399,9 +435,9 @@ func (op *requestOp) park(f *genCoroutine) core.Step {
 	op.rt = f.rt
 	w := f.rt.w
 	op.key = w.sched.NewWaitKey()
-	pool := w.up.pool[op.poolKey()]
+	pool := w.up.pool[op.pool]
 	if pool == nil {
-		pool = &upstreamPool{key: op.poolKey(), addr: op.addr, curve: op.curve}
+		pool = &upstreamPool{key: op.pool, addr: op.addr, curve: op.curve}
 		w.up.pool[pool.key] = pool
 	}
 	pc, err := pool.take(w)
@@ -456,7 +492,7 @@ func (op *requestOp) settle() {
 		}
 		return
 	}
-	if pool := op.rt.w.up.pool[op.poolKey()]; pool != nil {
+	if pool := op.rt.w.up.pool[op.pool]; pool != nil {
 		if i := slices.Index(pool.waiting, op); i >= 0 {
 			pool.waiting = slices.Delete(pool.waiting, i, i+1)
 		}

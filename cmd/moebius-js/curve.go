@@ -140,37 +140,6 @@ func checkCurve(cfg serveConfig) []error {
 	return errs
 }
 
-// curveClient turns the CURVE keys a client was given (a dealer() or
-// request() in handlers.js, send, bench) into the transport's: the
-// server's public key, and the client's pair from its secret key (Z85 or
-// a secret certificate file), or a fresh pair when secret is empty.
-// public, when given, must be the secret's.
-func curveClient(serverKey, public, secret string) (*transport.CurveClient, error) {
-	server, err := curve.ParseKey(serverKey)
-	if err != nil {
-		return nil, fmt.Errorf("server key: %w", err)
-	}
-	var keys curve.KeyPair
-	if secret == "" {
-		keys, err = curve.GenerateKeyPair()
-	} else {
-		keys, err = curve.LoadSecret(secret)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("client key: %w", err)
-	}
-	if public != "" {
-		pub, err := curve.ParseKey(public)
-		if err != nil {
-			return nil, fmt.Errorf("public key: %w", err)
-		}
-		if pub != keys.Public {
-			return nil, errors.New("the public key is not the secret key's")
-		}
-	}
-	return &transport.CurveClient{ServerKey: server, Keys: keys}, nil
-}
-
 // curveFlags defines a client command's CURVE flags on fs and returns
 // what makes its transport.CurveClient (nil when --curve-server-key is
 // not given).
@@ -184,13 +153,20 @@ func curveFlags(fs *pflag.FlagSet) func() (*transport.CurveClient, error) {
 			}
 			return nil, nil
 		}
-		serverKey := *server
-		if c, err := curve.ReadCert(serverKey); err == nil {
-			serverKey = c.Public.String()
+		cc := &transport.CurveClient{}
+		if c, err := curve.ReadCert(*server); err == nil {
+			cc.ServerKey = c.Public
+		} else if cc.ServerKey, err = curve.ParseKey(*server); err != nil {
+			return nil, fmt.Errorf("curve: --curve-server-key: %w", err)
 		}
-		cc, err := curveClient(serverKey, "", *client)
+		var err error
+		if *client == "" {
+			cc.Keys, err = curve.GenerateKeyPair()
+		} else {
+			cc.Keys, err = curve.LoadSecret(*client)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("curve: %w", err)
+			return nil, fmt.Errorf("curve: --curve-client-key: %w", err)
 		}
 		return cc, nil
 	}
@@ -198,14 +174,20 @@ func curveFlags(fs *pflag.FlagSet) func() (*transport.CurveClient, error) {
 
 // dialConfig is cfg for one dealer() or request() connection of
 // handlers.js, with the identity and CURVE keys it asked for.
+// (jsrt checked the keys; without a pair, each connection gets a fresh one).
 func dialConfig(cfg transport.DialConfig, opts jsrt.DialOptions) (transport.DialConfig, error) {
 	cfg.Identity = opts.Identity
 	if k := opts.Curve; k != nil {
-		cc, err := curveClient(k.ServerKey, k.PublicKey, k.SecretKey)
-		if err != nil {
-			return cfg, fmt.Errorf("curve: %w", err)
+		cfg.Curve = &transport.CurveClient{ServerKey: k.ServerKey}
+		if k.Keys != nil {
+			cfg.Curve.Keys = *k.Keys
+		} else {
+			keys, err := curve.GenerateKeyPair()
+			if err != nil {
+				return cfg, fmt.Errorf("curve: %w", err)
+			}
+			cfg.Curve.Keys = keys
 		}
-		cfg.Curve = cc
 	}
 	return cfg, nil
 }
