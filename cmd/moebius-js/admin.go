@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -182,7 +183,7 @@ func (a *admin) status(ctx context.Context, cfg serveConfig, g gauges) serverSta
 			Reloads: hc.Reloads, ReloadFailures: hc.ReloadFailures, WorkersRetired: hc.WorkersRetired, Errors: hc.Errors,
 		},
 		Settings: settingsInForce(cfg),
-		Instance: instanceName(cfg),
+		Instance: cfg.InstanceName,
 		Cluster:  clusterStatus(g.link),
 	}
 }
@@ -245,7 +246,10 @@ func writeJSON(w http.ResponseWriter, v any) {
 
 // requestDurations is moebius_request_duration_seconds: how long requests
 // take from their start to their end, by command.
-type requestDurations struct{ vec *prometheus.HistogramVec }
+type requestDurations struct {
+	vec       *prometheus.HistogramVec
+	observers sync.Map // command → its histogram (prometheus.Observer): no label hashing per request
+}
 
 func newRequestDurations() *requestDurations {
 	return &requestDurations{vec: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -257,5 +261,9 @@ func newRequestDurations() *requestDurations {
 
 // observe is jsrt.Config.OnRequest. A worker's goroutine.
 func (d *requestDurations) observe(command string, took time.Duration) {
-	d.vec.WithLabelValues(command).Observe(took.Seconds())
+	o, ok := d.observers.Load(command)
+	if !ok {
+		o, _ = d.observers.LoadOrStore(command, d.vec.WithLabelValues(command))
+	}
+	o.(prometheus.Observer).Observe(took.Seconds())
 }

@@ -58,14 +58,14 @@ func checkCluster(cfg serveConfig) []error {
 }
 
 // openCluster opens the cluster link when cfg asks for one (nil
-// otherwise). It connects in the background: NATS may be down.
+// otherwise), as cfg.InstanceName (set: see instanceName). It connects in the background: NATS may be down.
 func openCluster(cfg serveConfig, log *slog.Logger, lim *lograte.Limiter) (*cluster.Link, error) {
 	if cfg.ClusterNATS == "" {
 		return nil, nil
 	}
 	return cluster.Open(cluster.Config{
 		URLs: cfg.ClusterNATS, Creds: cfg.ClusterCreds, CA: cfg.ClusterCA,
-		Name: cfg.ClusterName, Instance: instanceName(cfg),
+		Name: cfg.ClusterName, Instance: cfg.InstanceName,
 		Logger: log, LogLimiter: lim,
 	})
 }

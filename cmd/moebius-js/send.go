@@ -176,13 +176,9 @@ func send(args []string, stdout, stderr io.Writer) int {
 				return 0
 			}
 			if !connected {
-				return fail("connected to %s, but no ZeroMQ handshake completed within %v: is it a ZeroMQ endpoint (not, say, the admin HTTP port)? A busy server may need a longer --timeout", addr, timeout)
+				return fail("%s", noHandshake(addr, timeout))
 			}
-			want := fmt.Sprint(count)
-			if count == 0 {
-				want = "any"
-			}
-			return fail("no reply from %s within %v (%d of %s received). The request was sent; check that a rule of the server's handlers.js answers it (the server's log shows a handler's error), or wait longer with --timeout", addr, timeout, got, want)
+			return fail("no reply from %s within %v (%d of %s received). The request was sent; check that a rule of the server's handlers.js answers it (the server's log shows a handler's error), or wait longer with --timeout", addr, timeout, got, wanted(count))
 		}
 	}
 	return 0
@@ -234,7 +230,7 @@ func explainFailed(addr string, timeout time.Duration, curve bool, err error) st
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, os.ErrNotExist):
 		return explainDial(addr, timeout, err) + " (it stopped while send connected)"
 	case errors.As(err, &netErr) && netErr.Timeout():
-		return fmt.Sprintf("connected to %s, but the ZeroMQ handshake did not complete within %v: is it a ZeroMQ endpoint (not, say, the admin HTTP port)? A busy server may need a longer --timeout", addr, timeout)
+		return noHandshake(addr, timeout)
 	}
 	msg := fmt.Sprintf("the server at %s closed the connection during the ZeroMQ handshake (%s).", addr, errText(err))
 	busy := "it may also be at its max_connections or max_handshakes. The server's log says why"
@@ -263,11 +259,22 @@ func explainLost(addr, identity string, got, count int, err error) string {
 	if identity != "" {
 		reasons = "another client is connected as --identity " + identity + ", " + reasons
 	}
-	want := fmt.Sprint(count)
+	return fmt.Sprintf("the server at %s closed the connection after %d of %s replies (%s). The server's log says why; usually %s", addr, got, wanted(count), errText(err), reasons)
+}
+
+// noHandshake says that addr took the connection but completed no ZeroMQ
+// handshake within timeout (whether send's timer or the dealer's saw it
+// first).
+func noHandshake(addr string, timeout time.Duration) string {
+	return fmt.Sprintf("connected to %s, but no ZeroMQ handshake completed within %v: is it a ZeroMQ endpoint (not, say, the admin HTTP port)? A busy server may need a longer --timeout", addr, timeout)
+}
+
+// wanted is --count as the messages say it: 0 waits for any number.
+func wanted(count int) string {
 	if count == 0 {
-		want = "any"
+		return "any"
 	}
-	return fmt.Sprintf("the server at %s closed the connection after %d of %s replies (%s). The server's log says why; usually %s", addr, got, want, errText(err), reasons)
+	return fmt.Sprint(count)
 }
 
 // formatFrames renders a message on one line: frames separated by " | ",

@@ -123,8 +123,16 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 		}
 		defer adm.Close()
 	}
-	durations := newRequestDurations()
-	lim := lograte.New() // one limit per kind of line for the whole server
+	// The request histogram costs a clock read and an update per request:
+	// only when the admin listener can show it.
+	var durations *requestDurations
+	var onRequest func(string, time.Duration)
+	if adm != nil {
+		durations = newRequestDurations()
+		onRequest = durations.observe
+	}
+	cfg.InstanceName = instanceName(cfg) // its default named once, for the cluster, handlers and /status
+	lim := lograte.New()                 // one limit per kind of line for the whole server
 	link, err := openCluster(cfg, log, lim)
 	if err != nil {
 		return err
@@ -152,8 +160,8 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 		}},
 		Logger:     log,
 		LogLimiter: lim,
-		OnRequest:  durations.observe,
-		Instance:   instanceName(cfg),
+		OnRequest:  onRequest,
+		Instance:   cfg.InstanceName,
 		Cluster:    clusterLink,
 	})
 	if err != nil {
@@ -252,27 +260,10 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 		stopWatchdog() // systemd stops watching once told STOPPING=1
 		break
 	}
-	// A second SIGINT or SIGTERM ends the lame duck and the drain at once.
+	// A second SIGINT or SIGTERM ends the lame duck and the drain at once
+	// (a SIGHUP is not acted on any more).
 	drained := make(chan struct{})
 	defer close(drained)
-	if cfg.LameDuck > 0 {
-		// Lame duck: not ready, so that balancers stop sending, but
-		// serving as usual until they have.
-		log.Info("lame duck: /readyz says 503; serving on before the drain", "lame_duck", cfg.LameDuck)
-		over := time.After(cfg.LameDuck)
-	lameDuck:
-		for {
-			select {
-			case <-over:
-				break lameDuck
-			case sig := <-signals:
-				if sig != syscall.SIGHUP {
-					log.Warn("second signal: exiting without finishing the drain", "signal", sig.String())
-					os.Exit(1)
-				}
-			}
-		}
-	}
 	go func() {
 		for {
 			select {
@@ -286,6 +277,12 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 			}
 		}
 	}()
+	if cfg.LameDuck > 0 {
+		// Lame duck: not ready, so that balancers stop sending, but
+		// serving as usual until they have.
+		log.Info("lame duck: /readyz says 503; serving on before the drain", "lame_duck", cfg.LameDuck)
+		time.Sleep(cfg.LameDuck)
+	}
 	host.Shutdown(cfg.ShutdownGrace)
 	// Let the last replies leave before the connections close.
 	ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
