@@ -58,6 +58,9 @@ const (
 // curveReasons are the refusal reasons, in the order of counters.curveRefused.
 var curveReasons = [...]string{CurveServerKey, CurveClientKey, CurveNullClient, CurveBadBox, CurveNonce, CurveMalformed}
 
+// CurveReasons lists the reasons Stats.CurveRefused counts.
+func CurveReasons() []string { return curveReasons[:] }
+
 // curveRefusal is the error a CURVE refusal ends a connection with. It
 // wraps ErrProtocol (and the curve package's error, when there is one).
 type curveRefusal struct {

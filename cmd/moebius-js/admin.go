@@ -229,9 +229,6 @@ func clients(st jsrt.Status, peers []transport.PeerInfo) []clientView {
 func settingsInForce(cfg serveConfig) map[string]any {
 	out := make(map[string]any, len(configKeys))
 	for key, v := range configValues(cfg) {
-		if d, ok := v.(time.Duration); ok {
-			v = d.String()
-		}
 		out[key] = shownValue(key, v)
 	}
 	return out

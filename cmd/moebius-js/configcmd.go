@@ -105,11 +105,7 @@ func writeConfigJSON(w io.Writer, l loadedConfig) error {
 	var b bytes.Buffer
 	b.WriteString("{\n")
 	for i, c := range configKeys {
-		v := shownValue(c.key, values[c.key])
-		if d, ok := v.(time.Duration); ok {
-			v = d.String()
-		}
-		e, err := json.Marshal(entry{v, l.sources[c.key]})
+		e, err := json.Marshal(entry{shownValue(c.key, values[c.key]), l.sources[c.key]})
 		if err != nil {
 			return fmt.Errorf("%s: %w", c.key, err)
 		}
@@ -126,8 +122,12 @@ func writeConfigJSON(w io.Writer, l loadedConfig) error {
 
 // shownValue is a key's value as it may be shown (config, the startup
 // line, /status): curve_key given as a Z85 secret key is "(set)", never
-// the key; cluster_nats without the passwords in its URLs.
+// the key; cluster_nats without the passwords in its URLs; a duration as
+// text ("5s").
 func shownValue(key string, v any) any {
+	if d, ok := v.(time.Duration); ok {
+		return d.String()
+	}
 	switch key {
 	case "curve_key":
 		return shownCurveKey(v.(string))

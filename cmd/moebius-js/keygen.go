@@ -31,21 +31,18 @@ func keygen(args []string, stdout, stderr io.Writer) int {
 	if strings.HasSuffix(path, curve.SecretSuffix) {
 		return usageError(stderr, "keygen", "PATH is the public certificate's; the secret one is written to PATH%s, so %q would be skipped in a curve_allow folder", curve.SecretSuffix, path)
 	}
-	for _, p := range []string{path, path + curve.SecretSuffix} {
-		if _, err := os.Lstat(p); err == nil {
-			fmt.Fprintf(stderr, "moebius-js keygen: %s exists; not overwriting it (remove it or pick another PATH)\n", p)
-			return 1
-		} else if !errors.Is(err, os.ErrNotExist) {
-			fmt.Fprintf(stderr, "moebius-js keygen: %v\n", err)
-			return 1
-		}
-	}
 	kp, err := curve.GenerateKeyPair()
 	if err != nil {
 		fmt.Fprintf(stderr, "moebius-js keygen: %v\n", err)
 		return 1
 	}
+	// WriteCert creates both files anew (O_EXCL): it never overwrites.
 	if err := curve.WriteCert(path, kp, time.Now()); err != nil {
+		var pathErr *os.PathError
+		if errors.Is(err, os.ErrExist) && errors.As(err, &pathErr) {
+			fmt.Fprintf(stderr, "moebius-js keygen: %s exists; not overwriting it (remove it or pick another PATH)\n", pathErr.Path)
+			return 1
+		}
 		fmt.Fprintf(stderr, "moebius-js keygen: %v\n", err)
 		return 1
 	}

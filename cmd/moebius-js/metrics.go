@@ -82,8 +82,7 @@ func metricsHandler(g gauges, durations *requestDurations) http.Handler {
 			"mechanism":    func(s transport.Stats) float64 { return float64(s.MechanismRefused) },
 		})
 	curveRefused := map[string]func(transport.Stats) float64{}
-	for _, reason := range []string{transport.CurveServerKey, transport.CurveClientKey, transport.CurveNullClient,
-		transport.CurveBadBox, transport.CurveNonce, transport.CurveMalformed} {
+	for _, reason := range transport.CurveReasons() {
 		curveRefused[reason] = func(s transport.Stats) float64 { return float64(s.CurveRefused[reason]) }
 	}
 	labelled("curve_refused_total", "CURVE connections closed for a refusal, in the handshake or after it, by reason.", "reason", curveRefused)
