@@ -120,9 +120,8 @@ func (rt *jsRuntime) broadcast(x, filter goja.Value) {
 	accept, hasFilter := goja.AssertFunction(filter)
 	if !hasFilter {
 		rt.w.host.broadcast(rt.w, f)
-		if c := rt.w.host.cfg.Cluster; c != nil {
-			// Down: this instance's clients only (the link logs and counts it).
-			_ = rt.w.acrossGate(func() error { return c.Broadcast(f) })
+		if c := rt.w.cluster; c != nil {
+			_ = c.Broadcast(f) // down: this instance's clients only (the link logs and counts it)
 		}
 		return
 	}

@@ -45,7 +45,7 @@ func (rt *jsRuntime) clusterObject() *goja.Object {
 		if err != nil {
 			rt.throw(err)
 		}
-		if err := rt.w.acrossGate(func() error { return c.Publish(subject, payload) }); err != nil {
+		if err := c.Publish(subject, payload); err != nil {
 			rt.throw(fmt.Errorf("cluster.publish(%q): %w", subject, err))
 		}
 		return goja.Undefined()
@@ -76,8 +76,8 @@ func (rt *jsRuntime) clusterObject() *goja.Object {
 }
 
 // clusterLink returns the cluster, or throws when this server is in none.
-func (rt *jsRuntime) clusterLink(what string) Cluster {
-	c := rt.w.host.cfg.Cluster
+func (rt *jsRuntime) clusterLink(what string) *gatedCluster {
+	c := rt.w.cluster
 	if c == nil {
 		rt.throw(fmt.Errorf("%s: this server is not in a cluster (set cluster_nats)", what))
 	}
@@ -104,12 +104,10 @@ type subscription struct {
 
 // arrived posts one message to the worker. A goroutine of the cluster's.
 func (s *subscription) arrived(subject string, payload []byte) {
-	w := s.rt.w
-	if s.closed.Load() || w.gate.isShut() {
-		s.close() // retired: nothing it holds may act any more
+	if s.closed.Load() {
 		return
 	}
-	w.sched.Post(func() {
+	s.rt.w.sched.Post(func() {
 		if !s.closed.Load() {
 			s.rt.delivered(s.fn, subject, payload)
 		}
@@ -121,17 +119,6 @@ func (s *subscription) close() {
 	if s.closed.CompareAndSwap(false, true) {
 		s.unsubscribe()
 	}
-}
-
-// acrossGate runs f, which reaches other instances, unless this worker was
-// retired meanwhile (then nothing it does may reach anyone). Scheduler
-// goroutine.
-func (w *worker) acrossGate(f func() error) error {
-	if !w.gate.enter() {
-		return errRetired
-	}
-	defer w.gate.leave()
-	return f()
 }
 
 // delivered runs a subscriber's fn(message) for one message, guarded like

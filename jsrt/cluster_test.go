@@ -144,3 +144,29 @@ module.exports = { rules: [
 		t.Fatalf("fn ran %s times after unsubscribing in its first call, want 1", got[1])
 	}
 }
+
+func TestAReloadEndsTheOldCodesSubscriptions(t *testing.T) {
+	fc := &fakeCluster{sent: map[string]string{}, subs: map[string]func(string, []byte){}}
+	e := start(t, jsrt.Config{Instance: "a", Cluster: fc}, map[string]string{"handlers.js": `
+const { cluster } = require('moebius');
+cluster.subscribe('old', () => {});
+module.exports = { rules: [{ command: 'x', handler: (c) => c.send('x') }] };`})
+	e.write("handlers.js", `
+const { cluster } = require('moebius');
+cluster.subscribe('new', () => {});
+module.exports = { rules: [{ command: 'x', handler: (c) => c.send('x') }] };`)
+	if err := e.host.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	e.connect("c")
+	e.send("c", `{"command":"x"}`) // served by the new code: the swap is done
+	e.reply("c", 1)
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	if _, old := fc.subs["old"]; old {
+		t.Error("the old code's subscription outlived the reload")
+	}
+	if _, ok := fc.subs["new"]; !ok {
+		t.Error("the new code did not subscribe")
+	}
+}

@@ -245,6 +245,9 @@ func (h *Host) newWorker(i int, s *slot) *worker {
 		drained:      make(chan struct{}),
 		done:         make(chan struct{}),
 	}
+	if cfg.Cluster != nil {
+		w.cluster = newGatedCluster(cfg.Cluster, &w.gate)
+	}
 	if cfg.Dialer != nil {
 		w.up.tracker = newTrackingDialer(cfg.Dialer, &w.gate)
 		w.up.dialer = w.up.tracker

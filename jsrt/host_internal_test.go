@@ -1,6 +1,7 @@
 package jsrt
 
 import (
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -117,4 +118,45 @@ func newPingHost(t *testing.T) *Host {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// countingCluster counts open subscriptions and what went across.
+type countingCluster struct {
+	subs, sent int
+}
+
+func (c *countingCluster) Broadcast([]byte) error       { c.sent++; return nil }
+func (c *countingCluster) Send(string, [][]byte) error  { c.sent++; return nil }
+func (c *countingCluster) Publish(string, []byte) error { c.sent++; return nil }
+func (c *countingCluster) Subscribe(string, func(string, []byte)) (func(), error) {
+	c.subs++
+	return func() { c.subs-- }, nil
+}
+
+func TestARetiredWorkersClusterReachesNoOneAndItsSubscriptionsEnd(t *testing.T) {
+	c := &countingCluster{}
+	g := &gate{}
+	gc := newGatedCluster(c, g)
+	unsubscribe, _ := gc.Subscribe("a", nil)
+	_, _ = gc.Subscribe("b", nil)
+	unsubscribe()
+	unsubscribe() // twice: once
+	if err := gc.Publish("a", nil); err != nil || c.subs != 1 || c.sent != 1 {
+		t.Fatalf("before retirement: %v, %d subscriptions, %d sent", err, c.subs, c.sent)
+	}
+	g.close()
+	gc.closeAll()
+	if c.subs != 0 {
+		t.Fatalf("%d subscriptions left open after retirement", c.subs)
+	}
+	for name, err := range map[string]error{
+		"broadcast": gc.Broadcast(nil), "send": gc.Send("x", nil), "publish": gc.Publish("a", nil),
+	} {
+		if !errors.Is(err, errRetired) {
+			t.Errorf("%s after retirement: %v, want errRetired", name, err)
+		}
+	}
+	if _, err := gc.Subscribe("c", nil); !errors.Is(err, errRetired) || c.subs != 0 || c.sent != 1 {
+		t.Fatalf("after retirement: subscribe %v, %d subscriptions, %d sent", err, c.subs, c.sent)
+	}
 }

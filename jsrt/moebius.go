@@ -167,11 +167,11 @@ func (rt *jsRuntime) sendTo(call goja.FunctionCall) {
 // sendElsewhere sends to a client that no worker of this instance has:
 // through the cluster to the instance that has it, if any.
 func (rt *jsRuntime) sendElsewhere(raw, text string, frames [][]byte) error {
-	c := rt.w.host.cfg.Cluster
+	c := rt.w.cluster
 	if c == nil {
 		return &clientGoneError{"client " + text + " is not connected"}
 	}
-	switch err := rt.w.acrossGate(func() error { return c.Send(raw, frames) }); {
+	switch err := c.Send(raw, frames); {
 	case err == nil:
 		return nil
 	case errors.Is(err, ErrNoClient):

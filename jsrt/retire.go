@@ -270,6 +270,84 @@ func (s gatedSender) DisconnectConn(id string, conn uint64) bool {
 	return s.out.DisconnectConn(id, conn)
 }
 
+// gatedCluster is the Host's Cluster as one worker sees it: nothing goes
+// across once the worker is retired, and the subscriptions it made are
+// closed with it (closeAll), as trackingDialer closes its connections.
+type gatedCluster struct {
+	c    Cluster
+	gate *gate
+
+	mu     sync.Mutex
+	subs   map[*func()]struct{} // the unsubscribes of the open subscriptions
+	closed bool                 // closeAll ran
+}
+
+func newGatedCluster(c Cluster, g *gate) *gatedCluster {
+	return &gatedCluster{c: c, gate: g, subs: map[*func()]struct{}{}}
+}
+
+// through runs f, unless the worker was retired. Its worker's goroutine.
+func (gc *gatedCluster) through(f func() error) error {
+	if !gc.gate.enter() {
+		return errRetired
+	}
+	defer gc.gate.leave()
+	return f()
+}
+
+func (gc *gatedCluster) Broadcast(frame []byte) error {
+	return gc.through(func() error { return gc.c.Broadcast(frame) })
+}
+
+func (gc *gatedCluster) Send(id string, frames [][]byte) error {
+	return gc.through(func() error { return gc.c.Send(id, frames) })
+}
+
+func (gc *gatedCluster) Publish(subject string, payload []byte) error {
+	return gc.through(func() error { return gc.c.Publish(subject, payload) })
+}
+
+// Subscribe subscribes, keeping the subscription to close it if the worker
+// is retired; the unsubscribe it returns may be called more than once.
+func (gc *gatedCluster) Subscribe(subject string, deliver func(string, []byte)) (func(), error) {
+	if gc.gate.isShut() {
+		return nil, errRetired
+	}
+	unsubscribe, err := gc.c.Subscribe(subject, deliver)
+	if err != nil {
+		return nil, err
+	}
+	once := sync.OnceFunc(unsubscribe)
+	key := &once
+	gc.mu.Lock()
+	if gc.closed {
+		gc.mu.Unlock()
+		once()
+		return nil, errRetired
+	}
+	gc.subs[key] = struct{}{}
+	gc.mu.Unlock()
+	return func() {
+		gc.mu.Lock()
+		delete(gc.subs, key)
+		gc.mu.Unlock()
+		once()
+	}, nil
+}
+
+// closeAll ends every subscription still open, and any made later. Any
+// goroutine, once the gate is shut.
+func (gc *gatedCluster) closeAll() {
+	gc.mu.Lock()
+	gc.closed = true
+	subs := gc.subs
+	gc.subs = nil
+	gc.mu.Unlock()
+	for unsubscribe := range subs {
+		(*unsubscribe)()
+	}
+}
+
 // trackingDialer is the Host's Dialer as one worker sees it: it keeps what
 // the worker opened, to close it all when the worker is retired, and opens
 // nothing once the worker's gate is shut.
@@ -450,6 +528,9 @@ func (h *Host) retire(old *worker, owner string, ran time.Duration, call uint64)
 	closed := 0
 	if old.up.tracker != nil {
 		closed = old.up.tracker.closeAll()
+	}
+	if old.cluster != nil {
+		old.cluster.closeAll()
 	}
 	old.sched.Post(old.exitIfRetired) // ends its goroutine now if it is idle by then, else when the call returns
 	h.abandoned.Add(1)                // under lifecycle, as the check above

@@ -27,6 +27,7 @@ type worker struct {
 	retired chan struct{} // closed once it is retired and its successor serves its slot
 
 	up           upstreams               // dealer() sockets and request()'s pool (upstream.go)
+	cluster      *gatedCluster           // the other instances (cluster.go); nil: no cluster
 	scope        *scope                  // owner of what the JavaScript running now opens
 	rt           *jsRuntime              // the live generation
 	old          map[*jsRuntime]struct{} // retired generations with work still running
