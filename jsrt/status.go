@@ -52,8 +52,9 @@ type CommandStatus struct {
 
 // Status gathers a snapshot from every worker, each on its own goroutine,
 // waiting until ctx ends for those inside a long step (they are reported
-// as not answering). Any goroutine but a worker's.
-func (h *Host) Status(ctx context.Context) Status {
+// as not answering). The list of clients, one entry each, is made only
+// when withClients is set. Any goroutine but a worker's.
+func (h *Host) Status(ctx context.Context, withClients bool) Status {
 	h.mu.Lock()
 	st := Status{Generation: h.gen, Files: slices.Clone(h.files), Commands: map[string]CommandStatus{}}
 	h.mu.Unlock()
@@ -67,7 +68,7 @@ func (h *Host) Status(ctx context.Context) Status {
 		answers[i] = make(chan answer, 1)
 		w, ch := s.current(), answers[i]
 		if !w.sched.Post(func() {
-			ws, clients, cmds := w.status(i)
+			ws, clients, cmds := w.status(i, withClients)
 			ch <- answer{ws, clients, cmds}
 		}) {
 			close(ch) // stopped: it will not answer
@@ -98,12 +99,15 @@ func (h *Host) Status(ctx context.Context) Status {
 
 // status is this worker's part of Host.Status; index is its slot's.
 // Scheduler goroutine.
-func (w *worker) status(index int) (WorkerStatus, []ClientStatus, map[string]CommandStatus) {
+func (w *worker) status(index int, withClients bool) (WorkerStatus, []ClientStatus, map[string]CommandStatus) {
 	stats := w.sched.Stats()
 	ws := WorkerStatus{Index: index, Answered: true, Clients: len(w.clients), Busy: w.sched.Clients(),
 		Spawned: w.sched.Spawned(), Steps: stats.Steps.Load(), Requests: stats.Started.Load()}
 	cmds := map[string]CommandStatus{}
-	clients := make([]ClientStatus, 0, len(w.clients))
+	var clients []ClientStatus
+	if withClients {
+		clients = make([]ClientStatus, 0, len(w.clients))
+	}
 	for id, c := range w.clients {
 		cs := ClientStatus{ID: c.text, Conn: c.conn, PublicKey: c.key, Worker: index, State: "idle"}
 		if v, ok := w.sched.Inspect(id); ok {
@@ -129,7 +133,9 @@ func (w *worker) status(index int) (WorkerStatus, []ClientStatus, map[string]Com
 				}
 			}
 		}
-		clients = append(clients, cs)
+		if withClients {
+			clients = append(clients, cs)
+		}
 	}
 	return ws, clients, cmds
 }

@@ -34,7 +34,10 @@ module.exports = { rules: [
 	before := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	st := e.host.Status(ctx)
+	if st := e.host.Status(ctx, false); st.Clients != nil || st.Commands["park"].Running != 1 {
+		t.Fatalf("without clients: %d clients listed, commands %+v", len(st.Clients), st.Commands)
+	}
+	st := e.host.Status(ctx, true)
 	if st.Generation != 1 || len(st.Files) == 0 || len(st.Workers) != 2 {
 		t.Fatalf("generation %d, files %v, %d workers", st.Generation, st.Files, len(st.Workers))
 	}

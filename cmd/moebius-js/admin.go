@@ -116,7 +116,7 @@ func (a *admin) serving(cfg serveConfig, g gauges, durations *requestDurations) 
 	mux.HandleFunc("/clients", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), statusTimeout)
 		defer cancel()
-		writeJSON(w, clients(g.host.Status(ctx), g.srv.Peers()))
+		writeJSON(w, clients(g.host.Status(ctx, true), g.srv.Peers()))
 	})
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -170,7 +170,7 @@ type statusCounts struct {
 }
 
 func (a *admin) status(ctx context.Context, cfg serveConfig, g gauges) serverStatus {
-	st := g.host.Status(ctx)
+	st := g.host.Status(ctx, false)
 	ts, hc := g.srv.Stats(), g.host.Counters()
 	return serverStatus{
 		Version: versionString(), GoVersion: runtime.Version(),
