@@ -91,6 +91,8 @@ func (s *Server) Restart() {
 	case <-s.done:
 		s.t.Fatalf("nats-server exited before it was ready:\n%s", log.String())
 	case <-time.After(10 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done // its log is whole, and no longer written
 		s.t.Fatalf("nats-server not ready within 10s:\n%s", log.String())
 	}
 }
