@@ -41,6 +41,7 @@ module.exports = { rules: [
   { command: 'hold', handler: () => {} },
   { command: 'listen', handler: (c) => { c.state.listening = true; c.send('listening'); } },
   { command: 'shout', handler: (c, d) => { server.broadcast(d.text); c.send('shouted'); } },
+  { command: 'cshout', handler: (c, d) => { c.broadcast(d.text); c.send('shouted'); } },
   { command: 'relay', handler: (c, d) => {
       try { server.send(d.to, d.text); c.send('sent'); } catch (e) { c.send(failure(e)); } } },
   { command: 'publish', handler: (c, d) => {
@@ -170,8 +171,7 @@ func recvSet(t *testing.T, c *client, want ...string) {
 }
 
 // clusterMessages reads moebius_cluster_messages_total for a direction and
-// kind: 0 while nothing of that kind has crossed (a labelled counter has no
-// sample until then).
+// kind.
 func clusterMessages(t *testing.T, s *server, direction, kind string) float64 {
 	t.Helper()
 	return metricOrZero(t, s, "moebius_cluster_messages_total", fmt.Sprintf(`direction=%q,kind=%q`, direction, kind))
@@ -616,5 +616,28 @@ func TestCheckAcceptsAHandlersFileThatSubscribes(t *testing.T) {
 	out, errOut, code := runCLI(t, "check", path)
 	if code != 0 || !strings.Contains(out, "ok") {
 		t.Fatalf("check exit %d: %s%s", code, out, errOut)
+	}
+}
+
+// client.broadcast crosses instances as server.broadcast does, and the
+// cluster is its name: an instance of another cluster on the same NATS
+// hears nothing of it.
+func TestClusterClientBroadcastCrossesAndAnotherClusterNameHearsNothing(t *testing.T) {
+	nats := natstest.Start(t)
+	nodes := startCluster(t, startServer, nats, 1, nil, "alpha", "beta")
+	other := startCluster(t, startServer, nats, 1, []string{"--cluster-name", "elsewhere"}, "gamma")[0]
+	a, b := nodes[0].clients[0], nodes[1].clients[0]
+	a.send(`{"command":"cshout","text":"from a client"}`)
+	recvSet(t, a, "from a client", "shouted")
+	if got := b.recvText(); got != "from a client" {
+		t.Fatalf("beta's client received %q, want alpha's client's broadcast", got)
+	}
+	// beta heard it through NATS; gamma, subscribed to its own cluster's
+	// subjects on the same server, did not.
+	if got := clusterMessages(t, other.srv, "in", "broadcast"); got != 0 {
+		t.Fatalf("an instance of another cluster received %v broadcasts", got)
+	}
+	if got := other.clients[0].pending(); got != 0 {
+		t.Fatalf("gamma's client has %d messages, want none", got)
 	}
 }
