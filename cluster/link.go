@@ -119,6 +119,7 @@ type Link struct {
 
 	in, out   [numKinds]atomic.Uint64
 	localOnly atomic.Uint64
+	notSent   atomic.Uint64 // sends and publishes that failed: the link down or its outbox full
 	clashes   atomic.Uint64 // messages from another process with this instance's name
 	opened    chan struct{} // closed once nc is set and subscribed: NATS's callbacks wait for it
 	outbox    chan outgoing // what the publisher sends, in order
@@ -484,6 +485,7 @@ func (l *Link) onBroadcast(m *nats.Msg) {
 // goroutine.
 func (l *Link) Send(id string, frames [][]byte) error {
 	if !l.nc.IsConnected() {
+		l.notSent.Add(1)
 		return ErrDown
 	}
 	l.mu.Lock()
@@ -495,6 +497,7 @@ func (l *Link) Send(id string, frames [][]byte) error {
 	m := nats.NewMsg(l.prefix + "send." + token(where))
 	m.Data = encodeSend(id, frames)
 	if !l.send(m, KindSend) {
+		l.notSent.Add(1)
 		return ErrDown
 	}
 	return nil
@@ -521,6 +524,7 @@ func (l *Link) Publish(subject string, payload []byte) error {
 	m := nats.NewMsg(l.prefix + "app." + subject)
 	m.Data = payload
 	if !l.send(m, KindPublish) {
+		l.notSent.Add(1)
 		return ErrDown
 	}
 	return nil
@@ -588,11 +592,12 @@ func CheckSubject(subject string, wild bool) error {
 type Counters struct {
 	In, Out   [numKinds]uint64
 	LocalOnly uint64 // broadcasts that reached this instance's clients only
+	NotSent   uint64 // sends and publishes that failed with ErrDown
 }
 
 // Counters reads what crossed the link. Any goroutine; it takes no lock.
 func (l *Link) Counters() Counters {
-	c := Counters{LocalOnly: l.localOnly.Load()}
+	c := Counters{LocalOnly: l.localOnly.Load(), NotSent: l.notSent.Load()}
 	for k := range numKinds {
 		c.In[k], c.Out[k] = l.in[k].Load(), l.out[k].Load()
 	}

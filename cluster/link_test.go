@@ -139,6 +139,9 @@ func TestTheLinkFailsFastWhileNATSIsDownAndComesBackByItself(t *testing.T) {
 	if st := a.Status(); st.State != "down" || st.LocalOnly != 1 {
 		t.Fatalf("status while down: %+v", st)
 	}
+	if c := a.Counters(); c.NotSent != 1 {
+		t.Fatalf("%d failed sends counted, want the one", c.NotSent)
+	}
 	b.Connected("carol") // while down: repaired by the snapshots traded when it is back
 
 	nats.Restart()

@@ -141,6 +141,8 @@ func metricsHandler(g gauges, durations *requestDurations) http.Handler {
 		gauge("cluster_instances", "Other instances of the cluster this one knows.", func() float64 { return float64(link.Instances()) })
 		counter("cluster_broadcasts_local_only_total", "Broadcasts that reached this instance's clients only: the link to NATS was down.",
 			func() float64 { return float64(link.Counters().LocalOnly) })
+		counter("cluster_not_sent_total", "server.send and cluster.publish calls that failed: the link to NATS was down, or its outbox full.",
+			func() float64 { return float64(link.Counters().NotSent) })
 		for _, kind := range cluster.Kinds() {
 			for dir, read := range map[string]func(cluster.Counters) uint64{
 				"in":  func(c cluster.Counters) uint64 { return c.In[kind] },
