@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -72,7 +73,11 @@ func TestCompletionScriptsParseAndNameEveryCommandAndFlag(t *testing.T) {
 					t.Errorf("command %s missing", c.name)
 				}
 				c.flagSet().VisitAll(func(f *pflag.Flag) {
-					if !strings.Contains(string(script), f.Name) {
+					// The flag as a whole word (bash and zsh --name, fish
+					// -l name), not a part of another's (--write-timeout
+					// holds timeout).
+					spelled := regexp.MustCompile(`(^|[^-\w])(--|-l )` + regexp.QuoteMeta(f.Name) + `($|[^-\w])`)
+					if !spelled.Match(script) {
 						t.Errorf("%s --%s missing", c.name, f.Name)
 					}
 				})
