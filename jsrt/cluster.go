@@ -3,6 +3,7 @@ package jsrt
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync/atomic"
 
 	"github.com/dop251/goja"
@@ -99,15 +100,30 @@ type subscription struct {
 	rt          *jsRuntime
 	fn          goja.Callable
 	unsubscribe func()
-	closed      atomic.Bool // no fn call once set, even for a message already posted
+	closed      atomic.Bool  // no fn call once set, even for a message already posted
+	pending     atomic.Int64 // messages posted to the worker and not yet run
 }
+
+// maxPendingDeliveries bounds the messages one subscription may have
+// waiting for its worker: past it (a publisher faster than fn) they are
+// dropped, counted and logged, as a slow subscriber's are in NATS.
+const maxPendingDeliveries = 10_000
 
 // arrived posts one message to the worker. A goroutine of the cluster's.
 func (s *subscription) arrived(subject string, payload []byte) {
 	if s.closed.Load() {
 		return
 	}
-	s.rt.w.sched.Post(func() {
+	w := s.rt.w
+	if s.pending.Add(1) > maxPendingDeliveries {
+		s.pending.Add(-1)
+		w.host.subscriberDropped.Add(1)
+		w.host.lim.Log(w.log, slog.LevelWarn, "subscriber_behind", subject,
+			"cluster message dropped: its subscriber is too far behind", "subject", subject, "pending", maxPendingDeliveries)
+		return
+	}
+	w.sched.Post(func() {
+		s.pending.Add(-1)
 		if !s.closed.Load() {
 			s.rt.delivered(s.fn, subject, payload)
 		}

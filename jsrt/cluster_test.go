@@ -2,9 +2,11 @@ package jsrt_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/moebius-js/moebius-js/jsrt"
 )
@@ -169,4 +171,35 @@ module.exports = { rules: [{ command: 'x', handler: (c) => c.send('x') }] };`)
 	if _, ok := fc.subs["new"]; !ok {
 		t.Error("the new code did not subscribe")
 	}
+}
+
+func TestASubscriberFarBehindHasMessagesDroppedAndCounted(t *testing.T) {
+	fc := &fakeCluster{sent: map[string]string{}, subs: map[string]func(string, []byte){}}
+	e := start(t, jsrt.Config{Instance: "a", Cluster: fc, StepBudget: 5 * time.Second}, map[string]string{"handlers.js": `
+const { cluster } = require('moebius');
+let heard = 0;
+cluster.subscribe('t', () => { heard++; });
+module.exports = { rules: [
+  { command: 'busy', handler: (c) => { c.send('started'); const end = Date.now() + 1000; while (Date.now() < end) {} c.send('done'); } },
+  { command: 'heard', handler: (c) => c.send(String(heard)) },
+]};`})
+	e.connect("c")
+	e.send("c", `{"command":"busy"}`)
+	e.reply("c", 1) // the worker is inside a one-second step: nothing it is sent runs meanwhile
+	fc.mu.Lock()
+	deliver := fc.subs["t"]
+	fc.mu.Unlock()
+	const flood, bound = 10_050, 10_000
+	for range flood {
+		deliver("t", []byte("x"))
+	}
+	if got := e.host.Counters().SubscriberDropped; got != flood-bound {
+		t.Fatalf("%d messages dropped, want %d", got, flood-bound)
+	}
+	e.reply("c", 2)
+	e.send("c", `{"command":"heard"}`)
+	if got := e.reply("c", 3); got != fmt.Sprint(bound) {
+		t.Fatalf("the subscriber heard %s messages, want %d", got, bound)
+	}
+	e.waitLog("cluster message dropped: its subscriber is too far behind")
 }

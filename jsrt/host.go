@@ -131,6 +131,7 @@ type Host struct {
 	abandoned               atomic.Int64              // retired workers whose goroutine has not ended yet
 	backpressure            atomic.Uint64             // generator steps that waited for a backlogged client
 	spawnRefused            atomic.Uint64             // server.spawn calls refused by a bound
+	subscriberDropped       atomic.Uint64             // cluster messages dropped: their subscriber was behind by maxPendingDeliveries
 	errorReplies            map[string]*atomic.Uint64 // by error code; the map itself never changes
 }
 
@@ -143,12 +144,13 @@ func ErrorCodes() []string { return slices.Clone(errorCodes) }
 
 // Counters are a Host's totals since New.
 type Counters struct {
-	Reloads        uint64            // successful reloads
-	ReloadFailures uint64            // reloads refused for an error in handlers.js
-	Backpressure   uint64            // generator steps that waited for a backlogged client to drain
-	SpawnRefused   uint64            // server.spawn calls refused by MaxSpawned or MaxSpawnedPerClient
-	WorkersRetired uint64            // workers replaced because a step was stuck in a native call past its budget
-	Errors         map[string]uint64 // failed requests by error code (whether a hook or the default reply answered them)
+	Reloads           uint64            // successful reloads
+	ReloadFailures    uint64            // reloads refused for an error in handlers.js
+	Backpressure      uint64            // generator steps that waited for a backlogged client to drain
+	SpawnRefused      uint64            // server.spawn calls refused by MaxSpawned or MaxSpawnedPerClient
+	WorkersRetired    uint64            // workers replaced because a step was stuck in a native call past its budget
+	SubscriberDropped uint64            // cluster messages dropped for a subscriber already that far behind (maxPendingDeliveries)
+	Errors            map[string]uint64 // failed requests by error code (whether a hook or the default reply answered them)
 }
 
 // ErrorReplies returns how many requests failed with code so far. Any
@@ -164,7 +166,8 @@ func (h *Host) ErrorReplies(code string) uint64 {
 func (h *Host) Counters() Counters {
 	c := Counters{Reloads: h.reloads.Load(), ReloadFailures: h.reloadFailures.Load(),
 		Backpressure: h.backpressure.Load(), SpawnRefused: h.spawnRefused.Load(), WorkersRetired: h.retired.Load(),
-		Errors: map[string]uint64{}}
+		SubscriberDropped: h.subscriberDropped.Load(),
+		Errors:            map[string]uint64{}}
 	for code, n := range h.errorReplies {
 		c.Errors[code] = n.Load()
 	}

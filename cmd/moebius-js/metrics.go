@@ -96,6 +96,8 @@ func metricsHandler(g gauges, durations *requestDurations) http.Handler {
 		func() float64 { return float64(host.Counters().Backpressure) })
 	counter("spawn_refused_total", "server.spawn calls refused by max_spawned or max_spawned_per_client.",
 		func() float64 { return float64(host.Counters().SpawnRefused) })
+	counter("cluster_subscriber_dropped_total", "Cluster messages dropped because their cluster.subscribe function was 10,000 messages behind.",
+		func() float64 { return float64(host.Counters().SubscriberDropped) })
 	counter("log_lines_suppressed_total", "Repeated log lines held back by the rate limit.", func() float64 { return float64(g.lim.Suppressed()) })
 	counter("duplicate_identities_refused_total", "Connections refused because their identity was in use.", ts(func(s transport.Stats) float64 { return float64(s.DuplicateRefused) }))
 	counter("protocol_errors_total", "Connections closed for a ZMTP violation.", ts(func(s transport.Stats) float64 { return float64(s.ProtocolErrors) }))
