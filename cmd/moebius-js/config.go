@@ -114,9 +114,18 @@ var configKeys = []struct {
 	{"cluster_nats_ca", "", "a file of CA certificates for tls:// NATS servers"},
 }
 
-// listKeys are the settings that take a list: a flag that repeats, a
-// comma-separated environment variable.
-var listKeys = []string{"bind", "curve_bind", "curve_allow_keys"}
+// isList reports whether a key takes a list: a flag that repeats, a
+// comma-separated environment variable, a default of comma-separated
+// values.
+func isList(key string) bool { return keyTypes[key] == reflect.TypeFor[[]string]() }
+
+// listDefault is a list key's default, as its configKeys entry writes it.
+func listDefault(def string) []string {
+	if def == "" {
+		return []string{}
+	}
+	return strings.Split(def, ",")
+}
 
 // serveFlags defines serve's flags on fs: one per key, of the key's type.
 // A duration flag refuses a number without a unit as the file and the
@@ -127,10 +136,8 @@ func serveFlags(fs *pflag.FlagSet) {
 	for _, k := range configKeys {
 		name := flagName(k.key)
 		switch t := keyTypes[k.key]; {
-		case k.key == "bind":
-			fs.StringArray(name, []string{k.def}, k.help)
 		case t == reflect.TypeFor[[]string]():
-			fs.StringArray(name, nil, k.help)
+			fs.StringArray(name, listDefault(k.def), k.help)
 		case t == reflect.TypeFor[bool]():
 			f := fs.VarPF(&boolValue{v: k.def == "true", args: bools}, name, "", k.help+" (off: --"+name+"=false or --"+name+" false)")
 			f.NoOptDefVal = "true"
@@ -370,7 +377,7 @@ func loadConfig(fs *pflag.FlagSet, environ func() []string) (l loadedConfig, err
 					name, strings.ToUpper(closestKey(key)), knownKeys()))
 				return "", nil
 			}
-			if slices.Contains(listKeys, key) {
+			if isList(key) {
 				return key, strings.Split(value, ",")
 			}
 			return key, value
@@ -436,10 +443,12 @@ func loadConfig(fs *pflag.FlagSet, environ func() []string) (l loadedConfig, err
 func configDefaults() map[string]any {
 	defaults := map[string]any{}
 	for _, c := range configKeys {
-		defaults[c.key] = c.def
+		if isList(c.key) {
+			defaults[c.key] = listDefault(c.def)
+		} else {
+			defaults[c.key] = c.def
+		}
 	}
-	defaults["bind"] = []string{"tcp://127.0.0.1:5555"}
-	defaults["curve_bind"], defaults["curve_allow_keys"] = []string{}, []string{}
 	return defaults
 }
 
@@ -483,17 +492,8 @@ func sameValue(a, b any) bool {
 	return a == b
 }
 
-// durationKeys are the keys whose values are time.Durations.
-var durationKeys = func() map[string]bool {
-	keys := map[string]bool{}
-	t := reflect.TypeFor[serveConfig]()
-	for i := 0; i < t.NumField(); i++ {
-		if f := t.Field(i); f.Type == reflect.TypeFor[time.Duration]() {
-			keys[f.Tag.Get("koanf")] = true
-		}
-	}
-	return keys
-}()
+// isDuration reports whether a key's value is a time.Duration.
+func isDuration(key string) bool { return keyTypes[key] == reflect.TypeFor[time.Duration]() }
 
 // checkDurations refuses a duration in values (one source's settings)
 // that is not one: a number without a unit (YAML's `5`, or "5" from the
@@ -504,7 +504,7 @@ func checkDurations(values map[string]any, name func(key string) string) error {
 	var errs []error
 	for _, c := range configKeys {
 		v, ok := values[c.key]
-		if !ok || !durationKeys[c.key] {
+		if !ok || !isDuration(c.key) {
 			continue
 		}
 		if err := checkDuration(v); err != nil {
