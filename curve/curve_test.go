@@ -140,18 +140,7 @@ func TestLoadKeyDirReadsPublicCertsAndSkipsSecretsAndJunk(t *testing.T) {
 // memory and returns both sessions.
 func handshake(t testing.TB, server, client KeyPair, serverKey Key) (*Session, *Session, Key, []byte) {
 	t.Helper()
-	sh := NewServerHandshake(server)
-	ch, err := NewClientHandshake(client, serverKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	welcome, err := sh.Hello(ch.Hello())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.Welcome(welcome); err != nil {
-		t.Fatal(err)
-	}
+	sh, ch := toWelcome(t, server, client, serverKey)
 	initiate, err := ch.Initiate([]byte("client metadata"))
 	if err != nil {
 		t.Fatal(err)
@@ -231,15 +220,7 @@ func TestWhatTheServerRefuses(t *testing.T) {
 	})
 	t.Run("an INITIATE whose cookie, box or vouch was tampered with", func(t *testing.T) {
 		for _, at := range []int{20, 110, 120, 150, 250} { // cookie, nonce, C, vouch, vouch box
-			sh := NewServerHandshake(server)
-			ch, _ := NewClientHandshake(client, server.Public)
-			welcome, err := sh.Hello(ch.Hello())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := ch.Welcome(welcome); err != nil {
-				t.Fatal(err)
-			}
+			sh, ch := toWelcome(t, server, client, server.Public)
 			initiate, _ := ch.Initiate(nil)
 			initiate[at] ^= 1
 			if _, _, err := sh.Initiate(initiate); err == nil {
@@ -342,4 +323,23 @@ func TestLoadSecretNeverRepeatsAMistypedKey(t *testing.T) {
 			t.Errorf("the error repeats the key: %v", err)
 		}
 	}
+}
+
+// toWelcome runs a server and a client handshake to the client's taking
+// the WELCOME: HELLO and WELCOME done, INITIATE next.
+func toWelcome(t testing.TB, server, client KeyPair, serverKey Key) (*ServerHandshake, *ClientHandshake) {
+	t.Helper()
+	sh := NewServerHandshake(server)
+	ch, err := NewClientHandshake(client, serverKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	welcome, err := sh.Hello(ch.Hello())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Welcome(welcome); err != nil {
+		t.Fatal(err)
+	}
+	return sh, ch
 }

@@ -452,18 +452,7 @@ func forgedInitiate(c *ClientHandshake, claimed Key) []byte {
 // key of small order: its vouch needs no secret.
 func TestVectorsTheServerRefusesAClientKeyOfSmallOrder(t *testing.T) {
 	for _, p := range smallOrder(t) {
-		sh := NewServerHandshake(libzmqServer)
-		ch, err := NewClientHandshake(libzmqBogus, libzmqServer.Public)
-		if err != nil {
-			t.Fatal(err)
-		}
-		welcome, err := sh.Hello(ch.Hello())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := ch.Welcome(welcome); err != nil {
-			t.Fatal(err)
-		}
+		sh, ch := toWelcome(t, libzmqServer, libzmqBogus, libzmqServer.Public)
 		if key, _, err := sh.Initiate(forgedInitiate(ch, p)); !errors.Is(err, ErrMalformed) {
 			t.Errorf("INITIATE vouched by C = %x: key %s, %v; want ErrMalformed", p[:], key, err)
 		}
@@ -516,15 +505,7 @@ func TestVectorsAHandshakeThatRefusedACommandRefusesTheRest(t *testing.T) {
 		}
 	})
 	t.Run("server, after a refused INITIATE", func(t *testing.T) {
-		sh := NewServerHandshake(server)
-		ch, _ := NewClientHandshake(client, server.Public)
-		welcome, err := sh.Hello(ch.Hello())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := ch.Welcome(welcome); err != nil {
-			t.Fatal(err)
-		}
+		sh, ch := toWelcome(t, server, client, server.Public)
 		initiate, _ := ch.Initiate(nil)
 		initiate[len(initiate)-1] ^= 1
 		if _, _, err := sh.Initiate(initiate); !errors.Is(err, ErrBadBox) {
@@ -549,15 +530,7 @@ func TestVectorsAHandshakeThatRefusedACommandRefusesTheRest(t *testing.T) {
 		}
 	})
 	t.Run("client, commands out of turn or after a refusal", func(t *testing.T) {
-		sh := NewServerHandshake(server)
-		ch, _ := NewClientHandshake(client, server.Public)
-		welcome, err := sh.Hello(ch.Hello())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := ch.Welcome(welcome); err != nil {
-			t.Fatal(err)
-		}
+		sh, ch := toWelcome(t, server, client, server.Public)
 		if ch.Hello() != nil {
 			t.Fatal("a HELLO made after WELCOME")
 		}
@@ -572,7 +545,7 @@ func TestVectorsAHandshakeThatRefusedACommandRefusesTheRest(t *testing.T) {
 
 		ch, _ = NewClientHandshake(client, server.Public)
 		sh = NewServerHandshake(server)
-		welcome, _ = sh.Hello(ch.Hello())
+		welcome, _ := sh.Hello(ch.Hello())
 		welcome[30] ^= 1
 		if err := ch.Welcome(welcome); !errors.Is(err, ErrBadBox) {
 			t.Fatalf("tampered WELCOME: %v", err)
