@@ -175,7 +175,8 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// files maps a file name to its source; "handlers.js" is the main one.
+// files maps a file name to its source; "handlers.js" (or, without one,
+// "handlers.ts") is the main one.
 func start(t *testing.T, cfg jsrt.Config, files map[string]string) *env {
 	t.Helper()
 	e := &env{t: t, dir: t.TempDir(), out: newFakeSender(), logs: newSyncBuffer(), conn: map[string]uint64{},
@@ -184,6 +185,9 @@ func start(t *testing.T, cfg jsrt.Config, files map[string]string) *env {
 		e.write(name, src)
 	}
 	e.file = filepath.Join(e.dir, "handlers.js")
+	if _, js := files["handlers.js"]; !js && files["handlers.ts"] != "" {
+		e.file = filepath.Join(e.dir, "handlers.ts")
+	}
 	cfg.Handlers = e.file
 	cfg.Logger = slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	h, err := jsrt.New(cfg)

@@ -14,6 +14,8 @@ import (
 	"github.com/dop251/goja/parser"
 	"github.com/dop251/goja_nodejs/console"
 	"github.com/dop251/goja_nodejs/require"
+
+	"github.com/moebius-js/moebius-js/transpile"
 )
 
 // jsRuntime is one generation of handlers.js in one worker: a goja runtime
@@ -74,12 +76,9 @@ func load(path string, w *worker, gen int, src map[string][]byte) (*jsRuntime, e
 				return nil, err
 			}
 		}
-		if err := checkSyntax(p, b); err != nil {
-			return nil, err
-		}
 		rt.files = append(rt.files, p)
 		rt.sources[p] = b
-		return b, nil
+		return compilable(p, b)
 	}))
 	reg.RegisterNativeModule("moebius", rt.moebiusModule)
 	reg.RegisterNativeModule("console", console.RequireWithPrinter(consolePrinter{w.log}))
@@ -152,6 +151,24 @@ func checkSyntax(path string, src []byte) error {
 		msg += " (ES modules are not supported: use module.exports and require)"
 	}
 	return &syntaxError{pos: pos, msg: msg}
+}
+
+// compilable returns the source of the file at path as goja will compile
+// it: TypeScript transformed to JavaScript with an inline source map
+// (transpile), so that positions name the .ts file's lines; a file that
+// does not parse is a *syntaxError at its own file:line:col.
+func compilable(path string, src []byte) ([]byte, error) {
+	if transpile.IsTypeScript(path) {
+		js, err := transpile.Source(path, src)
+		if e := (*transpile.Error)(nil); errors.As(err, &e) {
+			return nil, &syntaxError{pos: file.Position{Filename: e.File, Line: e.Line, Column: e.Column}, msg: e.Message}
+		}
+		return js, err
+	}
+	if err := checkSyntax(path, src); err != nil {
+		return nil, err
+	}
+	return src, nil
 }
 
 // explainMissingModules wraps require so that a module that does not exist

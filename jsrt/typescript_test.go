@@ -1,0 +1,86 @@
+package jsrt_test
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/moebius-js/moebius-js/jsrt"
+)
+
+// tsHandlers is a TypeScript handlers file: types above the code move
+// nothing, since stacks go through its inline source map.
+const tsHandlers = `import { sleep } from 'moebius';
+const helper = require('./lib.ts');
+
+interface Order {
+  item: string;
+  qty: number;
+}
+
+export function* order(client: any, data: Order): Generator<unknown, void, unknown> {
+  yield sleep(1);
+  if (data.qty < 1) {
+    throw new RangeError('qty must be positive, got ' + data.qty);
+  }
+  client.send(helper.describe(data));
+}
+
+export const rules = [
+  { command: 'order', handler: order },
+  { command: 'fail', handler: function (client: any, data: Order) { helper.fail(data.item); } },
+];
+`
+
+const tsLib = `type Named = { item: string, qty: number };
+
+export function describe(o: Named): string {
+  return o.qty + ' x ' + o.item;
+}
+
+export function fail(item: string): never {
+  throw new Error('no ' + item);
+}
+`
+
+func TestTypeScriptHandlersServeAndTheirStacksNameTheTsLines(t *testing.T) {
+	e := start(t, jsrt.Config{}, map[string]string{"handlers.ts": tsHandlers, "lib.ts": tsLib})
+	e.connect("c")
+	e.send("c", `{"command":"order","item":"tea","qty":2}`)
+	if got := e.reply("c", 1); got != "2 x tea" {
+		t.Fatalf("reply %q", got)
+	}
+	e.send("c", `{"command":"order","item":"tea","qty":0}`)
+	e.reply("c", 2)
+	e.waitLog("handlers.ts:12:11")
+	e.send("c", `{"command":"fail","item":"cake"}`)
+	e.reply("c", 3)
+	e.waitLog("lib.ts:8:9")
+	e.waitLog("handlers.ts:19:76")
+}
+
+func TestTypeScriptLoadErrorsNameTheTsFileLineAndColumn(t *testing.T) {
+	for _, tc := range []struct {
+		name, src string
+		want      string // regexp
+	}{
+		{"syntax error", "type A = { a: number };\nconst x: A = { a: 1 ;\nexport const rules = [];\n", `handlers\.ts:2:\d+: SyntaxError`},
+		{"top-level throw", "interface I { n: number }\nconst i: I = { n: 1 };\n(null as any).boom;\nexport const rules = [];\n", `handlers\.ts:3:\d+: TypeError`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "handlers.ts")
+			if err := os.WriteFile(path, []byte(tc.src), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := jsrt.New(jsrt.Config{Handlers: path, StepBudget: 100 * time.Millisecond})
+			if err == nil {
+				t.Fatal("loaded without error")
+			}
+			if !regexp.MustCompile(tc.want).MatchString(err.Error()) {
+				t.Fatalf("error %q does not match %q", err, tc.want)
+			}
+		})
+	}
+}
