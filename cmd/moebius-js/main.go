@@ -85,6 +85,12 @@ func init() {
 			flags:   checkFlags, run: check,
 		},
 		{
+			name: "test", args: "[flags] [FILE|DIR...]",
+			summary: "run *.test.js / *.test.ts files against the handlers, on a virtual clock, no sockets",
+			about:   testAbout,
+			flags:   testFlags, run: testCmd,
+		},
+		{
 			name: "config", args: "[flags] [handlers.js]",
 			summary: "print the configuration serve would use and where each value came from",
 			about: "Takes serve's flags and prints every setting serve would run with, one a line, with where its\n" +
@@ -152,7 +158,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	name := "serve"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") && !strings.HasSuffix(args[0], ".js") {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") && !strings.HasSuffix(args[0], ".js") && !strings.HasSuffix(args[0], ".ts") {
 		name, args = args[0], args[1:]
 	}
 	cmd := lookup(name)
