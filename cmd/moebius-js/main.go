@@ -91,6 +91,18 @@ func init() {
 			flags:   testFlags, run: testCmd,
 		},
 		{
+			name: "types", args: "[flags] [DIR]",
+			summary: "write moebius.d.ts and jsconfig.json (tsconfig.json) for an editor",
+			about:   typesAbout,
+			flags:   typescriptFlag, run: typesCmd,
+		},
+		{
+			name: "init", args: "[flags] [DIR]",
+			summary: "write a starter handlers file, its tests, the types and moebius.yaml",
+			about:   initAbout,
+			flags:   typescriptFlag, run: initCmd,
+		},
+		{
 			name: "config", args: "[flags] [handlers.js]",
 			summary: "print the configuration serve would use and where each value came from",
 			about: "Takes serve's flags and prints every setting serve would run with, one a line, with where its\n" +
