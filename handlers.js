@@ -12,18 +12,28 @@
 // Save this file while the server runs and the new code is live for the
 // next request; a mistake is logged with file:line:col and the old code
 // keeps serving.
+//
+// The /** ... */ comments are types, for an editor or tsc: `moebius-js
+// types .` writes moebius.d.ts and jsconfig.json next to this file.
 
 const { sleep, server, log } = require('moebius');
+
+/** @typedef {import('moebius').Client} Client */
 
 // A plain function runs at once and completes in the same step.
 // client.send(x): a string goes as UTF-8 text, a Uint8Array as bytes,
 // anything else as JSON text.
+/**
+ * @param {Client} client
+ * @param {any} data the request's JSON value
+ */
 function echo(client, data) {
   client.send(data);
 }
 
 // A generator (function*) is cooperative: `yield sleep(ms)` waits without
 // blocking anyone else, and other clients are served meanwhile.
+/** @param {Client} client */
 function* reply(client, data) {
   yield sleep(500);
   client.send(`Reply to ${client.id}`);
@@ -31,6 +41,10 @@ function* reply(client, data) {
 
 // One request, many replies. A bare `yield` lets other clients run
 // between two replies.
+/**
+ * @param {Client} client
+ * @param {{ count?: unknown }} data
+ */
 function* stream(client, data) {
   const count = Math.min(Math.max(Number(data.count) || 10, 0), 100000);
   for (let i = 0; i < count; i++) {
@@ -43,12 +57,20 @@ function* stream(client, data) {
 // A nested generator: `yield lookup(key)` runs it to the end and resumes
 // with its return value. An error thrown inside it is thrown at that
 // `yield`, so try/catch works across generators.
+/**
+ * @param {unknown} key
+ * @returns {Generator<unknown, string>}
+ */
 function* lookup(key) {
   yield sleep(10); // pretend to ask something slow
   if (typeof key !== 'string' || key === '') throw new Error('key must be a non-empty string');
   return key.toUpperCase();
 }
 
+/**
+ * @param {Client} client
+ * @param {{ key?: unknown }} data
+ */
 function* upper(client, data) {
   try {
     client.send({ key: data.key, upper: yield lookup(data.key) });
@@ -58,6 +80,7 @@ function* upper(client, data) {
 }
 
 // client.state is a plain object kept for this client across its requests.
+/** @param {Client} client */
 function count(client) {
   client.state.count = (client.state.count || 0) + 1;
   client.send({ count: client.state.count });
@@ -65,11 +88,13 @@ function count(client) {
 
 // subscribe: the background work below sends this client a tick every
 // second, until it unsubscribes (or disconnects).
+/** @param {Client} client */
 function subscribe(client) {
   client.state.subscribed = true;
   client.send({ subscribed: true });
 }
 
+/** @param {Client} client */
 function unsubscribe(client) {
   client.state.subscribed = false;
   client.send({ subscribed: false });
@@ -77,12 +102,16 @@ function unsubscribe(client) {
 
 // Broadcast to every connected client (the sender too). A second argument,
 // a filter function, picks whom: see README.
+/**
+ * @param {Client} client
+ * @param {{ text?: unknown }} data
+ */
 function say(client, data) {
   const text = String(data.text).slice(0, 1000); // everyone gets a copy: keep it short
   server.broadcast({ from: client.id, text });
 }
 
-module.exports = {
+module.exports = /** @satisfies {import('moebius').Handlers} */ ({
   rules: [
     { command: 'echo', handler: echo },
     { command: 'reply', handler: reply },
@@ -114,4 +143,4 @@ module.exports = {
   // requests that cannot be routed, onStepError(client, error) for handlers
   // that throw. Without them the client gets the JSON error reply
   // {"error":{"code":…,"message":…}} and the log gets the JS stack.
-};
+});

@@ -19,24 +19,38 @@
 
 const { server, sleep, text, log } = require('moebius');
 
+/** @typedef {import('moebius').Client} Client */
+/** @typedef {{ idle: string[], waiting: { client: string, body: string }[] }} Service */
+
+/** @type {Map<string, Service>} */
 const services = new Map(); // service name -> { idle: [worker ids], waiting: [{client, body}] }
+/** @type {Map<string, string>} */
 const workers = new Map();  // worker id -> service name
 
+/**
+ * @param {string} name
+ * @returns {Service}
+ */
 function service(name) {
   if (!services.has(name)) services.set(name, { idle: [], waiting: [] });
-  return services.get(name);
+  return /** @type {Service} */ (services.get(name));
 }
 
 // dispatch hands waiting requests to idle workers that are still connected.
+/** @param {Service} svc */
 function dispatch(svc) {
   while (svc.idle.length > 0 && svc.waiting.length > 0) {
-    const worker = svc.idle.shift();
+    const worker = /** @type {string} */ (svc.idle.shift());
     if (!server.client(worker)) { workers.delete(worker); continue; } // it left
-    const { client, body } = svc.waiting.shift();
+    const { client, body } = /** @type {{ client: string, body: string }} */ (svc.waiting.shift());
     server.send(worker, 'REQUEST', client, body);
   }
 }
 
+/**
+ * @param {Client} client a worker
+ * @param {Uint8Array[]} frames READY <service>
+ */
 function ready(client, frames) {
   const name = text(frames[1]);
   workers.set(client.id, name);
@@ -44,6 +58,10 @@ function ready(client, frames) {
   dispatch(service(name));
 }
 
+/**
+ * @param {Client} client
+ * @param {Uint8Array[]} frames REQUEST <service> <body>
+ */
 function request(client, frames) {
   const name = text(frames[1]);
   if (![...workers.values()].includes(name)) {
@@ -54,8 +72,12 @@ function request(client, frames) {
   dispatch(service(name));
 }
 
+/**
+ * @param {Client} worker
+ * @param {Uint8Array[]} frames REPLY <client-id> <body>
+ */
 function reply(worker, frames) {
-  const name = workers.get(worker.id);
+  const name = /** @type {string} */ (workers.get(worker.id)); // a worker that never said READY: undefined
   const clientId = text(frames[1]);
   try {
     server.send(clientId, 'REPLY', name, text(frames[2]));
@@ -66,7 +88,7 @@ function reply(worker, frames) {
   dispatch(service(name));
 }
 
-module.exports = {
+module.exports = /** @satisfies {import('moebius').Handlers} */ ({
   route(message) {
     const verb = message.text;
     if (verb === 'READY') return { handler: ready, data: message.frames };
@@ -85,4 +107,4 @@ module.exports = {
       }
     }
   },
-};
+});

@@ -28,17 +28,29 @@ const READY = 1, REQUEST = 2, REPLY = 3, HEARTBEAT = 4, DISCONNECT = 5;
 const HEARTBEAT_MS = 2500;
 const LIVENESS = 3;
 
+/** @typedef {import('moebius').Client} Client */
+/** @typedef {{ idle: Queue<string>, waiting: Queue<[string, Uint8Array[]]> }} Service */
+
+/** @type {Map<string, Service>} */
 const services = new Map(); // name -> { idle: Queue of worker ids, waiting: Queue of [client id, body frames] }
+/** @type {Map<string, { service: string, seen: number }>} */
 const workers = new Map();  // worker id -> { service, seen: ms }
 
 // Queue is a FIFO whose shift is O(1) (Array.prototype.shift moves every
 // element, which a broker with 100,000 requests waiting cannot afford).
+/** @template T */
 class Queue {
-  constructor() { this.items = []; this.head = 0; }
+  constructor() {
+    /** @type {(T | undefined)[]} */
+    this.items = [];
+    this.head = 0;
+  }
   get length() { return this.items.length - this.head; }
+  /** @param {T} x */
   push(x) { this.items.push(x); }
+  /** @returns {T} the oldest item (call it only when length > 0) */
   shift() {
-    const x = this.items[this.head];
+    const x = /** @type {T} */ (this.items[this.head]);
     this.items[this.head++] = undefined;
     if (this.head > 1024 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);
@@ -48,6 +60,10 @@ class Queue {
   }
 }
 
+/**
+ * @param {string} name
+ * @returns {Service}
+ */
 function service(name) {
   let svc = services.get(name);
   if (!svc) services.set(name, (svc = { idle: new Queue(), waiting: new Queue() }));
@@ -55,6 +71,7 @@ function service(name) {
 }
 
 // dispatch hands waiting requests to idle workers that are still there.
+/** @param {Service} svc */
 function dispatch(svc) {
   while (svc.idle.length > 0 && svc.waiting.length > 0) {
     const worker = svc.idle.shift();
@@ -64,6 +81,10 @@ function dispatch(svc) {
   }
 }
 
+/**
+ * @param {Client} client
+ * @param {Uint8Array[]} frames "MDPC01" <service> <body...>
+ */
 function fromClient(client, frames) {
   const name = text(frames[1]);
   const svc = service(name);
@@ -71,6 +92,10 @@ function fromClient(client, frames) {
   dispatch(svc);
 }
 
+/**
+ * @param {Client} worker
+ * @param {Uint8Array[]} frames "MDPW01" <command> ...
+ */
 function fromWorker(worker, frames) {
   const command = frames[1][0];
   const known = workers.get(worker.id);
@@ -102,7 +127,7 @@ function fromWorker(worker, frames) {
   }
 }
 
-module.exports = {
+module.exports = /** @satisfies {import('moebius').Handlers} */ ({
   route(message) {
     const protocol = message.text;
     if (protocol === MDPC && message.frames.length >= 2) return { handler: fromClient, data: message.frames };
@@ -124,4 +149,4 @@ module.exports = {
       }
     }
   },
-};
+});

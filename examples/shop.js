@@ -20,8 +20,7 @@ function* find(sku) {
   return { sku, name: names[sku] };
 }
 
-/** @type {import('moebius').Handlers} */
-module.exports = {
+module.exports = /** @satisfies {import('moebius').Handlers} */ ({
   rules: [
     // A plain handler: runs at once.
     { command: 'hello', handler: (client) => client.send({ hello: client.id }) },
@@ -77,4 +76,4 @@ module.exports = {
       server.broadcast({ offer: n % 2 ? 'tea' : 'cake' });
     }
   },
-};
+});

@@ -4,8 +4,7 @@
 // handlers.test.js; edits go live without a restart.
 const { sleep } = require('moebius');
 
-/** @type {import('moebius').Handlers} */
-module.exports = {
+module.exports = /** @satisfies {import('moebius').Handlers} */ ({
   rules: [
     // A plain function answers at once.
     { command: 'hello', handler: (client, data) => client.send({ hello: data.name || client.id }) },
@@ -28,4 +27,4 @@ module.exports = {
       },
     },
   ],
-};
+});
