@@ -9,6 +9,7 @@ import (
 	"github.com/dop251/goja"
 
 	"github.com/moebius-js/moebius-js/core"
+	"github.com/moebius-js/moebius-js/transpile"
 )
 
 // Error codes of the JSON error reply {"error":{"code":…,"message":…}}.
@@ -157,8 +158,8 @@ func (rt *jsRuntime) describe(err error) string {
 // position is a stack frame's file:line:col.
 func position(f *goja.StackFrame) string {
 	p := f.Position()
-	if p.Line == 1 && p.Column > len(moduleWrapper) {
-		p.Column -= len(moduleWrapper)
+	if p.Line == 1 && p.Column > len(transpile.ModuleWrapper) && !transpile.IsTypeScript(p.Filename) { // a .ts position comes from its source map, unwrapped
+		p.Column -= len(transpile.ModuleWrapper)
 	}
 	return fmt.Sprintf("%s:%d:%d", p.Filename, p.Line, p.Column)
 }
@@ -166,7 +167,7 @@ func position(f *goja.StackFrame) string {
 // describeLoadError renders an error from compiling or evaluating a file
 // with its file:line:col first.
 func (rt *jsRuntime) describeLoadError(err error) string {
-	var syn *syntaxError
+	var syn *transpile.Error
 	var ex *goja.Exception
 	switch {
 	case errors.As(err, &syn):

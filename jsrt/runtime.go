@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/dop251/goja"
-	"github.com/dop251/goja/file"
-	"github.com/dop251/goja/parser"
 	"github.com/dop251/goja_nodejs/console"
 	"github.com/dop251/goja_nodejs/require"
 
@@ -78,7 +76,7 @@ func load(path string, w *worker, gen int, src map[string][]byte) (*jsRuntime, e
 		}
 		rt.files = append(rt.files, p)
 		rt.sources[p] = b
-		return compilable(p, b)
+		return transpile.ForGoja(p, b)
 	}))
 	reg.RegisterNativeModule("moebius", rt.moebiusModule)
 	reg.RegisterNativeModule("console", console.RequireWithPrinter(consolePrinter{w.log}))
@@ -111,64 +109,13 @@ func load(path string, w *worker, gen int, src map[string][]byte) (*jsRuntime, e
 		rt.life.scope.close() // dealers its top-level code opened
 		var ex *goja.Exception
 		var intr *goja.InterruptedError
-		if errors.As(err, &ex) || errors.As(err, &intr) || errors.As(err, new(*syntaxError)) {
+		if errors.As(err, &ex) || errors.As(err, &intr) || errors.As(err, new(*transpile.Error)) {
 			return nil, errors.New(rt.describeLoadError(err))
 		}
 		return nil, err
 	}
 	rt.loaded = true
 	return rt, nil
-}
-
-// moduleWrapper is how goja_nodejs wraps a CommonJS file before compiling
-// it; positions on a file's first line are off by its length.
-const moduleWrapper = "(function(exports,require,module,__filename,__dirname){"
-
-// syntaxError is a file that does not parse, at file:line:col.
-type syntaxError struct {
-	pos file.Position
-	msg string
-}
-
-func (e *syntaxError) Error() string {
-	return fmt.Sprintf("%s:%d:%d: SyntaxError: %s", e.pos.Filename, e.pos.Line, e.pos.Column, e.msg)
-}
-
-// checkSyntax parses src the way require will compile it, so that a syntax
-// error reports where it is (goja_nodejs flattens it to text).
-func checkSyntax(path string, src []byte) error {
-	_, err := parser.ParseFile(nil, path, moduleWrapper+string(src)+"\n})", 0)
-	var list parser.ErrorList
-	if !errors.As(err, &list) || len(list) == 0 {
-		return nil
-	}
-	pos := list[0].Position
-	if pos.Line == 1 {
-		pos.Column -= len(moduleWrapper)
-	}
-	msg := list[0].Message
-	if strings.Contains(msg, "reserved word") && strings.Contains(string(src), "export") {
-		msg += " (ES modules are not supported: use module.exports and require)"
-	}
-	return &syntaxError{pos: pos, msg: msg}
-}
-
-// compilable returns the source of the file at path as goja will compile
-// it: TypeScript transformed to JavaScript with an inline source map
-// (transpile), so that positions name the .ts file's lines; a file that
-// does not parse is a *syntaxError at its own file:line:col.
-func compilable(path string, src []byte) ([]byte, error) {
-	if transpile.IsTypeScript(path) {
-		js, err := transpile.Source(path, src)
-		if e := (*transpile.Error)(nil); errors.As(err, &e) {
-			return nil, &syntaxError{pos: file.Position{Filename: e.File, Line: e.Line, Column: e.Column}, msg: e.Message}
-		}
-		return js, err
-	}
-	if err := checkSyntax(path, src); err != nil {
-		return nil, err
-	}
-	return src, nil
 }
 
 // explainMissingModules wraps require so that a module that does not exist

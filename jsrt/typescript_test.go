@@ -61,6 +61,16 @@ func TestTypeScriptHandlersServeAndTheirStacksNameTheTsLines(t *testing.T) {
 	e.waitLog("handlers.ts:19:76")
 }
 
+// A position on a .ts file's first line comes from its source map, and is
+// not shifted as a .js file's first line is (by the CommonJS header).
+func TestTypeScriptFirstLinePositionsAreNotShifted(t *testing.T) {
+	e := start(t, jsrt.Config{}, map[string]string{"handlers.ts": "export const rules = [{ command: 'x', handler: (c: any) => { throw new Error('first line'); } }];\n"})
+	e.connect("c")
+	e.send("c", `{"command":"x"}`)
+	e.reply("c", 1)
+	e.waitLog("handlers.ts:1:68")
+}
+
 func TestTypeScriptLoadErrorsNameTheTsFileLineAndColumn(t *testing.T) {
 	for _, tc := range []struct {
 		name, src string

@@ -73,10 +73,10 @@ func newFileRuntime(out io.Writer) (*fileRuntime, error) {
 
 	reg := require.NewRegistry(require.WithLoader(func(p string) ([]byte, error) {
 		b, err := require.DefaultSourceLoader(p)
-		if err != nil || !transpile.IsTypeScript(p) {
-			return b, err
+		if err != nil {
+			return nil, err
 		}
-		return transpile.Source(p, b)
+		return transpile.ForGoja(p, b)
 	}))
 	reg.RegisterNativeModule(kitName, func(_ *goja.Runtime, module *goja.Object) {
 		_ = module.Set("exports", exports)
@@ -144,13 +144,13 @@ func (b *simBinding) object() *goja.Object {
 	set("now", func() float64 { return float64(b.sim.Elapsed()) / float64(time.Millisecond) })
 	set("reload", func() { b.check(b.sim.Reload()) })
 	set("stub", func(endpoint string, answer goja.Callable) {
-		b.sim.Stub(endpoint, func(frames [][]byte, reply func([][]byte)) error {
+		b.sim.Stub(endpoint, func(frames [][]byte, reply func([][]byte) error) error {
 			send := func(out []goja.Value) {
 				raw := make([][]byte, len(out))
 				for i, f := range out {
 					raw[i] = b.bytes(f)
 				}
-				reply(raw)
+				b.check(reply(raw))
 			}
 			_, err := answer(goja.Undefined(), b.frames(frames), b.vm.ToValue(send))
 			if err != nil {

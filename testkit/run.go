@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/dop251/goja"
+
+	"github.com/moebius-js/moebius-js/transpile"
 )
 
 // Options say how Run runs test files.
@@ -31,16 +33,23 @@ type Summary struct{ Passed, Failed, Skipped int }
 
 // Find expands paths into the test files to run: a file as it is, a
 // folder into every *.test.js and *.test.ts under it (node_modules and
-// dot-folders left out), in order.
+// dot-folders left out), in order, each file once.
 func Find(paths []string) ([]string, error) {
 	var files []string
+	seen := map[string]bool{}
+	add := func(path string) {
+		if !seen[filepath.Clean(path)] {
+			seen[filepath.Clean(path)] = true
+			files = append(files, path)
+		}
+	}
 	for _, p := range paths {
 		info, err := os.Stat(p)
 		if err != nil {
 			return nil, fmt.Errorf("test files: %w", err)
 		}
 		if !info.IsDir() {
-			files = append(files, p)
+			add(p)
 			continue
 		}
 		var found []string
@@ -64,7 +73,9 @@ func Find(paths []string) ([]string, error) {
 			return nil, fmt.Errorf("test files: %w", err)
 		}
 		slices.Sort(found)
-		files = append(files, found...)
+		for _, f := range found {
+			add(f)
+		}
 	}
 	return files, nil
 }
@@ -78,7 +89,10 @@ func IsTestFile(name string) bool {
 // HandlersFor returns the handlers file that the test file tests: foo.js
 // or foo.ts beside foo.test.js (or .ts) when there is one, else fallback.
 func HandlersFor(testFile, fallback string) string {
-	base := strings.TrimSuffix(strings.TrimSuffix(testFile, ".js"), ".ts")
+	if !IsTestFile(testFile) {
+		return fallback
+	}
+	base := strings.TrimSuffix(testFile, filepath.Ext(testFile))
 	base = strings.TrimSuffix(base, ".test")
 	for _, ext := range []string{".js", ".ts"} {
 		if info, err := os.Stat(base + ext); err == nil && !info.IsDir() {
@@ -204,6 +218,10 @@ func isIterator(vm *goja.Runtime, v goja.Value) bool {
 // explain renders a failure: the error's own text (an AssertionError's
 // message, say), and where in a test file it was thrown.
 func explain(err error) (msg, at string) {
+	var syn *transpile.Error
+	if errors.As(err, &syn) { // a test file that does not parse
+		return "SyntaxError: " + syn.Message, fmt.Sprintf("%s:%d:%d", relative(syn.File), syn.Line, syn.Column)
+	}
 	var ex *goja.Exception
 	if !errors.As(err, &ex) {
 		return err.Error(), ""
@@ -280,6 +298,8 @@ func (r *reporter) result(res result) {
 }
 
 func (r *reporter) tapResult(res result) {
+	// A description is one line, and a '#' in it would start a directive.
+	res.name = strings.ReplaceAll(strings.ReplaceAll(res.name, "\n", " "), "#", "\\#")
 	switch {
 	case res.skipped:
 		fmt.Fprintf(r.w, "ok %d - %s # SKIP\n", r.n, res.name)

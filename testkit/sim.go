@@ -31,8 +31,10 @@ const DefaultSettleTimeout = 10 * time.Second
 
 // Stub answers dealer() and request() for one endpoint in place of a
 // server: it gets each message sent there and may call reply any number
-// of times. Driver goroutine.
-type Stub func(frames [][]byte, reply func(frames [][]byte)) error
+// of times, then or later (a reply from outside the settle it was called
+// in settles the server again, and returns that settle's error). Driver
+// goroutine.
+type Stub func(frames [][]byte, reply func(frames [][]byte) error) error
 
 // Client is one simulated client connection.
 type Client struct {
@@ -55,11 +57,12 @@ type Sim struct {
 	cond  *sync.Cond
 	clock *virtualClock
 
-	clients map[string]*Client // by identity: the latest connection of each
-	chores  []func() error     // work the worker handed to the driver
-	stubs   map[string]Stub
-	serial  uint64 // last connection serial given out; driver only
-	closed  bool   // driver only
+	clients  map[string]*Client // by identity: the latest connection of each
+	chores   []func() error     // work the worker handed to the driver
+	stubs    map[string]Stub
+	serial   uint64 // last connection serial given out; driver only
+	settling bool   // settle is under way; driver only
+	closed   bool   // driver only
 }
 
 // New loads the handlers file into a fresh server and lets it settle (its
@@ -218,8 +221,8 @@ func (s *Sim) Reload() error {
 	return s.settle()
 }
 
-// Stub answers dealer(endpoint) and request(endpoint) with fn from now
-// on. Driver goroutine.
+// Stub answers what dealer(endpoint) and request(endpoint) send from now
+// on, on connections open already too. Driver goroutine.
 func (s *Sim) Stub(endpoint string, fn Stub) {
 	s.mu.Lock()
 	s.stubs[endpoint] = fn
@@ -234,6 +237,8 @@ func (s *Sim) Logs() []string { return s.log.lines() }
 // virtual time, doing on the way what the worker handed to the driver.
 // The first error a chore returns is returned once it has settled.
 func (s *Sim) settle() error {
+	s.settling = true
+	defer func() { s.settling = false }()
 	var first error
 	for {
 		s.mu.Lock()
@@ -328,18 +333,12 @@ func (o simSender) DisconnectConn(id string, conn uint64) bool {
 	return true
 }
 
-// stubDialer is the Sim as the Host's jsrt.Dialer: each endpoint is
-// answered by the Stub declared for it.
+// stubDialer is the Sim as the Host's jsrt.Dialer: what is sent to an
+// endpoint is answered by the Stub declared for it when it is sent.
 type stubDialer struct{ s *Sim }
 
 func (d stubDialer) Dial(endpoint string, _ jsrt.DialOptions, onMessage func([][]byte)) (jsrt.Upstream, error) {
-	d.s.mu.Lock()
-	fn := d.s.stubs[endpoint]
-	d.s.mu.Unlock()
-	if fn == nil {
-		return nil, fmt.Errorf("no stub answers %s in this test (declare one with t.stub(%q, fn))", endpoint, endpoint)
-	}
-	return &stubUpstream{s: d.s, fn: fn, onMessage: onMessage}, nil
+	return &stubUpstream{s: d.s, endpoint: endpoint, onMessage: onMessage}, nil
 }
 
 // stubUpstream is one dealer()'s or request() pool's connection to a
@@ -347,7 +346,7 @@ func (d stubDialer) Dial(endpoint string, _ jsrt.DialOptions, onMessage func([][
 // the driver's.
 type stubUpstream struct {
 	s         *Sim
-	fn        Stub
+	endpoint  string
 	onMessage func([][]byte)
 	mu        sync.Mutex
 	closed    bool
@@ -357,15 +356,28 @@ func (u *stubUpstream) Send(frames ...[]byte) error {
 	if u.isClosed() {
 		return errors.New("closed")
 	}
+	u.s.mu.Lock()
+	fn := u.s.stubs[u.endpoint]
+	u.s.mu.Unlock()
+	if fn == nil {
+		return fmt.Errorf("no stub answers %s in this test (declare one with t.stub(%q, fn))", u.endpoint, u.endpoint)
+	}
 	msg := copyFrames(frames)
-	u.s.handOff(func() error {
-		return u.fn(msg, func(reply [][]byte) {
-			if !u.isClosed() {
-				u.onMessage(copyFrames(reply))
-			}
-		})
-	})
+	u.s.handOff(func() error { return fn(msg, u.reply) })
 	return nil
+}
+
+// reply delivers a stub's answer; outside a settle (a stub that kept its
+// upstream and answers later), it then lets the server settle. Driver
+// goroutine.
+func (u *stubUpstream) reply(frames [][]byte) error {
+	if !u.isClosed() {
+		u.onMessage(copyFrames(frames))
+	}
+	if u.s.settling {
+		return nil
+	}
+	return u.s.settle()
 }
 
 func (u *stubUpstream) Close() {

@@ -83,14 +83,14 @@ module.exports = { rules: [
       d.close();
   } },
 ] };`)
-	s.Stub("tcp://prices:1", func(frames [][]byte, reply func([][]byte)) error {
-		reply([][]byte{[]byte("3 for " + string(frames[len(frames)-1]))})
-		return nil
+	s.Stub("tcp://prices:1", func(frames [][]byte, reply func([][]byte) error) error {
+		return reply([][]byte{[]byte("3 for " + string(frames[len(frames)-1]))})
 	})
-	s.Stub("tcp://feed:2", func(frames [][]byte, reply func([][]byte)) error {
-		reply([][]byte{[]byte("a")})
-		reply([][]byte{[]byte("b")})
-		return nil
+	s.Stub("tcp://feed:2", func(frames [][]byte, reply func([][]byte) error) error {
+		if err := reply([][]byte{[]byte("a")}); err != nil {
+			return err
+		}
+		return reply([][]byte{[]byte("b")})
 	})
 	c, err := s.Connect("c", "")
 	must(t, err)
