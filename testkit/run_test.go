@@ -297,11 +297,11 @@ func TestFailuresAreExplainedAndTheRunGoesOn(t *testing.T) {
 		atHandler string   // when set: the report says handlers.js:<this>
 	}{
 		{
-			name:     "a test file with a syntax error",
-			handlers: okHandlers,
-			test:     "const { test, assert } = require('moebius/test');\n\ntest('never', (t) => {\n  assert.equal(1, 1;\n});\n",
-			want:     testkit.Summary{Passed: 1, Failed: 1},
-			failure:  []string{"  FAIL  load ", "SyntaxError"},
+			name:      "a test file with a syntax error",
+			handlers:  okHandlers,
+			test:      "const { test, assert } = require('moebius/test');\n\ntest('never', (t) => {\n  assert.equal(1, 1;\n});\n",
+			want:      testkit.Summary{Passed: 1, Failed: 1},
+			failure:   []string{"  FAIL  load ", "SyntaxError"},
 			failureRe: `at \S*bad\.test\.js:4:\d+`,
 		},
 		{
