@@ -167,7 +167,7 @@ func (r *clientJob) Start() (core.Coroutine, error) {
 		r.err = r.bind()
 	}
 	if r.err != nil {
-		r.w.failed(rt, r.c, r.env, r.message(), r.err)
+		r.w.failed(rt, r.c, r.env, r.commandName(), r.message(), r.err)
 		return nil, nil
 	}
 	r.scope = r.answering()
@@ -210,14 +210,15 @@ func (r *clientJob) Finish(res core.Input) {
 		}
 	case res.Err == nil, errors.Is(res.Err, core.ErrCancelled), errors.Is(res.Err, core.ErrReplaced):
 	default:
-		r.w.failed(r.rt, r.c, r.env, r.message(), res.Err)
+		r.w.failed(r.rt, r.c, r.env, r.commandName(), r.message(), res.Err)
 	}
 }
 
 // failed handles a request that could not run or that threw: the error hook
 // runs when handlers.js defines one, else the client gets the JSON error
-// reply; either way the log says why, with the JavaScript stack.
-func (w *worker) failed(rt *jsRuntime, c *client, env [][]byte, msg *goja.Object, err error) {
+// reply; either way the log says why, with the JavaScript stack, and a
+// handler's error is kept in the Host's history (command names it).
+func (w *worker) failed(rt *jsRuntime, c *client, env [][]byte, command string, msg *goja.Object, err error) {
 	code, text := rt.classify(err)
 	if n := w.host.errorReplies[code]; n != nil {
 		n.Add(1)
@@ -227,7 +228,9 @@ func (w *worker) failed(rt *jsRuntime, c *client, env [][]byte, msg *goja.Object
 	if routing {
 		w.host.lim.Log(w.log, slog.LevelWarn, code, c.id, "request refused", "client", c.text, "code", code, "error", text)
 	} else {
-		w.host.lim.Log(w.log, slog.LevelError, code, c.id, "handler failed", "client", c.text, "code", code, "error", rt.describe(err))
+		described := rt.describe(err)
+		w.host.history.addError(errorEvent(c.text, code, command, described))
+		w.host.lim.Log(w.log, slog.LevelError, code, c.id, "handler failed", "client", c.text, "code", code, "error", described)
 	}
 	if c.gone {
 		return

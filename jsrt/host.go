@@ -133,6 +133,7 @@ type Host struct {
 	spawnRefused            atomic.Uint64             // server.spawn calls refused by a bound
 	subscriberDropped       atomic.Uint64             // cluster messages dropped: their subscriber was behind by maxPendingDeliveries
 	errorReplies            map[string]*atomic.Uint64 // by error code; the map itself never changes
+	history                 history                   // recent errors and loads (history.go)
 }
 
 // errorCodes are every code of the JSON error reply.
@@ -223,6 +224,7 @@ func New(cfg Config) (*Host, error) {
 		h.slots = append(h.slots, s)
 		h.authorizes.Store(rt.exports.authorize != nil)
 	}
+	h.history.addLoad(LoadEvent{Time: time.Now(), Generation: h.gen, OK: true})
 	return h, nil
 }
 
@@ -458,6 +460,7 @@ func (h *Host) Reload() error {
 			}
 		}
 		h.reloadFailures.Add(1)
+		h.history.addLoad(LoadEvent{Time: time.Now(), Generation: gen, Error: failure.Error()})
 		h.log.Error("reload failed; still serving the previous code", "gen", live, "error", failure.Error())
 		return failure
 	}
@@ -479,6 +482,7 @@ func (h *Host) Reload() error {
 		}
 		w.post(func() { w.swap(rt) })
 	}
+	h.history.addLoad(LoadEvent{Time: time.Now(), Generation: gen, OK: true})
 	h.log.Info("handlers reloaded", "file", h.cfg.Handlers, "gen", gen)
 	return nil
 }

@@ -1,6 +1,7 @@
 package jsrt
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"strings"
@@ -28,6 +29,9 @@ type WorkerStatus struct {
 	Spawned  int    `json:"spawned"`  // server.spawn and background tasks running
 	Steps    uint64 `json:"steps"`    // handler steps since the start
 	Requests uint64 `json:"requests"` // requests started since the start
+	// Background says the live code exports background(), which runs as
+	// one of the Spawned tasks until it ends or throws.
+	Background bool `json:"background"`
 }
 
 // ClientStatus is one connected client.
@@ -44,10 +48,12 @@ type ClientStatus struct {
 
 // CommandStatus counts the requests of one command running and queued
 // now. Requests routed by a custom route() count as "(route)", those that
-// will get an error reply as "(refused)".
+// will get an error reply as "(refused)". Every command of the live code's
+// rules is there, with its strategy, even with nothing running.
 type CommandStatus struct {
-	Running int `json:"running"`
-	Queued  int `json:"queued"`
+	Strategy string `json:"strategy,omitempty"` // the rule's, for a command the live code's rules name
+	Running  int    `json:"running"`
+	Queued   int    `json:"queued"`
 }
 
 // Status gathers a snapshot from every worker, each on its own goroutine,
@@ -87,6 +93,7 @@ func (h *Host) Status(ctx context.Context, withClients bool) Status {
 				c := st.Commands[cmd]
 				c.Running += n.Running
 				c.Queued += n.Queued
+				c.Strategy = cmp.Or(c.Strategy, n.Strategy)
 				st.Commands[cmd] = c
 			}
 		case <-ctx.Done():
@@ -102,8 +109,12 @@ func (h *Host) Status(ctx context.Context, withClients bool) Status {
 func (w *worker) status(index int, withClients bool) (WorkerStatus, []ClientStatus, map[string]CommandStatus) {
 	stats := w.sched.Stats()
 	ws := WorkerStatus{Index: index, Answered: true, Clients: len(w.clients), Busy: w.sched.Clients(),
-		Spawned: w.sched.Spawned(), Steps: stats.Steps.Load(), Requests: stats.Started.Load()}
-	cmds := map[string]CommandStatus{}
+		Spawned: w.sched.Spawned(), Steps: stats.Steps.Load(), Requests: stats.Started.Load(),
+		Background: w.rt.exports.background != nil}
+	cmds := make(map[string]CommandStatus, len(w.rt.exports.rules))
+	for cmd, r := range w.rt.exports.rules {
+		cmds[cmd] = CommandStatus{Strategy: r.strategy.String()}
+	}
 	var clients []ClientStatus
 	if withClients {
 		clients = make([]ClientStatus, 0, len(w.clients))

@@ -2,6 +2,8 @@ package jsrt_test
 
 import (
 	"context"
+	"maps"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -59,7 +61,7 @@ module.exports = { rules: [
 		parker.PublicKey != testKey || parker.Since == nil || parker.Since.After(before) {
 		t.Errorf("parked client: %+v", parker)
 	}
-	want := map[string]jsrt.CommandStatus{"park": {Running: 1}, "quick": {Queued: 1}, "(refused)": {Queued: 1}}
+	want := map[string]jsrt.CommandStatus{"park": {Strategy: "queue", Running: 1}, "quick": {Strategy: "queue", Queued: 1}, "(refused)": {Queued: 1}}
 	if len(st.Commands) != len(want) {
 		t.Errorf("commands %+v, want %+v", st.Commands, want)
 	}
@@ -95,5 +97,58 @@ module.exports = { rules: [{ command: 'busy', handler: (c) => { c.send('started'
 	e.reply("c", 2)
 	if !ping() {
 		t.Fatal("the worker did not answer once its step ended")
+	}
+}
+
+// Status lists every command of the live rules with its strategy, with
+// nothing running too, and says which workers run a background().
+func TestStatusListsEveryRuleWithItsStrategy(t *testing.T) {
+	e := start(t, jsrt.Config{}, map[string]string{"handlers.js": `
+const { sleep } = require('moebius');
+module.exports = {
+  rules: [{ command: 'a', handler() {} }, { command: 'b', strategy: 'replace', handler() {} }, { command: 'c', strategy: 'ignore', handler() {} }],
+  *background() { yield sleep(1e9); },
+};`})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st := e.host.Status(ctx, false)
+	want := map[string]jsrt.CommandStatus{"a": {Strategy: "queue"}, "b": {Strategy: "replace"}, "c": {Strategy: "ignore"}}
+	if !maps.Equal(st.Commands, want) {
+		t.Fatalf("commands %+v, want %+v", st.Commands, want)
+	}
+	if w := st.Workers[0]; !w.Background || w.Spawned != 1 {
+		t.Fatalf("worker %+v: want its background() running as one spawned task", w)
+	}
+}
+
+// The Host keeps the last handler errors, with their stacks, and every load.
+func TestHistoryKeepsHandlerErrorsAndLoads(t *testing.T) {
+	e := start(t, jsrt.Config{}, map[string]string{"handlers.js": "module.exports = { rules: [\n  { command: 'boom', handler() { throw new Error('boom'); } },\n] };\n"})
+	e.connect("c")
+	e.send("c", `{"command":"boom"}`)
+	e.reply("c", 1)
+	errs := e.host.RecentErrors()
+	if len(errs) != 1 || errs[0].Client != "c" || errs[0].Code != jsrt.CodeHandlerError || errs[0].Command != "boom" ||
+		errs[0].Message != "Error: boom" || !strings.Contains(errs[0].Stack, "handlers.js:2:40") {
+		t.Fatalf("errors %+v", errs)
+	}
+	e.write("handlers.js", "module.exports = {\n  rules: [,\n};\n")
+	if err := e.host.Reload(); err == nil {
+		t.Fatal("a broken file reloaded")
+	}
+	e.write("handlers.js", "module.exports = { rules: [{ command: 'x', handler() {} }] };\n")
+	if err := e.host.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	loads := e.host.Loads()
+	if len(loads) != 3 || !loads[0].OK || loads[0].Generation != 2 || loads[1].OK || loads[1].Generation != 2 ||
+		!strings.Contains(loads[1].Error, "handlers.js:3:1") || !loads[2].OK || loads[2].Generation != 1 {
+		t.Fatalf("loads %+v", loads)
+	}
+	for i := 0; i < 60; i++ {
+		e.send("c", `{"command":"x"}`)
+	}
+	if n := len(e.host.RecentErrors()); n != 1 {
+		t.Fatalf("%d errors after requests that did not fail", n)
 	}
 }

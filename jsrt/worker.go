@@ -104,7 +104,7 @@ func (w *worker) message(t *ticket) {
 	switch w.sched.Submit(t.id, j, strategy) {
 	case core.Refused:
 		t.releaseHold()
-		w.failed(j.rt, c, t.env, j.message(), &refusal{CodeQueueFull,
+		w.failed(j.rt, c, t.env, j.commandName(), j.message(), &refusal{CodeQueueFull,
 			"too many requests queued for this client; wait for replies before sending more"})
 		w.settle(t)
 	case core.Ignored:
