@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/moebius-js/moebius-js/cluster"
+	"github.com/moebius-js/moebius-js/dashboard"
 	"github.com/moebius-js/moebius-js/jsrt"
 	"github.com/moebius-js/moebius-js/transport"
 )
@@ -24,6 +25,7 @@ import (
 // The admin listener: one HTTP server, for operators and balancers, with
 // no authentication (it belongs on loopback):
 //
+//	/          the dashboard (package dashboard), its data under /dashboard/api/
 //	/metrics   Prometheus
 //	/healthz   200 while the process runs
 //	/readyz    200 while it takes requests; 503 before handlers.js has
@@ -104,10 +106,15 @@ func listenAdmin(addr string, log *slog.Logger) (*admin, error) {
 }
 
 // serving gives the endpoints that read the running server what they
-// read, and makes /readyz say ready. Any goroutine.
-func (a *admin) serving(cfg serveConfig, g gauges, durations *requestDurations) {
+// read (the dashboard's rates come from rec; its console is served when
+// console is not nil), and makes /readyz say ready. Any goroutine.
+func (a *admin) serving(cfg serveConfig, g gauges, durations *requestDurations, rec *dashboard.Recorder, console *dashboard.Console) {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", metricsHandler(g, durations))
+	reg := serverMetrics(g, durations)
+	mux.Handle("/metrics", metricsHandler(reg))
+	mux.Handle("/", dashboard.Handler(func(ctx context.Context) dashboard.Snapshot {
+		return a.snapshot(ctx, cfg, g, reg)
+	}, rec, console))
 	mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), statusTimeout)
 		defer cancel()
@@ -125,7 +132,7 @@ func (a *admin) serving(cfg serveConfig, g gauges, durations *requestDurations) 
 		a.link.Store(g.link)
 	}
 	a.ready.Store(true)
-	a.log.Info("admin", "url", a.url(), "endpoints", "/metrics /healthz /readyz /status /clients")
+	a.log.Info("admin", "url", a.url(), "dashboard", a.url(), "console", console != nil, "endpoints", "/metrics /healthz /readyz /status /clients")
 }
 
 // url is the admin listener's base URL, ending in a slash.
@@ -197,25 +204,16 @@ func clusterStatus(link *cluster.Link) *cluster.Status {
 	return &st
 }
 
-// clientView is one entry of /clients: what the workers know of a client
-// and what the transport knows of its connection.
-type clientView struct {
-	jsrt.ClientStatus
-	Remote    string `json:"remote,omitempty"`
-	Endpoint  string `json:"endpoint,omitempty"`
-	SendBytes int64  `json:"sendQueueBytes"`
-}
-
 // clients joins the workers' clients with the transport's peers by
-// connection serial.
-func clients(st jsrt.Status, peers []transport.PeerInfo) []clientView {
+// connection serial: /clients, and the dashboard's client list.
+func clients(st jsrt.Status, peers []transport.PeerInfo) []dashboard.ClientRow {
 	bySerial := make(map[uint64]transport.PeerInfo, len(peers))
 	for _, p := range peers {
 		bySerial[p.Serial] = p
 	}
-	out := make([]clientView, 0, len(st.Clients))
+	out := make([]dashboard.ClientRow, 0, len(st.Clients))
 	for _, c := range st.Clients {
-		v := clientView{ClientStatus: c}
+		v := dashboard.ClientRow{ClientStatus: c}
 		if p, ok := bySerial[c.Conn]; ok {
 			v.Remote, v.Endpoint, v.SendBytes = p.Remote, p.Endpoint, p.SendBytes
 		}

@@ -53,6 +53,7 @@ type serveConfig struct {
 	ShutdownGrace    time.Duration `koanf:"shutdown_grace"`
 	IdentityHandover bool          `koanf:"identity_handover"`
 	Admin            string        `koanf:"admin"`
+	AdminConsole     bool          `koanf:"admin_console"`
 	Metrics          string        `koanf:"metrics"`
 	CurveKey         string        `koanf:"curve_key"`
 	CurveBind        []string      `koanf:"curve_bind"`
@@ -100,7 +101,8 @@ var configKeys = []struct {
 	{"handshake_timeout", "5s", "time a new connection has to complete the ZMTP handshake"},
 	{"shutdown_grace", "5s", "on SIGINT/SIGTERM, how long work in flight may finish before it is cancelled"},
 	{"identity_handover", "false", "a client reusing a connected identity takes it over (default: it is refused)"},
-	{"admin", "", "listen address of the admin HTTP endpoints (/metrics, /healthz, /readyz, /status, /clients), e.g. 127.0.0.1:9100 (empty: off); no authentication: keep it on loopback"},
+	{"admin", "", "listen address of the admin HTTP endpoints (the dashboard at /, /metrics, /healthz, /readyz, /status, /clients), e.g. 127.0.0.1:9100 (empty: off); no authentication: keep it on loopback"},
+	{"admin_console", "false", "the dashboard's console: send messages to handlers as a simulated client from the browser (needs admin; anyone who reaches the admin address can use it)"},
 	{"metrics", "", "the old name of admin"},
 	{"curve_key", "", "the server's CURVE secret key: a secret certificate (moebius-js keygen) or its Z85 text; with it every bind endpoint speaks CURVE, unless curve_bind names others"},
 	{"curve_bind", "", "endpoints that speak CURVE beside the NULL bind ones (repeatable; env: comma-separated)"},
@@ -623,6 +625,9 @@ func (c serveConfig) check() error {
 	}
 	errs = append(errs, checkCurve(c)...)
 	errs = append(errs, checkCluster(c)...)
+	if c.AdminConsole && c.adminAddr() == "" {
+		errs = append(errs, errors.New("admin_console: the console is part of the dashboard; set admin (e.g. 127.0.0.1:9100) too"))
+	}
 	if c.Admin != "" && c.Metrics != "" && c.Admin != c.Metrics {
 		errs = append(errs, fmt.Errorf("admin (%q) and metrics (%q): metrics is the old name of admin; set one", c.Admin, c.Metrics))
 	}

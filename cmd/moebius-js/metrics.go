@@ -26,12 +26,21 @@ type gauges struct {
 	link    *cluster.Link // nil without a cluster
 }
 
-// metricsHandler serves the transport's and the schedulers' counters,
-// read at scrape time, plus the Go runtime's.
-func metricsHandler(g gauges, durations *requestDurations) http.Handler {
+// metricsHandler serves the server's metrics (reg, from serverMetrics)
+// and the Go runtime's.
+func metricsHandler(reg *prometheus.Registry) http.Handler {
+	goReg := prometheus.NewRegistry()
+	goReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return promhttp.HandlerFor(prometheus.Gatherers{goReg, reg}, promhttp.HandlerOpts{})
+}
+
+// serverMetrics registers the transport's and the schedulers' counters
+// and gauges, read at scrape time, and the request durations: what
+// /metrics serves besides the Go runtime's, and what the dashboard's
+// counters panel shows.
+func serverMetrics(g gauges, durations *requestDurations) *prometheus.Registry {
 	host, srv := g.host, g.srv
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(durations.vec)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "moebius_build_info", Help: "Always 1; its labels say which build runs.",
@@ -165,5 +174,5 @@ func metricsHandler(g gauges, durations *requestDurations) http.Handler {
 			ConstLabels: prometheus.Labels{"code": code},
 		}, func() float64 { return float64(host.ErrorReplies(code)) }))
 	}
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	return reg
 }

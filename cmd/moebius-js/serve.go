@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/moebius-js/moebius-js/cluster"
+	"github.com/moebius-js/moebius-js/dashboard"
 	"github.com/moebius-js/moebius-js/flow"
 	"github.com/moebius-js/moebius-js/internal/lograte"
 	"github.com/moebius-js/moebius-js/internal/sdnotify"
@@ -126,10 +127,14 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 	// The request histogram costs a clock read and an update per request:
 	// only when the admin listener can show it.
 	var durations *requestDurations
+	var rates *dashboard.Recorder
 	var onRequest func(string, time.Duration)
 	if adm != nil {
-		durations = newRequestDurations()
-		onRequest = durations.observe
+		durations, rates = newRequestDurations(), dashboard.NewRecorder(nil)
+		onRequest = func(command string, took time.Duration) {
+			durations.observe(command, took)
+			rates.Observe(command, took)
+		}
 	}
 	cfg.InstanceName = instanceName(cfg) // its default named once, for the cluster, handlers and /status
 	lim := lograte.New()                 // one limit per kind of line for the whole server
@@ -208,7 +213,13 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 		return err
 	}
 	cs.serving(srv)
-	host.Start(sender{srv})
+	var console *dashboard.Console
+	if adm != nil && cfg.AdminConsole {
+		console = dashboard.NewConsole(consoleServer{host, srv}, log)
+		host.Start(consoleSender{next: sender{srv}, console: console})
+	} else {
+		host.Start(sender{srv})
+	}
 	if link != nil {
 		link.Serve(clusterLocal{host, srv})
 	}
@@ -222,7 +233,7 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 		}
 	}
 	if adm != nil {
-		adm.serving(cfg, gauges{host, srv, inbound, lim, link}, durations)
+		adm.serving(cfg, gauges{host, srv, inbound, lim, link}, durations, rates, console)
 	}
 
 	// systemd (Type=notify): ready now that handlers.js has loaded and every
