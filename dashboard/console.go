@@ -106,10 +106,14 @@ func (c *Console) Deliver(id string, conn uint64, frames [][]byte) bool {
 	return true
 }
 
-// Closed is the server closing a console client (client.close()): the
-// page hears of it and the server is told it is gone, as the transport
-// would once a socket closed. Any goroutine.
+// Closed ends a console client the server closed (client.close()), or
+// whose identity a network client took over (conn 0): the page hears of
+// it and the server is told it is gone, as the transport would once a
+// socket closed. Any goroutine; without console clients it takes no lock.
 func (c *Console) Closed(id string, conn uint64) bool {
+	if c.active.Load() == 0 {
+		return false
+	}
 	c.mu.Lock()
 	cc := c.clients[id]
 	if cc == nil || (conn != 0 && cc.serial != conn) {

@@ -61,13 +61,14 @@ func counters(reg *prometheus.Registry) []dashboard.Counter {
 
 // consoleServer is the server as the dashboard's console reaches it: the
 // Host, as the transport's events would, and the transport to tell which
-// identities network clients hold.
+// identities network clients hold (srv is set once it listens, before the
+// dashboard serves).
 type consoleServer struct {
 	host *jsrt.Host
 	srv  *transport.Server
 }
 
-func (c consoleServer) InUse(id string) bool {
+func (c *consoleServer) InUse(id string) bool {
 	for _, p := range c.srv.Peers() {
 		if p.ID == id {
 			return true
@@ -76,15 +77,15 @@ func (c consoleServer) InUse(id string) bool {
 	return false
 }
 
-func (c consoleServer) Connected(id string, conn uint64) { c.host.Connected(id, conn, "") }
+func (c *consoleServer) Connected(id string, conn uint64) { c.host.Connected(id, conn, "") }
 
 // Message hands the Host a console message, holding no room: a person
 // typing needs no flow control.
-func (c consoleServer) Message(id string, conn uint64, frames [][]byte) {
+func (c *consoleServer) Message(id string, conn uint64, frames [][]byte) {
 	c.host.Message(id, conn, nil, frames, flow.Hold{})
 }
 
-func (c consoleServer) Disconnected(id string, conn uint64) { c.host.Disconnected(id, conn) }
+func (c *consoleServer) Disconnected(id string, conn uint64) { c.host.Disconnected(id, conn) }
 
 // consoleSender is the Host's Sender with the console on: what goes to a
 // console client goes to its page, the rest to the transport. Without

@@ -51,11 +51,15 @@ func serve(args []string, stdout, stderr io.Writer) int {
 // events adapts the transport's Handler to the Host, and tells the
 // cluster link (when there is one) who is connected here.
 type events struct {
-	h    *jsrt.Host
-	link *cluster.Link
+	h       *jsrt.Host
+	link    *cluster.Link
+	console *dashboard.Console // nil without the dashboard's console
 }
 
 func (e events) Connected(p transport.Peer) {
+	if e.console != nil {
+		e.console.Closed(p.ID, 0) // a network client takes a console client's identity over
+	}
 	key := ""
 	if p.ClientKey != nil {
 		key = p.ClientKey.String()
@@ -183,6 +187,14 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(signals)
+	// The dashboard's console reaches the Host as the transport does; it
+	// learns of the transport (to tell which identities are taken) once
+	// that listens, before anyone can open the dashboard.
+	var console *dashboard.Console
+	toConsole := &consoleServer{host: host}
+	if adm != nil && cfg.AdminConsole {
+		console = dashboard.NewConsole(toConsole, log)
+	}
 	perAddr, heartbeat := cfg.MaxConnsPerAddr, cfg.HeartbeatIvl
 	if perAddr == 0 {
 		perAddr = -1 // off
@@ -207,15 +219,14 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 		HeartbeatTimeout:         cfg.HeartbeatTimeout,
 		Logger:                   log,
 		LogLimiter:               lim,
-	}, events{host, link})
+	}, events{host, link, console})
 	if err != nil {
 		host.Shutdown(0)
 		return err
 	}
 	cs.serving(srv)
-	var console *dashboard.Console
-	if adm != nil && cfg.AdminConsole {
-		console = dashboard.NewConsole(consoleServer{host, srv}, log)
+	if console != nil {
+		toConsole.srv = srv
 		host.Start(consoleSender{next: sender{srv}, console: console})
 	} else {
 		host.Start(sender{srv})
