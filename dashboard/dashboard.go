@@ -92,6 +92,9 @@ func Handler(src Source, rec *Recorder, console *Console) http.Handler {
 		defer cancel()
 		writeJSON(w, http.StatusOK, state(src(ctx), rec, console != nil, readQuery(r)))
 	})
+	for _, method := range []string{"GET", "POST"} { // the rest of the API, and the console while it is off
+		mux.HandleFunc(method+" /dashboard/api/", http.NotFound)
+	}
 	if console != nil {
 		console.routes(mux)
 	}

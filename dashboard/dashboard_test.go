@@ -104,10 +104,12 @@ func TestThePageIsServedFromTheBinary(t *testing.T) {
 			t.Errorf("%s refers to another site: no CDN, nothing from outside", path)
 		}
 	}
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", "/dashboard/api/console", nil))
-	if rec.Code != 404 {
-		t.Fatalf("console without the setting: %d", rec.Code)
+	for _, method := range []string{"GET", "POST"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(method, "/dashboard/api/console/connect", nil))
+		if rec.Code != 404 {
+			t.Fatalf("%s to the console without the setting: %d", method, rec.Code)
+		}
 	}
 }
 
