@@ -241,3 +241,15 @@ func TestConsoleConnectsSendsAndStreamsReplies(t *testing.T) {
 		t.Fatal("a client of a closed session is still the console's")
 	}
 }
+
+// What one poll costs the dashboard at 10,000 clients, beyond reading the
+// server: go test -bench StateAtTenThousand ./dashboard
+func BenchmarkStateAtTenThousandClients(b *testing.B) {
+	snap := Snapshot{Clients: manyClients(10_000)}
+	rec := NewRecorder(nil)
+	rec.Observe("echo", time.Millisecond)
+	b.ReportAllocs()
+	for b.Loop() {
+		state(snap, rec, false, query{sort: "id", limit: defaultLimit})
+	}
+}
