@@ -1,6 +1,7 @@
 package jsrt_test
 
 import (
+	"cmp"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,21 +16,25 @@ func TestLoadErrorsNameFileLineAndColumn(t *testing.T) {
 	for _, tc := range []struct {
 		name, src string
 		want      string // regexp
+		file      string // the handlers file's name: handlers.js when ""
 	}{
-		{"syntax error", "module.exports = {\n  rules: [\n    { command: 'x' handler: 1 },\n]};\n", `handlers\.js:3:\d+: SyntaxError`},
-		{"top-level throw", "const a = 1;\nnull.boom;\nmodule.exports = {};\n", `handlers\.js:2:\d+: TypeError`},
-		{"missing require", "require('./nope.js');\n", `nope`},
-		{"no rules nor route", "module.exports = {};\n", `handlers\.js: module\.exports has neither rules nor route`},
-		{"bad strategy", "module.exports = { rules: [{ command: 'a', handler() {}, strategy: 'drop' }] };", `rules\[0\]\.strategy: unknown strategy "drop"`},
-		{"handler not a function", "module.exports = { rules: [{ command: 'a', handler: 3 }] };", `rules\[0\]\.handler must be a function`},
-		{"duplicate command", "module.exports = { rules: [{ command: 'a', handler() {} }, { command: 'a', handler() {} }] };", `command "a" appears twice`},
-		{"export syntax", "export default {};\n", `handlers\.js:1:\d+: SyntaxError`},
-		{"runaway top level", "for (;;) {}\n", `took longer than`},
-		{"worker state at load", "require('moebius').server.clients();\n", `not available while handlers\.js is loading`},
+		{"syntax error", "module.exports = {\n  rules: [\n    { command: 'x' handler: 1 },\n]};\n", `handlers\.js:3:\d+: SyntaxError`, ""},
+		{"top-level throw", "const a = 1;\nnull.boom;\nmodule.exports = {};\n", `handlers\.js:2:\d+: TypeError`, ""},
+		{"missing require", "require('./nope.js');\n", `nope`, ""},
+		{"no rules nor route", "module.exports = {};\n", `handlers\.js: module\.exports has neither rules nor route`, ""},
+		{"bad strategy", "module.exports = { rules: [{ command: 'a', handler() {}, strategy: 'drop' }] };", `rules\[0\]\.strategy: unknown strategy "drop"`, ""},
+		{"handler not a function", "module.exports = { rules: [{ command: 'a', handler: 3 }] };", `rules\[0\]\.handler must be a function`, ""},
+		{"duplicate command", "module.exports = { rules: [{ command: 'a', handler() {} }, { command: 'a', handler() {} }] };", `command "a" appears twice`, ""},
+		{"export syntax", "export default {};\n", `handlers\.js:1:\d+: SyntaxError`, ""},
+		{"runaway top level", "for (;;) {}\n", `took longer than`, ""},
+		{"worker state at load", "require('moebius').server.clients();\n", `not available while handlers\.js is loading`, ""},
+		// TypeScript: the types above move nothing (the source map).
+		{"ts syntax error", "type A = { a: number };\nconst x: A = { a: 1 ;\nexport const rules = [];\n", `handlers\.ts:2:\d+: SyntaxError`, "handlers.ts"},
+		{"ts top-level throw", "interface I { n: number }\nconst i: I = { n: 1 };\n(null as any).boom;\nexport const rules = [];\n", `handlers\.ts:3:\d+: TypeError`, "handlers.ts"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			path := filepath.Join(dir, "handlers.js")
+			path := filepath.Join(dir, cmp.Or(tc.file, "handlers.js"))
 			if err := os.WriteFile(path, []byte(tc.src), 0o644); err != nil {
 				t.Fatal(err)
 			}

@@ -1,11 +1,7 @@
 package jsrt_test
 
 import (
-	"os"
-	"path/filepath"
-	"regexp"
 	"testing"
-	"time"
 
 	"github.com/moebius-js/moebius-js/jsrt"
 )
@@ -69,28 +65,4 @@ func TestTypeScriptFirstLinePositionsAreNotShifted(t *testing.T) {
 	e.send("c", `{"command":"x"}`)
 	e.reply("c", 1)
 	e.waitLog("handlers.ts:1:68")
-}
-
-func TestTypeScriptLoadErrorsNameTheTsFileLineAndColumn(t *testing.T) {
-	for _, tc := range []struct {
-		name, src string
-		want      string // regexp
-	}{
-		{"syntax error", "type A = { a: number };\nconst x: A = { a: 1 ;\nexport const rules = [];\n", `handlers\.ts:2:\d+: SyntaxError`},
-		{"top-level throw", "interface I { n: number }\nconst i: I = { n: 1 };\n(null as any).boom;\nexport const rules = [];\n", `handlers\.ts:3:\d+: TypeError`},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "handlers.ts")
-			if err := os.WriteFile(path, []byte(tc.src), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			_, err := jsrt.New(jsrt.Config{Handlers: path, StepBudget: 100 * time.Millisecond})
-			if err == nil {
-				t.Fatal("loaded without error")
-			}
-			if !regexp.MustCompile(tc.want).MatchString(err.Error()) {
-				t.Fatalf("error %q does not match %q", err, tc.want)
-			}
-		})
-	}
 }

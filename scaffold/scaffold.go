@@ -15,6 +15,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 //go:embed moebius.d.ts jsconfig.json tsconfig.json starter
@@ -86,7 +87,7 @@ func Init(dir string, typescript bool, settings []byte) ([]string, error) {
 		data []byte
 	}{
 		{h, mustRead("starter/" + h)},
-		{test, mustRead("starter/" + test)},
+		{test, starterTests(typescript)},
 		{TypesFile, TypesSource()},
 		{editorConfig(typescript), mustRead(editorConfig(typescript))},
 		{"moebius.yaml", settings},
@@ -112,6 +113,20 @@ func Init(dir string, typescript bool, settings []byte) ([]string, error) {
 		wrote = append(wrote, path)
 	}
 	return wrote, nil
+}
+
+// starterTests is the starter's test file: handlers.test.js, or for
+// TypeScript the same tests importing the kit and naming the .ts files.
+func starterTests(typescript bool) []byte {
+	js := mustRead("starter/handlers.test.js")
+	if !typescript {
+		return js
+	}
+	return []byte(strings.NewReplacer(
+		"handlers.test.js", "handlers.test.ts",
+		"handlers.js", "handlers.ts",
+		"const { test, assert } = require('moebius/test');", "import { test, assert } from 'moebius/test';",
+	).Replace(string(js)))
 }
 
 // writeNew writes a file that must not exist yet.
