@@ -131,7 +131,7 @@ function render(s) {
   renderTraffic(s);
   renderCommands(s.commands || []);
   renderWorkers(s.workers || []);
-  renderCluster(s.cluster);
+  renderCluster(s.cluster, s.now);
   renderClients(s.clients, s.now);
   renderCounters(s.counters || []);
   renderErrors(s.errors || []);
@@ -161,19 +161,32 @@ function renderTraffic(s) {
   // Requests per second: the mean over the last 10 seconds.
   const last10 = count.slice(-10);
   $("rps").textContent = last10.length ? fmtRate(last10.reduce((a, b) => a + b, 0) / last10.length) : DASH;
-  // Latency over the last 60 s from the per-second values: p50 as their
-  // mean weighted by each second's count, p99 as the highest of them.
-  let n = 0, sum50 = 0, max99 = null;
+  // Latency over the last 60 s, from the per-second values: the quantile
+  // of those values, each second weighing as many as its requests.
   const from = Math.max(0, count.length - 60);
-  for (let i = from; i < count.length; i++) {
-    if (p50[i] != null && count[i] > 0) { n += count[i]; sum50 += p50[i] * count[i]; }
-    if (p99[i] != null) max99 = Math.max(max99 ?? 0, p99[i]);
-  }
-  $("p50").textContent = n ? fmtMs(sum50 / n) : DASH;
-  $("p99").textContent = fmtMs(max99);
+  $("p50").textContent = fmtMs(weightedQuantile(p50, count, from, 0.5));
+  $("p99").textContent = fmtMs(weightedQuantile(p99, count, from, 0.99));
 
   drawChart($("rate-chart"), [{ values: count, cls: "count", area: true }], { unit: "/s" });
   drawChart($("latency-chart"), [{ values: p50, cls: "p50" }, { values: p99, cls: "p99" }], { unit: " ms" });
+}
+
+// weightedQuantile is the q-quantile of values[from:] (nulls skipped), the
+// i-th value counting weights[i] times; null when there are none.
+function weightedQuantile(values, weights, from, q) {
+  const pts = [];
+  for (let i = from; i < values.length; i++) {
+    if (values[i] != null && weights[i] > 0) pts.push([values[i], weights[i]]);
+  }
+  if (!pts.length) return null;
+  pts.sort((a, b) => a[0] - b[0]);
+  const total = pts.reduce((sum, [, w]) => sum + w, 0);
+  let seen = 0;
+  for (const [v, w] of pts) {
+    seen += w;
+    if (seen >= q * total) return v;
+  }
+  return pts[pts.length - 1][0];
 }
 
 // fillTable replaces the rows of a table's body: rows is a list of
@@ -215,19 +228,21 @@ function renderWorkers(workers) {
   ]]), 8);
 }
 
-// The cluster object's fields are shown as they come: scalar fields as a
-// list of names and values, and its instances one a line.
-function renderCluster(cluster) {
+// The cluster link (cluster.Status): its fields as names and values (a map
+// such as messages in/out by kind on one line), and its instances one a line.
+function renderCluster(cluster, now) {
   $("cluster").hidden = cluster == null;
   if (cluster == null || unchanged("cluster", cluster)) return;
-  const fields = [], instances = [];
+  const fields = [];
   for (const [k, v] of Object.entries(cluster)) {
     if (k === "instances") continue;
-    fields.push(el("dt", {}, k), el("dd", {}, typeof v === "object" && v !== null ? JSON.stringify(v) : fmtBool(v)));
+    const text = v !== null && typeof v === "object"
+      ? Object.entries(v).map(([kind, n]) => `${kind} ${n}`).join(", ") || DASH
+      : fmtBool(v);
+    fields.push(el("div", {}, el("dt", {}, k), el("dd", { className: k === "state" ? "state-" + v : "" }, text)));
   }
-  for (const i of Array.isArray(cluster.instances) ? cluster.instances : []) {
-    instances.push(el("li", {}, typeof i === "object" && i !== null ? JSON.stringify(i) : String(i)));
-  }
+  const instances = (Array.isArray(cluster.instances) ? cluster.instances : []).map((i) => el("li", {},
+    i && i.name != null ? `${i.name}: ${i.clients} clients, seen ${fmtAge(i.lastSeen, now)} ago` : JSON.stringify(i)));
   $("cluster-fields").replaceChildren(...fields);
   $("cluster-instances").replaceChildren(...instances);
 }
@@ -327,21 +342,21 @@ function niceCeil(v) {
 }
 
 function drawChart(svg, series, { unit }) {
+  const max = niceCeil(Math.max(0, ...series.flatMap((s) => s.values.filter((v) => v != null))));
+  const maxLabel = (max >= 100 || Number.isInteger(max) ? String(max) : max.toPrecision(2)) + unit;
   const W = svg.clientWidth || 600, H = svg.clientHeight || 120;
-  const left = 44, right = 6, top = 6, bottom = 16;
+  const left = 10 + 6 * maxLabel.length, right = 6, top = 6, bottom = 16; // room for the top label
   const pw = W - left - right, ph = H - top - bottom;
   const n = Math.max(2, ...series.map((s) => s.values.length));
-  const max = niceCeil(Math.max(0, ...series.flatMap((s) => s.values.filter((v) => v != null))));
   const x = (i) => left + (i * pw) / (n - 1);
   const y = (v) => top + ph - (v / max) * ph;
-  const label = (v) => (v >= 100 || Number.isInteger(v) ? String(v) : v.toPrecision(2)) + unit;
 
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   const parts = [
     svgEl("line", { class: "grid", x1: left, x2: W - right, y1: y(max), y2: y(max) }),
     svgEl("line", { class: "grid", x1: left, x2: W - right, y1: y(max / 2), y2: y(max / 2) }),
     svgEl("line", { class: "axis", x1: left, x2: W - right, y1: y(0), y2: y(0) }),
-    svgEl("text", { x: left - 4, y: y(max) + 4, "text-anchor": "end" }, label(max)),
+    svgEl("text", { x: left - 4, y: y(max) + 4, "text-anchor": "end" }, maxLabel),
     svgEl("text", { x: left - 4, y: y(0), "text-anchor": "end" }, "0"),
     svgEl("text", { x: left, y: H - 3 }, `−${Math.round(n / 60)}m`),
     svgEl("text", { x: W - right, y: H - 3, "text-anchor": "end" }, "now"),
