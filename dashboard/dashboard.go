@@ -52,7 +52,7 @@ type Snapshot struct {
 
 // Totals are the server's running totals.
 type Totals struct {
-	Clients     int    `json:"clients"`
+	Clients     int    `json:"clients"`  // connected, the console's included
 	Requests    uint64 `json:"requests"` // filled in from the Recorder
 	Errors      uint64 `json:"errors"`   // error replies, all codes
 	MessagesIn  uint64 `json:"messagesIn"`
@@ -74,6 +74,10 @@ type Counter struct {
 	Labels string  `json:"labels"` // as /metrics writes them, without braces; "" for none
 	Value  float64 `json:"value"`
 	Help   string  `json:"help"`
+	// Traffic marks a counter that moves with ordinary traffic (messages,
+	// steps, requests started): the page does not flag it when it moves,
+	// as it does a limit or defence that bites.
+	Traffic bool `json:"traffic"`
 }
 
 // Source reads the server for one poll; cmd implements it. It is called

@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"math"
 	"math/bits"
 	"sort"
 	"sync"
@@ -128,7 +129,7 @@ func quantile(h *[bins]uint32, q float64) *float64 {
 	if n == 0 {
 		return nil
 	}
-	rank := uint64(q*float64(n-1)) + 1
+	rank := max(uint64(math.Ceil(q*float64(n))), 1) // nearest rank: a p99 of 10 requests is the slowest
 	var seen uint64
 	for i, c := range h {
 		seen += uint64(c)
@@ -146,6 +147,10 @@ type Rates struct {
 	Count []uint32   `json:"count"` // requests that ended in each second, oldest first
 	P50   []*float64 `json:"p50"`   // milliseconds; nil for a second with none
 	P99   []*float64 `json:"p99"`
+	// The quantiles of all the requests of the last 60 seconds together
+	// (milliseconds; nil with none).
+	MinuteP50 *float64 `json:"minuteP50"`
+	MinuteP99 *float64 `json:"minuteP99"`
 }
 
 // CommandRates is one command's recent requests.
@@ -191,11 +196,18 @@ func (r *Recorder) Snapshot() (Rates, map[string]CommandRates) {
 		return true
 	})
 	rates := Rates{End: end, Count: make([]uint32, window), P50: make([]*float64, window), P99: make([]*float64, window)}
+	var minute [bins]uint32
 	for i := range total {
 		rates.Count[i] = total[i].count
 		rates.P50[i] = quantile(&total[i].bins, .5)
 		rates.P99[i] = quantile(&total[i].bins, .99)
+		if i >= window-60 {
+			for b, c := range total[i].bins {
+				minute[b] += c
+			}
+		}
 	}
+	rates.MinuteP50, rates.MinuteP99 = quantile(&minute, .5), quantile(&minute, .99)
 	return rates, cmds
 }
 

@@ -54,6 +54,9 @@ func TestSnapshotCountsEachSecondAndCommand(t *testing.T) {
 	if p := rates.P99[window-1]; p == nil || *p < 85 || *p > 119 {
 		t.Fatalf("p99 %v, want about 100 ms", deref(p))
 	}
+	if rates.MinuteP99 == nil || *rates.MinuteP99 < 85 || rates.MinuteP50 == nil || *rates.MinuteP50 > 1.19 {
+		t.Fatalf("the minute's p50 %v and p99 %v", deref(rates.MinuteP50), deref(rates.MinuteP99))
+	}
 	if rates.P50[window-2] != nil {
 		t.Fatal("a second with no requests has a p50")
 	}
@@ -68,6 +71,20 @@ func TestSnapshotCountsEachSecondAndCommand(t *testing.T) {
 	rates, cmds = r.Snapshot()
 	if rates.Count[window-1] != 0 || cmds["echo"].Total != 100 || cmds["echo"].P50 != nil || cmds["echo"].Rate != 0 {
 		t.Fatalf("old seconds still counted: %v %+v", rates.Count[window-1], cmds["echo"])
+	}
+}
+
+// A p99 is the nearest rank: of ten requests, the slowest, so a slow one
+// at low traffic shows.
+func TestQuantileIsTheNearestRank(t *testing.T) {
+	var h [bins]uint32
+	h[bin(time.Millisecond)] = 9
+	h[bin(time.Second)] = 1
+	if p := quantile(&h, .99); p == nil || *p < 850 {
+		t.Fatalf("p99 of nine 1 ms requests and one 1 s one: %v", deref(p))
+	}
+	if p := quantile(&h, .5); p == nil || *p > 1.19 {
+		t.Fatalf("p50: %v", deref(p))
 	}
 }
 

@@ -29,7 +29,7 @@ func (a *admin) snapshot(ctx context.Context, cfg serveConfig, g gauges, reg *pr
 	snap := dashboard.Snapshot{
 		Version: versionString(), Uptime: time.Since(a.started).Round(time.Second).String(),
 		Instance: cfg.InstanceName, Ready: a.ready.Load(), Generation: st.Generation, Files: st.Files,
-		Totals:   dashboard.Totals{Clients: ts.Peers, Errors: errs, MessagesIn: ts.MsgsIn, MessagesOut: ts.MsgsOut},
+		Totals:   dashboard.Totals{Clients: len(st.Clients), Errors: errs, MessagesIn: ts.MsgsIn, MessagesOut: ts.MsgsOut},
 		Commands: st.Commands, Workers: st.Workers, Clients: clients(st, g.srv.Peers()),
 		Counters: counters(reg), Errors: g.host.RecentErrors(), Loads: g.host.Loads(),
 	}
@@ -37,6 +37,14 @@ func (a *admin) snapshot(ctx context.Context, cfg serveConfig, g gauges, reg *pr
 		snap.Cluster = c
 	}
 	return snap
+}
+
+// trafficCounters are the counters that move with ordinary traffic; the
+// rest count limits and defences that bit, and failures.
+var trafficCounters = map[string]bool{
+	"moebius_connections_accepted_total": true, "moebius_messages_received_total": true,
+	"moebius_messages_sent_total": true, "moebius_steps_total": true, "moebius_requests_started_total": true,
+	"moebius_heartbeats_sent_total": true, "moebius_reloads_total": true, "moebius_cluster_messages_total": true,
 }
 
 // counters reads every counter of reg, as /metrics would show it.
@@ -53,7 +61,7 @@ func counters(reg *prometheus.Registry) []dashboard.Counter {
 				labels = append(labels, l.GetName()+`="`+l.GetValue()+`"`)
 			}
 			out = append(out, dashboard.Counter{Name: f.GetName(), Labels: strings.Join(labels, ","),
-				Value: m.GetCounter().GetValue(), Help: f.GetHelp()})
+				Value: m.GetCounter().GetValue(), Help: f.GetHelp(), Traffic: trafficCounters[f.GetName()]})
 		}
 	}
 	return out

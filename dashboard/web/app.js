@@ -161,32 +161,12 @@ function renderTraffic(s) {
   // Requests per second: the mean over the last 10 seconds.
   const last10 = count.slice(-10);
   $("rps").textContent = last10.length ? fmtRate(last10.reduce((a, b) => a + b, 0) / last10.length) : DASH;
-  // Latency over the last 60 s, from the per-second values: the quantile
-  // of those values, each second weighing as many as its requests.
-  const from = Math.max(0, count.length - 60);
-  $("p50").textContent = fmtMs(weightedQuantile(p50, count, from, 0.5));
-  $("p99").textContent = fmtMs(weightedQuantile(p99, count, from, 0.99));
+  // Latency over the last 60 s, of all its requests together (the server's).
+  $("p50").textContent = fmtMs(r.minuteP50);
+  $("p99").textContent = fmtMs(r.minuteP99);
 
   drawChart($("rate-chart"), [{ values: count, cls: "count", area: true }], { unit: "/s" });
   drawChart($("latency-chart"), [{ values: p50, cls: "p50" }, { values: p99, cls: "p99" }], { unit: " ms" });
-}
-
-// weightedQuantile is the q-quantile of values[from:] (nulls skipped), the
-// i-th value counting weights[i] times; null when there are none.
-function weightedQuantile(values, weights, from, q) {
-  const pts = [];
-  for (let i = from; i < values.length; i++) {
-    if (values[i] != null && weights[i] > 0) pts.push([values[i], weights[i]]);
-  }
-  if (!pts.length) return null;
-  pts.sort((a, b) => a[0] - b[0]);
-  const total = pts.reduce((sum, [, w]) => sum + w, 0);
-  let seen = 0;
-  for (const [v, w] of pts) {
-    seen += w;
-    if (seen >= q * total) return v;
-  }
-  return pts[pts.length - 1][0];
 }
 
 // fillTable replaces the rows of a table's body: rows is a list of
@@ -247,8 +227,9 @@ function renderCluster(cluster, now) {
   $("cluster-instances").replaceChildren(...instances);
 }
 
-// Counters: all of them, those above zero first; a counter whose value
-// changed since the previous poll has class "moved" for MOVED_MS.
+// Counters: all of them, the limits and defences that bit first; one of
+// those whose value changed since the previous poll has class "moved" for
+// MOVED_MS (traffic counters move all the time and are not flagged).
 const MOVED_MS = 3000;
 const counterSeen = new Map();  // key → last value
 const counterMoved = new Map(); // key → time until which it shows as moved
@@ -257,12 +238,14 @@ function renderCounters(counters) {
   const now = Date.now();
   const items = counters.map((c) => {
     const key = c.labels ? `${c.name}{${c.labels}}` : c.name;
-    if (counterSeen.has(key) && counterSeen.get(key) !== c.value) counterMoved.set(key, now + MOVED_MS);
+    if (!c.traffic && counterSeen.has(key) && counterSeen.get(key) !== c.value) counterMoved.set(key, now + MOVED_MS);
     counterSeen.set(key, c.value);
     return { c, key, moved: (counterMoved.get(key) || 0) > now };
   });
-  // Non-zero first; Array.prototype.sort is stable, so the server's order stays within each group.
-  items.sort((a, b) => (a.c.value === 0) - (b.c.value === 0));
+  // Limits and defences that bit first, then traffic, then zeros; the
+  // sort is stable, so the server's order stays within each group.
+  const group = (c) => (c.value === 0 ? 2 : c.traffic ? 1 : 0);
+  items.sort((a, b) => group(a.c) - group(b.c));
   const view = items.map(({ c, key, moved }) => [key, c.value, moved]);
   if (unchanged("counters", view)) return;
   $("counters").replaceChildren(...items.map(({ c, key, moved }) => {
