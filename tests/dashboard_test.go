@@ -540,6 +540,17 @@ func TestDashboardShowsTheServerAfterKnownTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("screenshot: tests/%s", shot)
+
+	// A defence or failure counter that moves while the page is open is
+	// flagged; a traffic counter that moves with it is not.
+	if reply := first.roundTrip(`{"command":"boom"}`); !strings.Contains(reply, "handler_error") {
+		t.Fatalf("second boom: reply %q", reply)
+	}
+	p.waitUntil("the handler_error counter flagged as moved",
+		`!!$('#counters li[data-counter="moebius_request_errors_total{code=\\"handler_error\\"}"].moved')`)
+	if pageEval[bool](p, `!!$('#counters li[data-counter="moebius_messages_received_total"].moved')`) {
+		t.Error("a traffic counter (messages received) is flagged as a limit that bit")
+	}
 	p.assertClean()
 }
 
