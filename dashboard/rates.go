@@ -32,9 +32,9 @@ const maxSeries = 64
 // goroutine, and costs a lock of the command's own and a few additions.
 type Recorder struct {
 	now    func() time.Time
-	mu     sync.Mutex // guards adding a series
-	series sync.Map   // command → *series
-	n      atomic.Int32
+	series sync.Map   // command → *series: read without a lock
+	mu     sync.Mutex // guards adding a series, and n
+	n      int        // series added
 }
 
 // series is one command's record.
@@ -85,7 +85,7 @@ func (r *Recorder) get(command string) *series {
 	if s, ok := r.series.Load(command); ok {
 		return s.(*series)
 	}
-	if r.n.Load() >= maxSeries-1 {
+	if r.n >= maxSeries-1 {
 		command = "(other)"
 		if s, ok := r.series.Load(command); ok {
 			return s.(*series)
@@ -93,7 +93,7 @@ func (r *Recorder) get(command string) *series {
 	}
 	s := new(series)
 	r.series.Store(command, s)
-	r.n.Add(1)
+	r.n++
 	return s
 }
 

@@ -42,15 +42,6 @@ func editorConfig(typescript bool) string {
 	return "jsconfig.json"
 }
 
-// TypesSource returns moebius.d.ts as embedded.
-func TypesSource() []byte {
-	b, err := files.ReadFile(TypesFile)
-	if err != nil {
-		panic(err) // embedded at build time
-	}
-	return b
-}
-
 // Types writes moebius.d.ts into dir (replacing an older one: it describes
 // this binary's API) and the editor's project file when dir has none (one
 // there is the author's). It returns the paths it wrote.
@@ -60,7 +51,7 @@ func Types(dir string, typescript bool) ([]string, error) {
 	}
 	var wrote []string
 	dts := filepath.Join(dir, TypesFile)
-	if err := os.WriteFile(dts, TypesSource(), 0o644); err != nil {
+	if err := os.WriteFile(dts, mustRead(TypesFile), 0o644); err != nil {
 		return nil, fmt.Errorf("types: %w", err)
 	}
 	wrote = append(wrote, dts)
@@ -88,7 +79,7 @@ func Init(dir string, typescript bool, settings []byte) ([]string, error) {
 	}{
 		{h, mustRead("starter/" + h)},
 		{test, starterTests(typescript)},
-		{TypesFile, TypesSource()},
+		{TypesFile, mustRead(TypesFile)},
 		{editorConfig(typescript), mustRead(editorConfig(typescript))},
 		{"moebius.yaml", settings},
 	}
