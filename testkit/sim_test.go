@@ -138,3 +138,26 @@ func TestABusyHandlerFailsTheSettleInsteadOfHanging(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+// A simulated client past queue_limit gets queue_full, where serve would
+// stop reading its connection (README says so).
+func TestPastTheQueueLimitASimulatedClientGetsQueueFull(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "handlers.js")
+	must(t, os.WriteFile(path, []byte(`const { sleep } = require('moebius');
+module.exports = { rules: [{ command: 'nap', handler: function* (c) { yield sleep(1000); c.send('rested'); } }] };`), 0o644))
+	s, err := testkit.New(testkit.Config{Handlers: path, QueueLimit: 2})
+	must(t, err)
+	defer s.Close()
+	c, err := s.Connect("c", "")
+	must(t, err)
+	for i := 0; i < 4; i++ { // one running, two queued, one too many
+		must(t, s.Send(c, [][]byte{[]byte(`{"command":"nap"}`)}))
+	}
+	if got := texts(s.Received(c)); len(got) != 1 || !strings.Contains(got[0], "queue_full") {
+		t.Fatalf("received %q, want one queue_full error reply", got)
+	}
+	must(t, s.Advance(3*time.Second))
+	if got := texts(s.Received(c)); len(got) != 4 || got[3] != "rested" {
+		t.Fatalf("received %q, want the three naps to end", got)
+	}
+}
