@@ -253,3 +253,16 @@ func BenchmarkStateAtTenThousandClients(b *testing.B) {
 		state(snap, rec, false, query{sort: "id", limit: defaultLimit})
 	}
 }
+
+// A page that does not read its replies loses those past sessionBuffer,
+// counted, and the server is never held up by it.
+func TestConsoleDropsRepliesPastTheBufferOfAPageThatDoesNotRead(t *testing.T) {
+	c := NewConsole(&fakeServer{}, slog.New(slog.DiscardHandler))
+	s := &session{events: make(chan event, sessionBuffer), clients: map[string]*consoleClient{}}
+	for i := 0; i < sessionBuffer+3; i++ {
+		c.emit(s, event{"reply", i})
+	}
+	if n := c.dropped.Load(); n != 3 || len(s.events) != sessionBuffer {
+		t.Fatalf("dropped %d, buffered %d", n, len(s.events))
+	}
+}
