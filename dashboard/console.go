@@ -55,6 +55,7 @@ type session struct {
 	token   string
 	events  chan event
 	clients map[string]*consoleClient // guarded by Console.mu
+	ended   bool                      // its page went; guarded by Console.mu
 }
 
 type consoleClient struct {
@@ -90,8 +91,11 @@ func (c *Console) Owns(id string, conn uint64) bool {
 
 // Deliver hands a message the server sent to a console client to its
 // page; false when no console client holds (id, conn). Any goroutine; it
-// never blocks.
+// never blocks, and without console clients takes no lock.
 func (c *Console) Deliver(id string, conn uint64, frames [][]byte) bool {
+	if c.active.Load() == 0 || (conn != 0 && conn < firstSerial) {
+		return false
+	}
 	c.mu.Lock()
 	cc := c.clients[id]
 	c.mu.Unlock()
@@ -111,7 +115,7 @@ func (c *Console) Deliver(id string, conn uint64, frames [][]byte) bool {
 // it and the server is told it is gone, as the transport would once a
 // socket closed. Any goroutine; without console clients it takes no lock.
 func (c *Console) Closed(id string, conn uint64) bool {
-	if c.active.Load() == 0 {
+	if c.active.Load() == 0 || (conn != 0 && conn < firstSerial) {
 		return false
 	}
 	c.mu.Lock()
@@ -121,13 +125,15 @@ func (c *Console) Closed(id string, conn uint64) bool {
 		return false
 	}
 	c.forget(cc)
+	c.srv.Disconnected(id, cc.serial)
 	c.mu.Unlock()
 	c.emit(cc.s, event{"closed", map[string]any{"id": id}})
-	c.srv.Disconnected(id, cc.serial)
 	return true
 }
 
-// forget drops cc from the maps. c.mu held.
+// forget drops cc from the maps. c.mu held: the Host hears of a console
+// client's connection, messages and end under it, so that they reach it in
+// that order (as the transport's do, from one reader goroutine).
 func (c *Console) forget(cc *consoleClient) {
 	delete(c.clients, cc.id)
 	delete(cc.s.clients, cc.id)
@@ -202,14 +208,11 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 // end closes a session: its clients leave the server.
 func (c *Console) end(s *session) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	delete(c.sessions, s.token)
-	gone := make([]*consoleClient, 0, len(s.clients))
+	s.ended = true // a connect still on its way finds it ended
 	for _, cc := range s.clients {
 		c.forget(cc)
-		gone = append(gone, cc)
-	}
-	c.mu.Unlock()
-	for _, cc := range gone {
 		c.srv.Disconnected(cc.id, cc.serial)
 	}
 }
@@ -274,34 +277,21 @@ func (c *Console) connect(s *session, req request) error {
 		return &errStatus{http.StatusConflict, fmt.Sprintf("a client %q is connected already", req.ID)}
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.ended {
+		return &errStatus{http.StatusNotFound, "the console session ended (reload the page)"}
+	}
 	if c.clients[req.ID] != nil {
-		c.mu.Unlock()
 		return &errStatus{http.StatusConflict, fmt.Sprintf("a console client %q is connected already", req.ID)}
 	}
 	cc := &consoleClient{id: req.ID, serial: c.serial.Add(1), s: s}
 	c.clients[req.ID], s.clients[req.ID] = cc, cc
 	c.active.Add(1)
-	c.mu.Unlock()
 	c.srv.Connected(cc.id, cc.serial)
 	return nil
 }
 
-// mine returns the session's client id.
-func (c *Console) mine(s *session, id string) (*consoleClient, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	cc := s.clients[id]
-	if cc == nil {
-		return nil, &errStatus{http.StatusNotFound, fmt.Sprintf("no console client %q: connect it first", id)}
-	}
-	return cc, nil
-}
-
 func (c *Console) send(s *session, req request) error {
-	cc, err := c.mine(s, req.ID)
-	if err != nil {
-		return err
-	}
 	if len(req.Frames) == 0 {
 		return &errStatus{http.StatusBadRequest, "a message has at least one frame"}
 	}
@@ -309,20 +299,24 @@ func (c *Console) send(s *session, req request) error {
 	for i, f := range req.Frames {
 		frames[i] = []byte(f)
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cc := s.clients[req.ID]
+	if cc == nil {
+		return &errStatus{http.StatusNotFound, fmt.Sprintf("no console client %q: connect it first", req.ID)}
+	}
 	c.srv.Message(cc.id, cc.serial, frames)
 	return nil
 }
 
 func (c *Console) disconnect(s *session, req request) error {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	cc := s.clients[req.ID]
-	if cc != nil {
-		c.forget(cc)
-	}
-	c.mu.Unlock()
 	if cc == nil {
 		return &errStatus{http.StatusNotFound, fmt.Sprintf("no console client %q", req.ID)}
 	}
+	c.forget(cc)
 	c.srv.Disconnected(cc.id, cc.serial)
 	return nil
 }

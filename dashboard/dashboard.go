@@ -90,15 +90,13 @@ type Source func(ctx context.Context) Snapshot
 func Handler(src Source, rec *Recorder, console *Console) http.Handler {
 	mux := http.NewServeMux()
 	files, _ := fs.Sub(web, "web")
-	mux.Handle("GET /", http.FileServerFS(files))
+	mux.Handle("/", http.FileServerFS(files))
 	mux.HandleFunc("GET /dashboard/api/state", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		writeJSON(w, http.StatusOK, state(src(ctx), rec, console != nil, readQuery(r)))
 	})
-	for _, method := range []string{"GET", "POST"} { // the rest of the API, and the console while it is off
-		mux.HandleFunc(method+" /dashboard/api/", http.NotFound)
-	}
+	mux.HandleFunc("/dashboard/api/", http.NotFound) // the rest of the API, and the console while it is off
 	if console != nil {
 		console.routes(mux)
 	}

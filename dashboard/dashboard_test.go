@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -104,7 +105,7 @@ func TestThePageIsServedFromTheBinary(t *testing.T) {
 			t.Errorf("%s refers to another site: no CDN, nothing from outside", path)
 		}
 	}
-	for _, method := range []string{"GET", "POST"} {
+	for _, method := range []string{"GET", "POST", "PUT", "DELETE"} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(method, "/dashboard/api/console/connect", nil))
 		if rec.Code != 404 {
@@ -264,5 +265,20 @@ func TestConsoleDropsRepliesPastTheBufferOfAPageThatDoesNotRead(t *testing.T) {
 	}
 	if n := c.dropped.Load(); n != 3 || len(s.events) != sessionBuffer {
 		t.Fatalf("dropped %d, buffered %d", n, len(s.events))
+	}
+}
+
+// A connect that arrives after its page's stream ended connects nothing:
+// no client would be left to disconnect it.
+func TestConsoleConnectAfterTheSessionEndedIsRefused(t *testing.T) {
+	srv := &fakeServer{}
+	c := NewConsole(srv, slog.New(slog.DiscardHandler))
+	s := &session{token: "t", events: make(chan event, 1), clients: map[string]*consoleClient{}}
+	c.sessions[s.token] = s
+	c.end(s)
+	err := c.connect(s, request{Session: "t", ID: "late"})
+	var es *errStatus
+	if !errors.As(err, &es) || es.status != http.StatusNotFound || srv.log() != "" || c.active.Load() != 0 {
+		t.Fatalf("connect after the end: %v; server saw %q; %d active", err, srv.log(), c.active.Load())
 	}
 }

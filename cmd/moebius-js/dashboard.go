@@ -104,14 +104,14 @@ type consoleSender struct {
 }
 
 func (s consoleSender) SendConn(id string, conn uint64, frames ...[]byte) (bool, error) {
-	if s.console.Owns(id, conn) && s.console.Deliver(id, conn, frames) {
+	if s.console.Deliver(id, conn, frames) {
 		return false, nil
 	}
 	return s.next.SendConn(id, conn, frames...)
 }
 
 func (s consoleSender) ReplyConn(id string, conn uint64, env [][]byte, frames ...[]byte) (bool, error) {
-	if s.console.Owns(id, conn) && s.console.Deliver(id, conn, frames) {
+	if s.console.Deliver(id, conn, frames) {
 		return false, nil
 	}
 	return s.next.ReplyConn(id, conn, env, frames...)
@@ -148,8 +148,8 @@ func (s consoleSender) WhenWritable(id string, conn uint64, fn func()) bool {
 }
 
 func (s consoleSender) DisconnectConn(id string, conn uint64) bool {
-	if s.console.Owns(id, conn) {
-		return s.console.Closed(id, conn)
+	if s.console.Closed(id, conn) {
+		return true
 	}
 	return s.next.DisconnectConn(id, conn)
 }
