@@ -18,7 +18,8 @@ const (
 
 // ErrorEvent is one request whose handler threw (or overran its step): the
 // client, the error reply's code, the command, the error's first line and
-// its JavaScript stack, each stack frame with its file:line:col.
+// its JavaScript stack (the lines after it), each stack frame with its
+// file:line:col.
 type ErrorEvent struct {
 	Time    time.Time `json:"time"`
 	Client  string    `json:"client"`
@@ -90,8 +91,8 @@ func (h *Host) Loads() []LoadEvent {
 }
 
 // errorEvent records a handler's error as described for the log: its
-// first line is the message, the rest the stack.
+// first line is the message, the lines after it the stack.
 func errorEvent(client, code, command, described string) ErrorEvent {
-	msg, _, _ := strings.Cut(described, "\n")
-	return ErrorEvent{Time: time.Now(), Client: client, Code: code, Command: command, Message: msg, Stack: described}
+	msg, stack, _ := strings.Cut(described, "\n")
+	return ErrorEvent{Time: time.Now(), Client: client, Code: code, Command: command, Message: msg, Stack: stack}
 }

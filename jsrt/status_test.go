@@ -2,6 +2,7 @@ package jsrt_test
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"strings"
 	"sync"
@@ -121,17 +122,29 @@ module.exports = {
 	}
 }
 
-// The Host keeps the last handler errors, with their stacks, and every load.
+// The Host keeps the last handler errors, with their stacks, and every
+// load; 50 errors and 20 loads at the most, newest first.
 func TestHistoryKeepsHandlerErrorsAndLoads(t *testing.T) {
-	e := start(t, jsrt.Config{}, map[string]string{"handlers.js": "module.exports = { rules: [\n  { command: 'boom', handler() { throw new Error('boom'); } },\n] };\n"})
+	e := start(t, jsrt.Config{}, map[string]string{"handlers.js": "module.exports = { rules: [\n  { command: 'boom', handler(c, d) { throw new Error('boom ' + d.n); } },\n  { command: 'ok', handler(c) { c.send('ok'); } },\n] };\n"})
 	e.connect("c")
-	e.send("c", `{"command":"boom"}`)
+	e.send("c", `{"command":"boom","n":0}`)
 	e.reply("c", 1)
 	errs := e.host.RecentErrors()
 	if len(errs) != 1 || errs[0].Client != "c" || errs[0].Code != jsrt.CodeHandlerError || errs[0].Command != "boom" ||
-		errs[0].Message != "Error: boom" || !strings.Contains(errs[0].Stack, "handlers.js:2:40") {
+		errs[0].Message != "Error: boom 0" || !strings.Contains(errs[0].Stack, "handlers.js:2:44") || strings.Contains(errs[0].Stack, "boom 0") {
 		t.Fatalf("errors %+v", errs)
 	}
+	e.send("c", `{"command":"ok"}`)
+	for i := 1; i <= 55; i++ {
+		e.send("c", fmt.Sprintf(`{"command":"boom","n":%d}`, i))
+	}
+	e.send("c", `{"command":"ok"}`)
+	e.reply("c", 58) // everything before it has run
+	errs = e.host.RecentErrors()
+	if len(errs) != 50 || errs[0].Message != "Error: boom 55" || errs[49].Message != "Error: boom 6" {
+		t.Fatalf("%d errors kept, newest %q, oldest %q: want 50, boom 55 to boom 6", len(errs), errs[0].Message, errs[len(errs)-1].Message)
+	}
+
 	e.write("handlers.js", "module.exports = {\n  rules: [,\n};\n")
 	if err := e.host.Reload(); err == nil {
 		t.Fatal("a broken file reloaded")
@@ -145,10 +158,12 @@ func TestHistoryKeepsHandlerErrorsAndLoads(t *testing.T) {
 		!strings.Contains(loads[1].Error, "handlers.js:3:1") || !loads[2].OK || loads[2].Generation != 1 {
 		t.Fatalf("loads %+v", loads)
 	}
-	for i := 0; i < 60; i++ {
-		e.send("c", `{"command":"x"}`)
+	for i := 0; i < 20; i++ {
+		if err := e.host.Reload(); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if n := len(e.host.RecentErrors()); n != 1 {
-		t.Fatalf("%d errors after requests that did not fail", n)
+	if loads := e.host.Loads(); len(loads) != 20 || loads[0].Generation != 22 || loads[19].Generation != 3 {
+		t.Fatalf("%d loads kept, newest generation %d, oldest %d: want 20, 22 to 3", len(loads), loads[0].Generation, loads[len(loads)-1].Generation)
 	}
 }
