@@ -21,7 +21,9 @@ import (
 	"context"
 	"embed"
 	"io/fs"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -81,8 +83,8 @@ type Counter struct {
 }
 
 // Source reads the server for one poll; cmd implements it. It is called
-// on an HTTP handler's goroutine, and should give up on workers that do
-// not answer before ctx ends.
+// on an HTTP handler's goroutine with the request's context, and bounds
+// its own wait for workers inside a long step.
 type Source func(ctx context.Context) Snapshot
 
 // Handler serves the page at / and its API under /dashboard/api/. The
@@ -92,9 +94,7 @@ func Handler(src Source, rec *Recorder, console *Console) http.Handler {
 	files, _ := fs.Sub(web, "web")
 	mux.Handle("/", http.FileServerFS(files))
 	mux.HandleFunc("GET /dashboard/api/state", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		writeJSON(w, http.StatusOK, state(src(ctx), rec, console != nil, readQuery(r)))
+		writeJSON(w, http.StatusOK, state(src(r.Context()), rec, console != nil, readQuery(r)))
 	})
 	mux.HandleFunc("/dashboard/api/", http.NotFound) // the rest of the API, and the console while it is off
 	if console != nil {
@@ -188,7 +188,7 @@ func state(snap Snapshot, rec *Recorder, console bool, q query) stateView {
 		names[c] = true
 		v.Totals.Requests += r.Total
 	}
-	for _, c := range sortedKeys(names) {
+	for _, c := range slices.Sorted(maps.Keys(names)) {
 		st, r := snap.Commands[c], byCommand[c]
 		v.Commands = append(v.Commands, commandView{Command: c, Strategy: st.Strategy, Running: st.Running,
 			Queued: st.Queued, Count: r.Total, Rate: r.Rate, P50: r.P50, P99: r.P99})

@@ -3,7 +3,6 @@ package dashboard
 import (
 	"math"
 	"math/bits"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -209,14 +208,4 @@ func (r *Recorder) Snapshot() (Rates, map[string]CommandRates) {
 	}
 	rates.MinuteP50, rates.MinuteP99 = quantile(&minute, .5), quantile(&minute, .99)
 	return rates, cmds
-}
-
-// sortedKeys returns m's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -113,6 +113,8 @@ func (a *admin) serving(cfg serveConfig, g gauges, durations *requestDurations, 
 	reg := serverMetrics(g, durations)
 	mux.Handle("/metrics", metricsHandler(reg))
 	mux.Handle("/", dashboard.Handler(func(ctx context.Context) dashboard.Snapshot {
+		ctx, cancel := context.WithTimeout(ctx, statusTimeout) // as /status waits
+		defer cancel()
 		return a.snapshot(ctx, cfg, g, reg)
 	}, rec, console))
 	mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
