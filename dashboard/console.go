@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/moebius-js/moebius-js/internal/lograte"
 )
 
 // Server is the running server as the console reaches it: a console
@@ -42,6 +44,7 @@ const sessionBuffer = 1000
 type Console struct {
 	srv     Server
 	log     *slog.Logger
+	lim     *lograte.Limiter
 	serial  atomic.Uint64
 	active  atomic.Int64 // clients connected: while 0, Owns answers without a lock
 	dropped atomic.Uint64
@@ -69,12 +72,16 @@ type event struct {
 	data any
 }
 
-// NewConsole returns a console that reaches srv.
-func NewConsole(srv Server, log *slog.Logger) *Console {
-	c := &Console{srv: srv, log: log, sessions: map[string]*session{}, clients: map[string]*consoleClient{}}
+// NewConsole returns a console that reaches srv and logs through lim.
+func NewConsole(srv Server, log *slog.Logger, lim *lograte.Limiter) *Console {
+	c := &Console{srv: srv, log: log, lim: lim, sessions: map[string]*session{}, clients: map[string]*consoleClient{}}
 	c.serial.Store(firstSerial)
 	return c
 }
+
+// Dropped counts the replies dropped for pages that did not read them.
+// Any goroutine.
+func (c *Console) Dropped() uint64 { return c.dropped.Load() }
 
 // Owns reports whether the connection (id, conn) is a console client's;
 // conn 0 means whichever connection holds id. Any goroutine; without
@@ -144,9 +151,9 @@ func (c *Console) emit(s *session, e event) {
 	select {
 	case s.events <- e:
 	default:
-		if n := c.dropped.Add(1); n&(n-1) == 0 { // logged at the 1st, 2nd, 4th, 8th… drop
-			c.log.Warn("dashboard console: a page is not reading its replies; dropped", "dropped", n)
-		}
+		n := c.dropped.Add(1)
+		c.lim.Log(c.log, slog.LevelWarn, "console_dropped", s.token,
+			"dashboard console: a page is not reading its replies; dropped", "dropped", n)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moebius-js/moebius-js/internal/lograte"
 	"github.com/moebius-js/moebius-js/jsrt"
 )
 
@@ -171,7 +172,7 @@ func post(t *testing.T, url, contentType, body string) (int, string) {
 
 func TestConsoleConnectsSendsAndStreamsReplies(t *testing.T) {
 	srv := &fakeServer{inUse: map[string]bool{"taken": true}}
-	console := NewConsole(srv, slog.New(slog.DiscardHandler))
+	console := NewConsole(srv, slog.New(slog.DiscardHandler), lograte.New())
 	ts := httptest.NewServer(Handler(func(context.Context) Snapshot { return Snapshot{} }, NewRecorder(nil), console))
 	defer ts.Close()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -258,7 +259,7 @@ func BenchmarkStateAtTenThousandClients(b *testing.B) {
 // A page that does not read its replies loses those past sessionBuffer,
 // counted, and the server is never held up by it.
 func TestConsoleDropsRepliesPastTheBufferOfAPageThatDoesNotRead(t *testing.T) {
-	c := NewConsole(&fakeServer{}, slog.New(slog.DiscardHandler))
+	c := NewConsole(&fakeServer{}, slog.New(slog.DiscardHandler), lograte.New())
 	s := &session{events: make(chan event, sessionBuffer), clients: map[string]*consoleClient{}}
 	for i := 0; i < sessionBuffer+3; i++ {
 		c.emit(s, event{"reply", i})
@@ -272,7 +273,7 @@ func TestConsoleDropsRepliesPastTheBufferOfAPageThatDoesNotRead(t *testing.T) {
 // no client would be left to disconnect it.
 func TestConsoleConnectAfterTheSessionEndedIsRefused(t *testing.T) {
 	srv := &fakeServer{}
-	c := NewConsole(srv, slog.New(slog.DiscardHandler))
+	c := NewConsole(srv, slog.New(slog.DiscardHandler), lograte.New())
 	s := &session{token: "t", events: make(chan event, 1), clients: map[string]*consoleClient{}}
 	c.sessions[s.token] = s
 	c.end(s)

@@ -111,6 +111,12 @@ func listenAdmin(addr string, log *slog.Logger) (*admin, error) {
 func (a *admin) serving(cfg serveConfig, g gauges, durations *requestDurations, rec *dashboard.Recorder, console *dashboard.Console) {
 	mux := http.NewServeMux()
 	reg := serverMetrics(g, durations)
+	if console != nil {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "moebius_console_replies_dropped_total",
+			Help: "Replies to dashboard console clients dropped because their page was 1,000 behind.",
+		}, func() float64 { return float64(console.Dropped()) }))
+	}
 	mux.Handle("/metrics", metricsHandler(reg))
 	mux.Handle("/", dashboard.Handler(func(ctx context.Context) dashboard.Snapshot {
 		ctx, cancel := context.WithTimeout(ctx, statusTimeout) // as /status waits

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/moebius-js/moebius-js/dashboard"
+	"github.com/moebius-js/moebius-js/internal/lograte"
 	"github.com/moebius-js/moebius-js/jsrt"
 )
 
@@ -84,7 +85,7 @@ func consoleClient(t *testing.T, console *dashboard.Console, id string) {
 // to the transport, and a broadcast is split between them.
 func TestConsoleSenderSplitsConsoleClientsFromNetworkOnes(t *testing.T) {
 	known := serials{}
-	console := dashboard.NewConsole(known, slog.New(slog.DiscardHandler))
+	console := dashboard.NewConsole(known, slog.New(slog.DiscardHandler), lograte.New())
 	next := &recordingSender{}
 	s := consoleSender{next: next, console: console}
 	s.Broadcast([]byte("x"), []jsrt.Target{{ID: "a", Serial: 1}, {ID: "b", Serial: 2}})

@@ -193,7 +193,7 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 	var console *dashboard.Console
 	toConsole := &consoleServer{host: host}
 	if adm != nil && cfg.AdminConsole {
-		console = dashboard.NewConsole(toConsole, log)
+		console = dashboard.NewConsole(toConsole, log, lim)
 	}
 	perAddr, heartbeat := cfg.MaxConnsPerAddr, cfg.HeartbeatIvl
 	if perAddr == 0 {
