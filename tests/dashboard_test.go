@@ -590,6 +590,9 @@ func TestDashboardConsoleSendsAndShowsReplies(t *testing.T) {
 	eventually(t, pageWait, "the console's client to disconnect", func() bool {
 		return !slices.Contains(who(watcher), "console-7")
 	})
+	if n := s.metric("moebius_console_replies_dropped_total"); n != 0 {
+		t.Errorf("%v console replies dropped for a page that reads them", n)
+	}
 	p.assertClean()
 }
 
