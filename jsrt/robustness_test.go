@@ -83,10 +83,11 @@ function report(what) { const w = server.client('watcher'); if (w) w.send(what);
 module.exports = {
   rules: [
     { command: 'spawnLoop', handler: (c) => {
-        server.spawn(function* (id) {
-          try { for (;;) yield sleep(1000); } finally { report('stopped work of ' + id); }
-        }, c.id);
-        c.send('spawned');
+        // It says so from inside its try: a generator cancelled before its
+        // first step never runs its finally.
+        server.spawn(function* (c) {
+          try { c.send('spawned'); for (;;) yield sleep(1000); } finally { report('stopped work of ' + c.id); }
+        }, c);
     } },
   ],
   *background() {
